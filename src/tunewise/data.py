@@ -67,7 +67,9 @@ def read_examples(path: Path, output_format: OutputFormat) -> list[Example]:
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(path, None, None, "the file is empty; expected at least one example")
-    records = _csv_records(path, raw) if path.suffix.lower() == ".csv" else _jsonl_records(path, raw)
+    records = (
+        _csv_records(path, raw) if path.suffix.lower() == ".csv" else _jsonl_records(path, raw)
+    )
     examples: list[Example] = []
     first_line: dict[str, str] = {}
     for line, record in records:
@@ -99,7 +101,8 @@ def _jsonl_records(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, Any]
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataError(path, number, None, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            problem = f"malformed JSON ({exc.msg} at column {exc.colno})"
+            raise DataError(path, number, None, problem) from None
         if not isinstance(record, dict):
             raise DataError(path, number, None, "each line must be a JSON object")
         yield number, record
@@ -107,17 +110,20 @@ def _jsonl_records(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, Any]
 
 def _csv_records(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
     text = "\n".join(line for _, line in _decode_lines(path, raw))
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
+    # csv.reader (unlike DictReader) yields blank lines as [], so line numbers stay exact.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header or not any(name.strip() for name in header):
         raise DataError(path, 1, None, "the CSV has no header row")
-    previous_end = 1
+    header = [name.strip() for name in header]
+    previous_end = reader.line_num
     for row in reader:
         start, previous_end = previous_end + 1, reader.line_num
-        if None in row:
-            raise DataError(path, start, None, "more values than header columns")
-        if all(not (value or "").strip() for value in row.values()):
+        if not any(value.strip() for value in row):
             continue
-        yield start, {key: value for key, value in row.items() if value is not None}
+        if len(row) > len(header):
+            raise DataError(path, start, None, "more values than header columns")
+        yield start, dict(zip(header, row, strict=False))
 
 
 def _to_example(
@@ -219,11 +225,35 @@ def split_examples(
 def sample_examples(
     examples: Sequence[Example], limit: int, seed: int, stratify: bool
 ) -> list[Example]:
-    """A seeded, label-balanced subset of `limit` examples (for --limit)."""
+    """Exactly `limit` examples, seeded; stratified keeps the label mix and every label that fits."""
     if limit >= len(examples):
         return list(examples)
-    _, subset = split_examples(examples, limit / len(examples), seed, stratify)
-    return subset[:limit]
+    rng = random.Random(seed)
+    if not stratify:
+        return rng.sample(list(examples), limit)
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        groups[example.output].append(example)
+    quotas = _quotas({key: len(members) for key, members in groups.items()}, limit)
+    chosen = [e for key in sorted(groups) for e in rng.sample(groups[key], quotas[key])]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _quotas(sizes: dict[str, int], limit: int) -> dict[str, int]:
+    """Largest-remainder shares of `limit`, with at least one per group when limit allows."""
+    total = sum(sizes.values())
+    floor = 1 if limit >= len(sizes) else 0
+    quotas = {key: max(floor, int(limit * size / total)) for key, size in sizes.items()}
+    by_remainder = sorted(sizes, key=lambda key: (-(limit * sizes[key] / total) % 1, key))
+    while sum(quotas.values()) < limit:
+        for key in by_remainder:
+            if sum(quotas.values()) < limit and quotas[key] < sizes[key]:
+                quotas[key] += 1
+    while sum(quotas.values()) > limit:
+        largest = max(quotas, key=lambda key: (quotas[key], key))
+        quotas[largest] -= 1
+    return quotas
 
 
 def find_leaks(train: Sequence[Example], test: Sequence[Example]) -> list[str]:

@@ -17,8 +17,10 @@ def format_instruction(output_format: OutputFormat) -> str:
         return f"Answer with exactly one of these labels: {labels}. Reply with the label only."
     if output_format.type == "json":
         schema = json.dumps(output_format.json_schema, ensure_ascii=False, sort_keys=True)
-        return f"Reply with one JSON value only, no other text. It must match this JSON Schema: {schema}"
-    limit = f" Keep it under {output_format.max_chars} characters." if output_format.max_chars else ""
+        return f"Reply with one JSON value only, no other text, matching this JSON Schema: {schema}"
+    limit = (
+        f" Keep it under {output_format.max_chars} characters." if output_format.max_chars else ""
+    )
     return f"Reply with the answer only.{limit}"
 
 

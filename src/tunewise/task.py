@@ -115,7 +115,7 @@ class FewShotCandidate(_Strict):
     k: int = Field(default=8, ge=1, le=64, description="Number of demonstrations.")
     selection: Literal["stratified", "similar"] = Field(
         default="stratified",
-        description="stratified: one seeded, label-balanced set; similar: BM25 neighbours per input.",
+        description="stratified: one seeded label-balanced set; similar: BM25 neighbours.",
     )
 
 
@@ -155,8 +155,13 @@ def task_schema() -> dict[str, Any]:
 
 
 def task_hash(task: Task) -> str:
-    """sha256 of the task's canonical JSON (paths as written, not resolved)."""
-    blob = json.dumps(task.model_dump(mode="json", by_alias=True), sort_keys=True)
+    """sha256 of the task's canonical JSON. Data files count by name only: their content is in
+    the data hash, and the same task must hash the same in any folder."""
+    document = task.model_dump(mode="json", by_alias=True)
+    for key in ("train", "test", "documents"):
+        if document["data"][key]:
+            document["data"][key] = Path(document["data"][key]).name
+    blob = json.dumps(document, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -177,7 +182,9 @@ def load_task(path: str | Path) -> Task:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise TaskError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(raw, dict):
-        raise TaskError(f"{path}: a task file must be a mapping of keys (name, contract, data, ...)")
+        raise TaskError(
+            f"{path}: a task file must be a mapping of keys (name, contract, data, ...)"
+        )
     try:
         task = Task.model_validate(raw)
     except ValidationError as exc:
@@ -198,7 +205,7 @@ def _explain(path: Path, exc: ValidationError, lines: dict[tuple[str, ...], int]
     """Turn pydantic's first error into one line naming file, line, key and the fix."""
     error = exc.errors()[0]
     raw_loc = tuple(str(part) for part in error["loc"])
-    loc = tuple(part for part in raw_loc if not _is_union_tag(part))
+    loc = _user_loc(raw_loc)
     dotted = ".".join(loc) or "(top level)"
     line = _nearest_line(loc, lines)
     where = f"{path}:{line}" if line else str(path)
@@ -219,9 +226,16 @@ def _explain(path: Path, exc: ValidationError, lines: dict[tuple[str, ...], int]
     return f"{where}: '{dotted}': {message}"
 
 
-def _is_union_tag(part: object) -> bool:
-    # pydantic puts the chosen discriminator value into the location; users never wrote it.
-    return isinstance(part, str) and part in _UNION_TAGS
+def _user_loc(raw_loc: tuple[str, ...]) -> tuple[str, ...]:
+    """The key path as the user wrote it: without the union tags pydantic inserts after a union
+    field (output_format, a candidate)."""
+    kept = []
+    for index, part in enumerate(raw_loc):
+        previous = raw_loc[index - 1] if index else ""
+        after_union = previous == "output_format" or previous.isdigit()
+        if not (after_union and part in _UNION_TAGS):
+            kept.append(part)
+    return tuple(kept)
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:

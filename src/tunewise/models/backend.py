@@ -53,8 +53,6 @@ class Backend(Protocol):
         """Score every label as the assistant's complete answer; pick the most likely."""
         ...
 
-    def generate(
-        self, batch: Sequence[Sequence[Message]], max_new_tokens: int
-    ) -> list[Generation]:
+    def generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int) -> list[Generation]:
         """Greedy answers for a batch of conversations."""
         ...

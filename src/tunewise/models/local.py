@@ -6,6 +6,7 @@ response cache starts in a fraction of a second.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -104,6 +105,8 @@ class LocalModel:
         self._fingerprint: str | None = None
         self._tokenizer: Any = None
         self._model: Any = None
+        # KV state of the last shared prefix (system prompt + demos), reused while it repeats.
+        self._prefix: tuple[tuple[int, ...], Any] | None = None
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -131,18 +134,18 @@ class LocalModel:
             self._model = model.to(device).eval()
         return self._model
 
-    def render(self, messages: Sequence[Message]) -> str:
-        """The exact text the model sees, ending where the assistant's answer starts."""
+    def render(self, messages: Sequence[Message], *, answer_next: bool = True) -> str:
+        """The exact text the model sees; with answer_next, it ends where the answer starts."""
         tokenizer = self.tokenizer
         if tokenizer.chat_template:
             return str(
                 tokenizer.apply_chat_template(
-                    list(messages), tokenize=False, add_generation_prompt=True
+                    list(messages), tokenize=False, add_generation_prompt=answer_next
                 )
             )
         # A base model: a plain transcript, with the tokenizer's own BOS when it has one.
         body = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-        return f"{tokenizer.bos_token or ''}{body}\n\nAssistant:"
+        return f"{tokenizer.bos_token or ''}{body}" + ("\n\nAssistant:" if answer_next else "")
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -171,9 +174,11 @@ class LocalModel:
         continuations = self._continuations(prompt, prompt_ids, labels)
         model = self.model
         with torch.inference_mode():
-            # One pass over the prompt; its cache is shared by every label's continuation.
-            ids = torch.tensor([prompt_ids], device=model.device)
-            out = model(input_ids=ids, use_cache=True)
+            # The shared prefix comes from its cache; one pass over the rest of the prompt, whose
+            # cache every label's continuation then shares.
+            cache, done = self._prefix_cache(messages, prompt_ids)
+            ids = torch.tensor([prompt_ids[done:]], device=model.device)
+            out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             cache = out.cache
             cache.batch_repeat_interleave(len(labels))
@@ -182,9 +187,7 @@ class LocalModel:
             batch = torch.tensor(
                 [c + [pad] * (width - len(c)) for c in continuations], device=model.device
             )
-            rest = torch.log_softmax(
-                model(input_ids=batch, cache=cache).logits.float(), dim=-1
-            )
+            rest = torch.log_softmax(model(input_ids=batch, cache=cache).logits.float(), dim=-1)
         logprobs = []
         for row, tokens in enumerate(continuations):
             total = float(first[tokens[0]])
@@ -203,9 +206,23 @@ class LocalModel:
             seconds=time.perf_counter() - start,
         )
 
-    def generate(
-        self, batch: Sequence[Sequence[Message]], max_new_tokens: int
-    ) -> list[Generation]:
+    def _prefix_cache(self, messages: Sequence[Message], prompt_ids: list[int]) -> tuple[Any, int]:
+        """A private copy of the KV cache of everything before the last turn, and its length."""
+        if len(messages) < 2:
+            return None, 0
+        prefix = tuple(self._encode(self.render(messages[:-1], answer_next=False)))
+        usable = 0 < len(prefix) < len(prompt_ids) and tuple(prompt_ids[: len(prefix)]) == prefix
+        if not usable:
+            return None, 0
+        if self._prefix is None or self._prefix[0] != prefix:
+            import torch
+
+            ids = torch.tensor([list(prefix)], device=self.model.device)
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            self._prefix = (prefix, out.cache)
+        return copy.deepcopy(self._prefix[1]), len(prefix)
+
+    def generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int) -> list[Generation]:
         import torch
 
         start = time.perf_counter()

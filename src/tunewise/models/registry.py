@@ -60,8 +60,11 @@ def _hub_folder(repo_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt",
-                                                               "*.model", "*.jinja"]))
+        return Path(
+            snapshot_download(
+                repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
+            )
+        )
     except Exception as exc:  # offline, gated, or no such repository
         raise ModelError(
             f"cannot get 'hf:{repo_id}' from the Hugging Face Hub ({type(exc).__name__}); "

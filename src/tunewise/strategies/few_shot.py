@@ -58,7 +58,9 @@ def similar_demos(train: Sequence[Example], k: int) -> Callable[[str], list[Exam
 
     corpus = [example.input for example in train]
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(corpus, stopwords=None, show_progress=False), show_progress=False)
+    retriever.index(
+        bm25s.tokenize(corpus, stopwords=None, show_progress=False), show_progress=False
+    )
 
     def choose(text: str) -> list[Example]:
         # One extra hit, so an input that is also in train is never its own demo.

@@ -1,0 +1,204 @@
+"""The tunewise command line: a thin layer over the library's entry points."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from tunewise import __version__
+from tunewise.errors import TunewiseError
+from tunewise.summary import render_table
+
+app = typer.Typer(
+    help="Measure whether to prompt, add RAG, fine-tune, or combine them, on your own task.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep third-party chatter (download bars, deprecation notes) out of the user's terminal."""
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        warnings.filterwarnings("ignore")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=errors, show_path=False, show_time=False)],
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _user_errors(verbose: bool) -> Iterator[None]:
+    """Bad input: one line on stderr and exit code 2. Anything else: a short note, exit 1."""
+    try:
+        yield
+    except TunewiseError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted; finished answers are cached, re-run the command to resume")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if verbose:
+            raise
+        errors.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(re-run with --verbose for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+class BarProgress:
+    """The library's Progress protocol, drawn with rich progress bars and an ETA."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def stage(self, description: str, total: int) -> Callable[[int], None]:
+        task_id = self._progress.add_task(description, total=total)
+        return lambda n: self._progress.advance(task_id, n)
+
+
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=False,
+    )
+
+
+def _split_csv(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@app.command()
+def run(
+    task_file: Annotated[Path, typer.Argument(help="The task.yaml to measure.")],
+    strategies: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated strategies to run, e.g. zero-shot,few-shot."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model spec for candidates without one (overrides task.yaml)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder that receives runs/<run-id>/.")] = Path("runs"),
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate a seeded, stratified N test examples.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Fail when test inputs also appear in train.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
+) -> None:
+    """Measure every candidate on the same held-out examples, then recommend one."""
+    _quiet_libraries(verbose)
+    with _user_errors(verbose):
+        from tunewise.results import write_run
+        from tunewise.run import RunOptions, run_task
+        from tunewise.task import load_task
+
+        task = load_task(task_file)
+        options = RunOptions(_split_csv(strategies), model, limit, strict)
+        with _bars() as bars:
+            result = run_task(task, options, BarProgress(bars))
+        if result.dataset.leaked:
+            errors.print(
+                f"warning: {len(result.dataset.leaked)} test inputs also appear in train "
+                "(use --strict to make this an error)"
+            )
+        folder = write_run(result, out)
+        document = json.loads((folder / "results.json").read_text())
+        console.print(render_table(document))
+        console.print(
+            f"results: {folder / 'results.json'}\npredictions: {folder / 'predictions.jsonl'}"
+        )
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A runs/<run-id> folder.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Show a finished run's table and recommendation again."""
+    _quiet_libraries(verbose)
+    with _user_errors(verbose):
+        document = _read_results(run_dir)
+        console.print(render_table(document))
+
+
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "results.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise TunewiseError(f"{path}: no such file; pass a runs/<run-id> folder") from None
+    except json.JSONDecodeError as exc:
+        raise TunewiseError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of task.yaml (for editors and validation)."""
+    from tunewise.task import task_schema
+
+    text = json.dumps(task_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tunewise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """tunewise: prompt, RAG, fine-tune, or hybrid? Measured on your task."""

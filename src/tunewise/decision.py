@@ -1,0 +1,152 @@
+"""The four-step framework as explicit gates over measured results (pure; never runs a model).
+
+Today the gates cover step 1 (prompting) and say which later step the numbers point to; the RAG,
+fine-tuning and hybrid arms plug their results in through the same CandidateSummary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tunewise.evaluation import MetricValue
+from tunewise.task import Target
+
+PROMPTING = frozenset({"zero-shot", "few-shot"})
+MIN_FINE_TUNING_EXAMPLES = 500
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """What the decision needs to know about one measured candidate."""
+
+    name: str
+    strategy: str
+    quality: MetricValue
+    tokens_per_request: float
+    latency_p50_ms: float
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One step of the framework: whether it passed, and the numbers that decided it."""
+
+    step: int
+    question: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The chosen candidate (None when no measured candidate meets the target) and why."""
+
+    candidate: str | None
+    step: int
+    verdict: str  # "meets-target" | "target-missed" | "no-target"
+    metric: str
+    reasons: list[str]
+    gates: list[Gate] = field(default_factory=list)
+    alternatives: list[str] = field(default_factory=list)
+
+
+def describe(summary: CandidateSummary, metric: str) -> str:
+    """'few-shot: accuracy 0.812 (95% CI 0.770-0.850, n=300)'."""
+    q = summary.quality
+    return (
+        f"{summary.name}: {metric} {q.value:.3f} (95% CI {q.ci_low:.3f}-{q.ci_high:.3f}, n={q.n})"
+    )
+
+
+def _cost_order(summary: CandidateSummary) -> tuple[float, float]:
+    return (summary.tokens_per_request, summary.latency_p50_ms)
+
+
+def decide(
+    candidates: Sequence[CandidateSummary],
+    target: Target | None,
+    metric: str,
+    *,
+    train_examples: int,
+    has_documents: bool,
+    min_examples: int = MIN_FINE_TUNING_EXAMPLES,
+) -> Recommendation:
+    """Step 1: the cheapest prompting candidate that meets the target wins; else say what next."""
+    if not candidates:
+        raise ValueError("nothing to decide: no candidate was measured")
+    ranked = sorted(candidates, key=lambda c: (-c.quality.value, *_cost_order(c)))
+    alternatives = [describe(c, metric) for c in ranked]
+    if target is None:
+        best = ranked[0]
+        reasons = [
+            "No target is set, so no candidate can be said to be good enough; "
+            f"the best measured is {describe(best, metric)}.",
+            "Set `target: {metric: ..., min: ...}` in task.yaml to get a decision.",
+        ]
+        return Recommendation(best.name, 1, "no-target", metric, reasons, [], alternatives)
+    prompting = [c for c in candidates if c.strategy in PROMPTING]
+    meeting = sorted((c for c in prompting if c.quality.value >= target.min), key=_cost_order)
+    gate = Gate(
+        1,
+        "Does a prompting candidate meet the target?",
+        bool(meeting),
+        f"target {metric} >= {target.min}; " + "; ".join(describe(c, metric) for c in prompting),
+    )
+    if meeting:
+        return _prompting_wins(meeting, target, metric, gate, alternatives)
+    return _target_missed(
+        ranked, target, metric, gate, alternatives, train_examples, has_documents, min_examples
+    )
+
+
+def _prompting_wins(
+    meeting: list[CandidateSummary],
+    target: Target,
+    metric: str,
+    gate: Gate,
+    alternatives: list[str],
+) -> Recommendation:
+    best = meeting[0]
+    reasons = [
+        f"Prompting meets the target: {describe(best, metric)} >= {target.min}.",
+        f"It is the cheapest candidate that does, at {best.tokens_per_request:.0f} tokens "
+        f"and {best.latency_p50_ms:.0f} ms (p50) per request; stop here (step 1).",
+    ]
+    if best.quality.ci_low < target.min:
+        reasons.append(
+            f"Its 95% CI ({best.quality.ci_low:.3f}-{best.quality.ci_high:.3f}) straddles the "
+            "target: more test examples would make this certain."
+        )
+    return Recommendation(best.name, 1, "meets-target", metric, reasons, [gate], alternatives)
+
+
+def _target_missed(
+    ranked: list[CandidateSummary],
+    target: Target,
+    metric: str,
+    gate: Gate,
+    alternatives: list[str],
+    train_examples: int,
+    has_documents: bool,
+    min_examples: int,
+) -> Recommendation:
+    best = ranked[0]
+    reasons = [
+        f"No measured candidate reaches {metric} >= {target.min}; "
+        f"the best is {describe(best, metric)}."
+    ]
+    if best.quality.ci_high >= target.min:
+        reasons.append("The best candidate's CI reaches the target: more test data may settle it.")
+    if has_documents:
+        reasons.append("The task has documents: measure RAG next (step 2).")
+    if train_examples >= min_examples:
+        reasons.append(
+            f"There are {train_examples} training examples (>= {min_examples}): "
+            "fine-tuning is worth measuring (step 3)."
+        )
+    else:
+        reasons.append(
+            f"Fine-tuning needs about {min_examples} examples and there are {train_examples}: "
+            "collect more, or improve the prompt and contract."
+        )
+    return Recommendation(None, 1, "target-missed", metric, reasons, [gate], alternatives)

@@ -1,0 +1,146 @@
+"""Run artifacts: runs/<run-id>/{results.json, predictions.jsonl}, written all or nothing.
+
+The files' shape is documented in schemas/results.schema.json and schemas/prediction.schema.json;
+tools and tests read these files, so a change there is a schema_version change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from tunewise.evaluation import per_example, validate
+from tunewise.run import CandidateResult, RunResult
+
+SCHEMA_VERSION = 1
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """A documented artifact schema: 'results' or 'prediction'."""
+    text = resources.files("tunewise.schemas").joinpath(f"{name}.schema.json").read_text()
+    return dict(json.loads(text))
+
+
+def new_run_id(task_name: str, out: Path) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_id, n = f"{stamp}-{task_name}", 1
+    while (out / run_id).exists():
+        n += 1
+        run_id = f"{stamp}-{task_name}-{n}"
+    return run_id
+
+
+def machine() -> dict[str, Any]:
+    """What the speed figures were measured on."""
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch_version,
+    }
+
+
+def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
+    task = run.task
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": run.code_version,
+        "task": {
+            "name": task.name,
+            "hash": run.task_hash,
+            "output_format": task.contract.output_format.type,
+            "target": task.target.model_dump() if task.target else None,
+            "usage": task.usage.model_dump(),
+        },
+        "seed": task.seed,
+        "data": {
+            "hash": run.dataset.hash,
+            "train_examples": len(run.dataset.train),
+            "test_examples": len(run.test),
+            "test_examples_available": len(run.dataset.test),
+            "test_source": run.dataset.test_source,
+            "leaked_test_inputs": len(run.dataset.leaked),
+            "limit": run.options.limit,
+        },
+        "machine": machine(),
+        "seconds": round(run.seconds, 3),
+        "candidates": [candidate_document(c) for c in run.candidates],
+        "recommendation": asdict(run.recommendation),
+    }
+
+
+def candidate_document(result: CandidateResult) -> dict[str, Any]:
+    # Wall time per answer on this machine; the cost model prices it.
+    mean_latency = sum(p.latency_ms for p in result.predictions) / len(result.predictions)
+    return {
+        "name": result.name,
+        "strategy": result.strategy,
+        "model": result.model,
+        "model_fingerprint": result.fingerprint,
+        "params": result.params,
+        "metrics": {name: value.to_dict() for name, value in result.metrics.items()},
+        "usage": result.usage,
+        "setup": result.setup,
+        "cost": {"compute_seconds_per_request": round(mean_latency / 1000, 4)},
+    }
+
+
+def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
+    output_format = run.task.contract.output_format
+    lines = []
+    for result in run.candidates:
+        for example, p in zip(run.test, result.predictions, strict=True):
+            lines.append(
+                {
+                    "candidate": p.candidate,
+                    "example_id": p.example_id,
+                    "input": example.input,
+                    "reference": example.output,
+                    "output": p.output,
+                    "scores": per_example(output_format, p.output, example.output),
+                    "invalid_reason": validate(output_format, p.output),
+                    "probabilities": p.probabilities,
+                    "input_tokens": p.input_tokens,
+                    "output_tokens": p.output_tokens,
+                    "latency_ms": round(p.latency_ms, 3),
+                    "demo_ids": list(p.demo_ids),
+                    "finish_reason": p.finish_reason,
+                    "cached": p.cached,
+                }
+            )
+    return lines
+
+
+def write_run(run: RunResult, out: Path) -> Path:
+    """Write the run folder under `out`; it appears complete or not at all."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id(run.task.name, out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=out))
+    try:
+        document = results_document(run, run_id)
+        (staging / "results.json").write_text(
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        with (staging / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+            for line in prediction_lines(run):
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        final = out / run_id
+        os.rename(staging, final)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,260 @@
+"""`tunewise run` as a recipe: load, prepare, predict, evaluate, decide (results.py writes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from tunewise import __version__
+from tunewise.cache import ResponseCache
+from tunewise.data import Dataset, load_dataset, sample_examples
+from tunewise.decision import CandidateSummary, Recommendation, decide
+from tunewise.errors import DataError, TunewiseError
+from tunewise.evaluation import MetricValue, score
+from tunewise.models.backend import Backend
+from tunewise.models.local import tunewise_home
+from tunewise.models.registry import load_backend
+from tunewise.predict import Prediction, predict
+from tunewise.strategies import PREPARERS
+from tunewise.strategies.predictor import Predictor
+from tunewise.task import (
+    METRICS_BY_FORMAT,
+    STRATEGIES,
+    CandidateSpec,
+    FewShotCandidate,
+    Task,
+    ZeroShotCandidate,
+    task_hash,
+)
+
+
+class Progress(Protocol):
+    """Where long work reports itself; the CLI draws progress bars, the library stays silent."""
+
+    def stage(self, description: str, total: int) -> Callable[[int], None]:
+        """Start a stage of `total` steps; returns a function that advances it."""
+        ...
+
+
+class SilentProgress:
+    def stage(self, description: str, total: int) -> Callable[[int], None]:
+        return lambda n: None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The knobs of `tunewise run` that are not in task.yaml."""
+
+    strategies: tuple[str, ...] | None = None
+    model: str | None = None
+    limit: int | None = None
+    strict: bool = False
+
+
+@dataclass
+class CandidateResult:
+    """Everything measured for one candidate."""
+
+    name: str
+    strategy: str
+    model: str
+    fingerprint: str
+    params: dict[str, Any]
+    metrics: dict[str, MetricValue]
+    usage: dict[str, float]
+    setup: dict[str, float]
+    predictions: list[Prediction] = field(repr=False)
+
+
+@dataclass
+class RunResult:
+    """A finished run, ready to be written and rendered."""
+
+    task: Task
+    task_hash: str
+    dataset: Dataset
+    test: list  # the examples actually evaluated (after --limit)
+    options: RunOptions
+    candidates: list[CandidateResult]
+    recommendation: Recommendation
+    seconds: float
+    code_version: str = __version__
+
+
+def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
+    """The task's candidates, or the default ladder, filtered by --strategies."""
+    wanted = options.strategies
+    if wanted:
+        unknown = [s for s in wanted if s not in STRATEGIES]
+        if unknown:
+            raise TunewiseError(
+                f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}"
+            )
+    specs: list[CandidateSpec] = list(task.candidates) or [
+        ZeroShotCandidate(strategy="zero-shot"),
+        FewShotCandidate(strategy="few-shot"),
+    ]
+    specs = [s for s in specs if not wanted or s.strategy in wanted]
+    if not specs:
+        raise TunewiseError(f"no candidate of the strategies {', '.join(wanted or ())} in the task")
+    return specs
+
+
+def candidate_names(specs: Sequence[CandidateSpec]) -> list[str]:
+    names = [spec.name or spec.strategy for spec in specs]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+def load_data(task: Task, options: RunOptions) -> tuple[Dataset, list]:
+    """The task's data, checked for leakage; the test examples to evaluate after --limit."""
+    dataset = load_dataset(
+        task.data.train,
+        task.data.test,
+        task.contract.output_format,
+        test_fraction=task.data.test_fraction,
+        seed=task.seed,
+    )
+    if dataset.leaked and options.strict:
+        raise DataError(
+            task.data.test or task.data.train,
+            None,
+            None,
+            f"{len(dataset.leaked)} test inputs also appear in train "
+            f"(first: {dataset.leaked[0]}); remove them or run without --strict",
+        )
+    test = dataset.test
+    if options.limit is not None:
+        stratify = task.contract.output_format.type == "label"
+        test = sample_examples(test, options.limit, task.seed, stratify)
+    return dataset, test
+
+
+def run_task(task: Task, options: RunOptions, progress: Progress | None = None) -> RunResult:
+    """Measure every candidate on the same held-out examples and decide."""
+    progress = progress or SilentProgress()
+    started = time.perf_counter()
+    dataset, test = load_data(task, options)
+    specs = candidate_specs(task, options)
+    backends: dict[str, Backend] = {}
+    for spec in specs:
+        model = spec.model or options.model or task.model
+        if model not in backends:
+            backends[model] = load_backend(model)
+    cache = ResponseCache(tunewise_home() / "cache.sqlite")
+    try:
+        results = [
+            _measure(
+                task,
+                spec,
+                name,
+                backends[spec.model or options.model or task.model],
+                dataset,
+                test,
+                cache,
+                progress,
+            )
+            for spec, name in zip(specs, candidate_names(specs), strict=True)
+        ]
+    finally:
+        cache.close()
+    recommendation = decide_from(task, dataset, results)
+    return RunResult(
+        task,
+        task_hash(task),
+        dataset,
+        test,
+        options,
+        results,
+        recommendation,
+        time.perf_counter() - started,
+    )
+
+
+def _measure(
+    task: Task,
+    spec: CandidateSpec,
+    name: str,
+    backend: Backend,
+    dataset: Dataset,
+    test: list,
+    cache: ResponseCache,
+    progress: Progress,
+) -> CandidateResult:
+    predictor: Predictor = PREPARERS[spec.strategy](task, spec, dataset.train, backend, name)
+    advance = progress.stage(name, len(test))
+    predictions = predict(
+        predictor,
+        test,
+        task.contract.output_format,
+        cache,
+        max_new_tokens=task.max_new_tokens,
+        advance=advance,
+    )
+    metrics = score(
+        task.contract.output_format,
+        [p.output for p in predictions],
+        [e.output for e in test],
+        seed=task.seed,
+    )
+    return CandidateResult(
+        name=name,
+        strategy=spec.strategy,
+        model=backend.spec,
+        fingerprint=backend.fingerprint(),
+        params=predictor.params,
+        metrics=metrics,
+        usage=usage_of(predictions),
+        setup={"seconds": round(predictor.setup_seconds, 4)},
+        predictions=predictions,
+    )
+
+
+def usage_of(predictions: Sequence[Prediction]) -> dict[str, float]:
+    """Per-request means and latency percentiles, as measured (cached answers keep their time)."""
+    latency = np.array([p.latency_ms for p in predictions])
+    return {
+        "input_tokens_per_request": round(float(np.mean([p.input_tokens for p in predictions])), 2),
+        "output_tokens_per_request": round(
+            float(np.mean([p.output_tokens for p in predictions])), 2
+        ),
+        "latency_p50_ms": round(float(np.percentile(latency, 50)), 2),
+        "latency_p95_ms": round(float(np.percentile(latency, 95)), 2),
+    }
+
+
+def primary_metric(task: Task) -> str:
+    return (
+        task.target.metric
+        if task.target
+        else METRICS_BY_FORMAT[task.contract.output_format.type][0]
+    )
+
+
+def decide_from(task: Task, dataset: Dataset, results: Sequence[CandidateResult]) -> Recommendation:
+    metric = primary_metric(task)
+    summaries = [
+        CandidateSummary(
+            r.name,
+            r.strategy,
+            r.metrics[metric],
+            r.usage["input_tokens_per_request"] + r.usage["output_tokens_per_request"],
+            r.usage["latency_p50_ms"],
+        )
+        for r in results
+    ]
+    return decide(
+        summaries,
+        task.target,
+        metric,
+        train_examples=len(dataset.train),
+        has_documents=task.data.documents is not None,
+    )
