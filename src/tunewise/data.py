@@ -225,7 +225,7 @@ def split_examples(
 def sample_examples(
     examples: Sequence[Example], limit: int, seed: int, stratify: bool
 ) -> list[Example]:
-    """Exactly `limit` examples, seeded; stratified keeps the label mix and every label that fits."""
+    """Exactly `limit` examples, seeded; stratified keeps the label mix and every label it can."""
     if limit >= len(examples):
         return list(examples)
     rng = random.Random(seed)

@@ -8,40 +8,39 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+USAGE_ROWS = (
+    ("input tokens / request", "input_tokens_per_request", "{:.0f}"),
+    ("output tokens / request", "output_tokens_per_request", "{:.1f}"),
+    ("latency p50 (ms)", "latency_p50_ms", "{:.0f}"),
+    ("latency p95 (ms)", "latency_p95_ms", "{:.0f}"),
+)
+
 
 def _metric_cell(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
 
 
 def render_table(document: dict[str, Any]) -> Group:
-    """Candidates with each metric (value and 95% CI), tokens and latency; then the decision."""
+    """One column per candidate: each metric (value and 95% CI), tokens, latency; then the
+    decision. Candidates are columns so the table stays readable in a narrow terminal."""
     candidates = document["candidates"]
-    metric_names = list(candidates[0]["metrics"])
     data = document["data"]
+    models = sorted({c["model"] for c in candidates})
     title = (
         f"{document['task']['name']}: {data['test_examples']} test examples, "
-        f"{data['train_examples']} train, seed {document['seed']}"
+        f"{data['train_examples']} train, seed {document['seed']}, model {', '.join(models)}"
     )
-    table = Table(title=title, caption="metrics: value [95% bootstrap CI]", title_justify="left")
-    table.add_column("candidate", style="bold")
-    table.add_column("model")
-    for name in metric_names:
-        table.add_column(name.replace("_", " "), justify="right")
-    for column in ("in tok/req", "out tok/req", "p50 ms", "p95 ms"):
-        table.add_column(column, justify="right")
+    table = Table(title=title, caption="metric: value [95% bootstrap CI], n = test examples")
+    table.add_column("")
     recommended = document["recommendation"]["candidate"]
     for candidate in candidates:
-        usage = candidate["usage"]
-        marker = " *" if candidate["name"] == recommended else ""
-        table.add_row(
-            candidate["name"] + marker,
-            candidate["model"],
-            *(_metric_cell(candidate["metrics"][name]) for name in metric_names),
-            f"{usage['input_tokens_per_request']:.0f}",
-            f"{usage['output_tokens_per_request']:.1f}",
-            f"{usage['latency_p50_ms']:.0f}",
-            f"{usage['latency_p95_ms']:.0f}",
-        )
+        marked = candidate["name"] == recommended
+        table.add_column(candidate["name"] + (" *" if marked else ""), justify="right")
+    for name in candidates[0]["metrics"]:
+        cells = [_metric_cell(c["metrics"][name]) for c in candidates]
+        table.add_row(name.replace("_", " "), *cells)
+    for label, key, form in USAGE_ROWS:
+        table.add_row(label, *(form.format(c["usage"][key]) for c in candidates))
     return Group(table, _decision(document["recommendation"]))
 
 
@@ -49,9 +48,8 @@ def _decision(recommendation: dict[str, Any]) -> Text:
     text = Text()
     chosen = recommendation["candidate"]
     if chosen:
-        text.append(
-            f"Recommendation (step {recommendation['step']}): {chosen}\n", style="bold green"
-        )
+        step = recommendation["step"]
+        text.append(f"Recommendation (step {step}): {chosen}\n", style="bold green")
     else:
         text.append("No candidate meets the target yet.\n", style="bold yellow")
     for reason in recommendation["reasons"]:
