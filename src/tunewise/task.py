@@ -48,6 +48,16 @@ class JsonFormat(_Strict):
         default_factory=dict, alias="schema", description="JSON Schema the answer must satisfy."
     )
 
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        from tunewise.evaluation.validators import check_schema
+
+        problem = check_schema(schema)
+        if problem:
+            raise ValueError(problem)
+        return schema
+
 
 class TextFormat(_Strict):
     """The answer is free text, optionally bounded in length."""

@@ -1,0 +1,144 @@
+"""Shared test fixtures: a scripted fake backend for fast unit tests, and tiny task folders."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tunewise.models.backend import Generation, LabelScores, Message
+from tunewise.models.registry import register_backend, unregister_backend
+
+Rule = Callable[[Sequence[Message]], str]
+
+
+def keyword_rule(keywords: dict[str, str], default: str) -> Rule:
+    """Answer with the label of the first keyword found in the last user turn."""
+
+    def rule(messages: Sequence[Message]) -> str:
+        text = messages[-1]["content"].lower()
+        return next((label for word, label in keywords.items() if word in text), default)
+
+    return rule
+
+
+class ScriptedBackend:
+    """A deterministic stand-in for a model: answers come from a rule, calls are counted."""
+
+    spec = "scripted:test"
+
+    def __init__(self, rule: Rule | None = None, seconds: float = 0.0) -> None:
+        self.rule: Rule = rule or (lambda messages: "")
+        self.seconds = seconds
+        self.calls: list[list[Message]] = []
+        self.fail_after: int | None = None  # raise KeyboardInterrupt after this many calls
+
+    def fingerprint(self) -> str:
+        return "scripted-weights-v1"
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(len(m["content"].split()) + 4 for m in messages)
+
+    def _record(self, messages: Sequence[Message]) -> None:
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt
+        self.calls.append(list(messages))
+        if self.seconds:
+            time.sleep(self.seconds)
+
+    def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
+        self._record(messages)
+        answer = self.rule(messages)
+        chosen = answer if answer in labels else labels[0]
+        rest = (1 - 0.7) / max(1, len(labels) - 1)
+        probabilities = {label: 0.7 if label == chosen else rest for label in labels}
+        return LabelScores(chosen, probabilities, self.count_tokens(messages), 2, 0.01)
+
+    def generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int) -> list[Generation]:
+        results = []
+        for messages in batch:
+            self._record(messages)
+            text = self.rule(messages)
+            results.append(Generation(text, self.count_tokens(messages), 3, 0.02, "stop"))
+        return results
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private TUNEWISE_HOME (response cache, converted models) for one test."""
+    folder = tmp_path / "tunewise-home"
+    monkeypatch.setenv("TUNEWISE_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def scripted(home: Path) -> Iterator[ScriptedBackend]:
+    """A ScriptedBackend reachable as model spec `scripted:test`; set `.rule` to script it."""
+    backend = ScriptedBackend(
+        keyword_rule({"great": "positive", "love": "positive", "awful": "negative"}, "neutral")
+    )
+    register_backend("scripted", lambda rest: backend)
+    yield backend
+    unregister_backend("scripted")
+
+
+SENTIMENT_TRAIN = [
+    ("I love this blender", "positive"),
+    ("great value for money", "positive"),
+    ("love the colour", "positive"),
+    ("works great every day", "positive"),
+    ("awful smell out of the box", "negative"),
+    ("broke after a week, awful", "negative"),
+    ("the lid cracked", "negative"),
+    ("awful customer service", "negative"),
+    ("it is a blender", "neutral"),
+    ("arrived on tuesday", "neutral"),
+    ("comes in a box", "neutral"),
+    ("the manual is in english", "neutral"),
+]
+SENTIMENT_TEST = [
+    ("great little machine", "positive"),
+    ("I love it", "positive"),
+    ("awful noise", "negative"),
+    ("the motor died", "negative"),
+    ("it has two speeds", "neutral"),
+    ("ships in a carton", "neutral"),
+]
+
+TASK_YAML = """\
+name: tiny-sentiment
+contract:
+  objective: Classify the sentiment of one product review sentence.
+  audience: Support analysts.
+  source_material: The sentence only.
+  output_format: {type: label, labels: [positive, negative, neutral]}
+data:
+  train: data/train.jsonl
+  test: data/test.jsonl
+target: {metric: accuracy, min: 0.6}
+usage: {requests_per_month: 1000, horizon_months: 6}
+model: scripted:test
+"""
+
+
+def write_jsonl(path: Path, rows: Sequence[tuple[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps({"id": f"{path.stem}-{i}", "input": x, "output": y})
+        for i, (x, y) in enumerate(rows)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_task(tmp_path: Path) -> Path:
+    """A small sentiment task folder whose model is the scripted backend; returns task.yaml."""
+    folder = tmp_path / "tiny-task"
+    write_jsonl(folder / "data" / "train.jsonl", SENTIMENT_TRAIN)
+    write_jsonl(folder / "data" / "test.jsonl", SENTIMENT_TEST)
+    (folder / "task.yaml").write_text(TASK_YAML, encoding="utf-8")
+    return folder / "task.yaml"

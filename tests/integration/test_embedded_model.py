@@ -1,0 +1,176 @@
+"""The real embedded model (SmolLM2-135M-Instruct) through the library and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tunewise.models.local import EMBEDDED_NAME, LocalModel, embedded_model_folder
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SENTIMENT = ROOT / "examples" / "review-sentiment" / "task.yaml"
+INTENTS = ROOT / "tests" / "fixtures" / "support-intents" / "task.yaml"
+
+
+@pytest.fixture(scope="session")
+def converted_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TUNEWISE_HOME holding the converted model, made once per test session."""
+    home = tmp_path_factory.mktemp("embedded-home")
+    embedded_model_folder(home)
+    return home
+
+
+def fresh_home(converted_home: Path, tmp_path: Path) -> Path:
+    """An empty response cache that shares the already converted model."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(converted_home / "models")
+    return home
+
+
+def tunewise(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TUNEWISE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "tunewise", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def model(converted_home: Path) -> LocalModel:
+    return LocalModel(EMBEDDED_NAME, converted_home / "models" / EMBEDDED_NAME, converted_home)
+
+
+def test_chat_template_and_eos_are_chatml(model: LocalModel) -> None:
+    tokenizer = model.tokenizer
+    assert tokenizer.eos_token == "<|im_end|>"
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+    text = model.render(messages)
+    assert text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    ids = model._encode(text)
+    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert ids[0] == start and ids[1] != start  # no stray second <|im_start|> prepended
+    answer = model.generate([[{"role": "user", "content": "Say hello."}]], max_new_tokens=40)[0]
+    assert answer.finish_reason == "stop" and answer.text and "<|im_end|>" not in answer.text
+
+
+def test_shared_prefix_scores_match_the_plain_pass(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demos = [("I love it", "positive"), ("It broke", "negative"), ("It is blue", "neutral")]
+    labels = ["positive", "negative", "neutral"]
+    system = {"role": "system", "content": "Label the sentiment: positive, negative or neutral."}
+    turns = [
+        turn
+        for text, label in demos
+        for turn in ({"role": "user", "content": text}, {"role": "assistant", "content": label})
+    ]
+    inputs = ["Absolutely wonderful blender", "Terrible, returned it", "Ships in a box"]
+    fast = [
+        model.score_labels([system, *turns, {"role": "user", "content": x}], labels) for x in inputs
+    ]
+    monkeypatch.setattr(model, "_prefix_cache", lambda messages, ids: (None, 0))
+    plain = [
+        model.score_labels([system, *turns, {"role": "user", "content": x}], labels) for x in inputs
+    ]
+    for a, b in zip(fast, plain, strict=True):
+        assert a.label == b.label and a.input_tokens == b.input_tokens
+        for label in labels:
+            assert a.probabilities[label] == pytest.approx(b.probabilities[label], abs=1e-4)
+    assert [s.label for s in fast] == ["positive", "negative", "neutral"]
+
+
+def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
+    converted_home: Path, tmp_path: Path
+) -> None:
+    home = fresh_home(converted_home, tmp_path)
+    out = tmp_path / "runs"
+    started = time.perf_counter()
+    first = tunewise("run", str(INTENTS), "--out", str(out), home=home)
+    first_seconds = time.perf_counter() - started
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = out.iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    by_name = {c["name"]: c for c in results["candidates"]}
+    assert set(by_name) == {"zero-shot", "few-shot"}
+    few = by_name["few-shot"]["metrics"]["accuracy"]
+    assert few["n"] == 105
+    assert few["ci_low"] > 2 / 7, f"few-shot should be well above chance (1/7): {few}"
+    assert (
+        by_name["few-shot"]["usage"]["input_tokens_per_request"]
+        > (by_name["zero-shot"]["usage"]["input_tokens_per_request"])
+    )
+
+    started = time.perf_counter()
+    second = tunewise("run", str(INTENTS), "--out", str(out), home=home)
+    second_seconds = time.perf_counter() - started
+    assert second.returncode == 0, second.stderr
+    assert first_seconds >= 10 * second_seconds, (first_seconds, second_seconds)
+    rerun = max(out.iterdir(), key=lambda p: p.name)
+    lines = [json.loads(line) for line in (rerun / "predictions.jsonl").open()]
+    assert all(line["cached"] for line in lines)
+    again = json.loads((rerun / "results.json").read_text())
+    assert [c["metrics"] for c in again["candidates"]] == [
+        c["metrics"] for c in results["candidates"]
+    ]
+
+
+def cached_answers(home: Path) -> int:
+    path = home / "cache.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=1) as db:
+            return int(db.execute("SELECT count(*) FROM responses").fetchone()[0])
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+
+
+def test_killed_run_resumes_with_the_same_results(converted_home: Path, tmp_path: Path) -> None:
+    args = ("run", str(SENTIMENT), "--strategies", "zero-shot", "--limit", "24")
+    reference_home = fresh_home(converted_home, tmp_path / "reference")
+    reference = tunewise(*args, "--out", str(tmp_path / "reference-runs"), home=reference_home)
+    assert reference.returncode == 0, reference.stderr
+
+    home = fresh_home(converted_home, tmp_path / "killed")
+    out = tmp_path / "runs"
+    env = {**os.environ, "TUNEWISE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tunewise", *args, "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while cached_answers(home) < 8 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before_kill = cached_answers(home)
+    assert 8 <= done_before_kill < 24
+    assert not out.exists() or not any(out.iterdir()), "a killed run must not leave a run folder"
+
+    resumed = tunewise(*args, "--out", str(out), home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    (run_dir,) = out.iterdir()
+    lines = [json.loads(line) for line in (run_dir / "predictions.jsonl").open()]
+    assert sum(line["cached"] for line in lines) >= done_before_kill
+    (reference_dir,) = (tmp_path / "reference-runs").iterdir()
+    expected = [json.loads(line) for line in (reference_dir / "predictions.jsonl").open()]
+    assert [(x["example_id"], x["output"]) for x in lines] == [
+        (x["example_id"], x["output"]) for x in expected
+    ]
