@@ -23,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from tunewise import __version__
 from tunewise.errors import TunewiseError
@@ -60,7 +61,8 @@ def _user_errors(verbose: bool) -> Iterator[None]:
     try:
         yield
     except TunewiseError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # The message quotes user data; print it as literal text, never as rich markup.
+        errors.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         errors.print("interrupted; finished answers are cached, re-run the command to resume")
@@ -68,12 +70,8 @@ def _user_errors(verbose: bool) -> Iterator[None]:
     except Exception as exc:
         if verbose:
             raise
-        errors.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-            "(re-run with --verbose for the traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        note = f" {type(exc).__name__}: {exc} (re-run with --verbose for the traceback)"
+        errors.print(Text.assemble(("internal error:", "bold red"), note), soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -130,9 +130,10 @@ def _target_missed(
     has_documents: bool,
     min_examples: int,
 ) -> Recommendation:
-    best = ranked[0]
+    prompting = [c for c in ranked if c.strategy in PROMPTING]
+    best = (prompting or ranked)[0]
     reasons = [
-        f"No measured candidate reaches {metric} >= {target.min}; "
+        f"No prompting candidate reaches {metric} >= {target.min}; "
         f"the best is {describe(best, metric)}."
     ]
     if best.quality.ci_high >= target.min:

@@ -139,8 +139,14 @@ def write_run(run: RunResult, out: Path) -> Path:
         with (staging / "predictions.jsonl").open("w", encoding="utf-8") as handle:
             for line in prediction_lines(run):
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-        final = out / run_id
-        os.rename(staging, final)
-        return final
+        while True:
+            final = out / run_id
+            try:
+                os.rename(staging, final)  # fails if another run took the id meanwhile
+                return final
+            except OSError:
+                if not final.exists():
+                    raise
+                run_id = new_run_id(run.task.name, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -190,12 +190,6 @@ def test_report_with_broken_results_is_one_line_and_exit_2(tmp_path: Path) -> No
     assert_one_error_line(invoke("report", tmp_path), "results.json:2")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._user_errors prints the error with markup=True, so user text in the message "
-    "is parsed as rich markup: '[/x]' raises MarkupError (traceback, exit 1) and '[bold]' "
-    "vanishes from the message",
-)
 @pytest.mark.parametrize("label", ["[/x]", "[bold]"])
 def test_error_text_is_printed_literally(
     label: str, scripted: ScriptedBackend, tiny_task: Path, tmp_path: Path

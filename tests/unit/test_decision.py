@@ -155,12 +155,6 @@ def test_target_missed_notes_when_the_best_ci_reaches_the_target() -> None:
     assert "more test data" not in joined(far)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decide(): a non-prompting candidate that meets the target is reported as "
-    "'No measured candidate reaches accuracy >= 0.7' (the gate only looks at prompting, the "
-    "reason claims all candidates); latent until a non-prompting strategy exists",
-)
 def test_target_missed_reason_does_not_contradict_a_candidate_that_meets_it() -> None:
     rec = run([cand("zero-shot", 0.4), cand("rag", 0.95, strategy="rag")])
     assert not rec.reasons[0].startswith("No measured candidate reaches")

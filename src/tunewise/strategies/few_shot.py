@@ -34,7 +34,8 @@ def prepare(
 
 
 def stratified_demos(train: Sequence[Example], k: int, seed: int) -> list[Example]:
-    """k demos drawn round-robin across outputs (labels), in a seeded order."""
+    """k demos (at most all of train) drawn round-robin across outputs, in a seeded order."""
+    k = min(k, len(train))
     rng = random.Random(seed)
     groups: dict[str, list[Example]] = defaultdict(list)
     for example in train:
