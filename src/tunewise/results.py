@@ -85,17 +85,22 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
 
 
 def candidate_document(result: CandidateResult) -> dict[str, Any]:
+    head = {"name": result.name, "strategy": result.strategy, "model": result.model}
+    if not result.measured:
+        return {**head, "status": "skipped", "skipped_reason": result.skipped}
     # Wall time per answer on this machine; the cost model prices it.
     mean_latency = sum(p.latency_ms for p in result.predictions) / len(result.predictions)
+    setup = {key: value for key, value in result.setup.items() if key != "adapter_path"}
+    if "adapter_path" in result.setup:
+        setup["adapter"] = f"adapters/{result.name}"
     return {
-        "name": result.name,
-        "strategy": result.strategy,
-        "model": result.model,
+        **head,
+        "status": "measured",
         "model_fingerprint": result.fingerprint,
         "params": result.params,
         "metrics": {name: value.to_dict() for name, value in result.metrics.items()},
         "usage": result.usage,
-        "setup": result.setup,
+        "setup": setup,
         "cost": {"compute_seconds_per_request": round(mean_latency / 1000, 4)},
     }
 
@@ -103,7 +108,7 @@ def candidate_document(result: CandidateResult) -> dict[str, Any]:
 def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
     output_format = run.task.contract.output_format
     lines = []
-    for result in run.candidates:
+    for result in (c for c in run.candidates if c.measured):
         for example, p in zip(run.test, result.predictions, strict=True):
             lines.append(
                 {
@@ -139,6 +144,9 @@ def write_run(run: RunResult, out: Path) -> Path:
         with (staging / "predictions.jsonl").open("w", encoding="utf-8") as handle:
             for line in prediction_lines(run):
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        for result in run.candidates:
+            if "adapter_path" in result.setup:  # the run keeps its own copy for export and serve
+                shutil.copytree(result.setup["adapter_path"], staging / "adapters" / result.name)
         while True:
             final = out / run_id
             try:

@@ -20,12 +20,14 @@ from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
 from tunewise.predict import Prediction, predict
 from tunewise.strategies import PREPARERS
+from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
 from tunewise.task import (
     METRICS_BY_FORMAT,
     STRATEGIES,
     CandidateSpec,
     FewShotCandidate,
+    LoraCandidate,
     Task,
     ZeroShotCandidate,
     task_hash,
@@ -66,8 +68,13 @@ class CandidateResult:
     params: dict[str, Any]
     metrics: dict[str, MetricValue]
     usage: dict[str, float]
-    setup: dict[str, float]
+    setup: dict[str, Any]
     predictions: list[Prediction] = field(repr=False)
+    skipped: str | None = None  # why the candidate could not run here; then nothing is measured
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None
 
 
 @dataclass
@@ -94,14 +101,26 @@ def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
             raise TunewiseError(
                 f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}"
             )
-    specs: list[CandidateSpec] = list(task.candidates) or [
-        ZeroShotCandidate(strategy="zero-shot"),
-        FewShotCandidate(strategy="few-shot"),
-    ]
-    specs = [s for s in specs if not wanted or s.strategy in wanted]
-    if not specs:
-        raise TunewiseError(f"no candidate of the strategies {', '.join(wanted or ())} in the task")
+    if not wanted:
+        return list(task.candidates) or [default_candidate(s) for s in DEFAULT_LADDER]
+    # Each wanted strategy: the task's candidates of that strategy, else its defaults.
+    specs: list[CandidateSpec] = []
+    for strategy in dict.fromkeys(wanted):
+        listed = [c for c in task.candidates if c.strategy == strategy]
+        specs.extend(listed or [default_candidate(strategy)])
     return specs
+
+
+DEFAULT_LADDER = ("zero-shot", "few-shot")
+"""Run when neither the task nor --strategies names candidates; training is opt-in (slow)."""
+
+
+def default_candidate(strategy: str) -> CandidateSpec:
+    if strategy == "zero-shot":
+        return ZeroShotCandidate(strategy="zero-shot")
+    if strategy == "few-shot":
+        return FewShotCandidate(strategy="few-shot")
+    return LoraCandidate(strategy=strategy)  # type: ignore[arg-type]
 
 
 def candidate_names(specs: Sequence[CandidateSpec]) -> list[str]:
@@ -189,7 +208,14 @@ def _measure(
     cache: ResponseCache,
     progress: Progress,
 ) -> CandidateResult:
-    predictor: Predictor = PREPARERS[spec.strategy](task, spec, dataset.train, backend, name)
+    try:
+        predictor: Predictor = PREPARERS[spec.strategy](
+            task, spec, dataset.train, backend, name, progress
+        )
+    except CandidateSkipped as reason:
+        return CandidateResult(
+            name, spec.strategy, backend.spec, "", {}, {}, {}, {}, [], skipped=str(reason)
+        )
     advance = progress.stage(name, len(test))
     predictions = predict(
         predictor,
@@ -213,7 +239,7 @@ def _measure(
         params=predictor.params,
         metrics=metrics,
         usage=usage_of(predictions),
-        setup={"seconds": round(predictor.setup_seconds, 4)},
+        setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
         predictions=predictions,
     )
 
@@ -250,6 +276,7 @@ def decide_from(task: Task, dataset: Dataset, results: Sequence[CandidateResult]
             r.usage["latency_p50_ms"],
         )
         for r in results
+        if r.measured
     ]
     return decide(
         summaries,

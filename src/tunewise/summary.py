@@ -23,7 +23,8 @@ def _metric_cell(metric: dict[str, Any]) -> str:
 def render_table(document: dict[str, Any]) -> Group:
     """One column per candidate: each metric (value and 95% CI), tokens, latency; then the
     decision. Candidates are columns so the table stays readable in a narrow terminal."""
-    candidates = document["candidates"]
+    candidates = [c for c in document["candidates"] if c["status"] == "measured"]
+    skipped = [c for c in document["candidates"] if c["status"] != "measured"]
     data = document["data"]
     models = sorted({c["model"] for c in candidates})
     title = (
@@ -41,7 +42,8 @@ def render_table(document: dict[str, Any]) -> Group:
         table.add_row(name.replace("_", " "), *cells)
     for label, key, form in USAGE_ROWS:
         table.add_row(label, *(form.format(c["usage"][key]) for c in candidates))
-    return Group(table, _decision(document["recommendation"]))
+    notes = Text("".join(f"{c['name']}: skipped, {c['skipped_reason']}\n" for c in skipped))
+    return Group(table, notes, _decision(document["recommendation"]))
 
 
 def _decision(recommendation: dict[str, Any]) -> Text:

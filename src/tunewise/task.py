@@ -129,9 +129,53 @@ class FewShotCandidate(_Strict):
     )
 
 
-CandidateSpec = Annotated[ZeroShotCandidate | FewShotCandidate, Field(discriminator="strategy")]
-STRATEGIES: tuple[str, ...] = ("zero-shot", "few-shot")
+class LoraCandidate(_Strict):
+    """A LoRA adapter trained on the train split; answers with the short zero-shot prompt.
+
+    `qlora` is the same with the base model loaded in 4 bits (needs CUDA and bitsandbytes)."""
+
+    strategy: Literal["lora", "qlora"]
+    name: str | None = None
+    model: str | None = None
+    r: int = Field(default=16, ge=1, description="LoRA rank.")
+    alpha: int = Field(default=32, ge=1, description="LoRA scaling numerator (alpha / r).")
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default="all-linear", description="Module names to adapt, or all linear layers."
+    )
+    learning_rate: float = Field(default=2e-4, gt=0)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=4, ge=1, description="Examples per step on each device.")
+    gradient_accumulation: int = Field(default=1, ge=1)
+    validation_fraction: float = Field(
+        default=0.1, gt=0, lt=0.5, description="Seeded slice of train held out for early stopping."
+    )
+    evaluations_per_epoch: int = Field(default=4, ge=1, description="Validation-loss checks.")
+    early_stopping_patience: int = Field(
+        default=3, ge=1, description="Stop after this many checks without a better validation loss."
+    )
+    max_train_examples: int | None = Field(
+        default=None, ge=10, description="Train on a seeded, stratified subset of this size."
+    )
+    max_length: int = Field(default=512, ge=16, description="Longer examples are left out.")
+    checkpoint_every: int = Field(default=25, ge=1, description="Steps between checkpoints.")
+
+
+CandidateSpec = Annotated[
+    ZeroShotCandidate | FewShotCandidate | LoraCandidate, Field(discriminator="strategy")
+]
+STRATEGIES: tuple[str, ...] = ("zero-shot", "few-shot", "lora", "qlora")
 _UNION_TAGS = frozenset({"label", "json", "text", *STRATEGIES})
+
+
+class Prices(_Strict):
+    """What compute costs, so measured seconds become money."""
+
+    compute_usd_per_hour: float | None = Field(
+        default=None, ge=0, description="Price of an hour of the machine that trains and serves."
+    )
 
 
 class Task(_Strict):
@@ -142,6 +186,7 @@ class Task(_Strict):
     data: DataFiles
     target: Target | None = None
     usage: Usage = Usage()
+    prices: Prices = Prices()
     model: str = DEFAULT_MODEL
     seed: int = Field(default=0, description="Seed for splits, demo draws and bootstrap.")
     max_new_tokens: int = Field(default=256, ge=1, description="Generation budget per answer.")

@@ -97,11 +97,11 @@ def weights_fingerprint(folder: Path, home: Path) -> str:
 class LocalModel:
     """A causal LM from a local folder (safetensors + tokenizer), loaded on first use."""
 
-    def __init__(self, spec: str, folder: Path, home: Path, *, batch_size: int = 8) -> None:
+    def __init__(self, spec: str, folder: Path, home: Path, *, adapter: Path | None = None) -> None:
         self.spec = spec
         self.folder = folder
         self.home = home
-        self.batch_size = batch_size
+        self.adapter = adapter
         self._fingerprint: str | None = None
         self._tokenizer: Any = None
         self._model: Any = None
@@ -110,7 +110,11 @@ class LocalModel:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.folder, self.home)
+            value = weights_fingerprint(self.folder, self.home)
+            if self.adapter is not None:
+                adapter = weights_fingerprint(self.adapter, self.home)
+                value = hashlib.sha256(f"{value}+{adapter}".encode()).hexdigest()
+            self._fingerprint = value
         return self._fingerprint
 
     @property
@@ -131,6 +135,11 @@ class LocalModel:
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
             model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=torch.float32)
+            if self.adapter is not None:
+                from peft import PeftModel
+
+                # Merged for inference: the same function, without the adapter's extra matmuls.
+                model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
             self._model = model.to(device).eval()
         return self._model
 
@@ -153,17 +162,15 @@ class LocalModel:
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self._encode(self.render(messages)))
 
-    def _continuations(self, prompt: str, prompt_ids: list[int], labels: Sequence[str]) -> list:
-        """Token ids of each label followed by end-of-turn, tokenized in context."""
+    def answer_ids(self, prompt: str, prompt_ids: list[int], answer: str) -> list[int]:
+        """Token ids of `answer` as the complete assistant turn (answer, then end-of-turn),
+        tokenized in context. Label scoring and fine-tuning targets both use this, so what is
+        trained is exactly what is scored."""
         eos = self.tokenizer.eos_token or ""
-        continuations = []
-        for label in labels:
-            full = self._encode(prompt + label + eos)
-            if full[: len(prompt_ids)] == prompt_ids and len(full) > len(prompt_ids):
-                continuations.append(full[len(prompt_ids) :])
-            else:  # the label merged with the prompt's last token: score it on its own
-                continuations.append(self._encode(label + eos))
-        return continuations
+        full = self._encode(prompt + answer + eos)
+        if full[: len(prompt_ids)] == prompt_ids and len(full) > len(prompt_ids):
+            return full[len(prompt_ids) :]
+        return self._encode(answer + eos)  # the answer merged with the prompt's last token
 
     def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
         import torch
@@ -171,7 +178,7 @@ class LocalModel:
         start = time.perf_counter()
         prompt = self.render(messages)
         prompt_ids = self._encode(prompt)
-        continuations = self._continuations(prompt, prompt_ids, labels)
+        continuations = [self.answer_ids(prompt, prompt_ids, label) for label in labels]
         model = self.model
         with torch.inference_mode():
             # The shared prefix comes from its cache; one pass over the rest of the prompt, whose

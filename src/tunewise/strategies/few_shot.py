@@ -18,7 +18,12 @@ from tunewise.task import FewShotCandidate, Task
 
 
 def prepare(
-    task: Task, spec: FewShotCandidate, train: Sequence[Example], backend: Backend, name: str
+    task: Task,
+    spec: FewShotCandidate,
+    train: Sequence[Example],
+    backend: Backend,
+    name: str,
+    progress: object = None,
 ) -> PromptPredictor:
     start = time.perf_counter()
     k = min(spec.k, len(train))

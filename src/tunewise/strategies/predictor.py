@@ -28,6 +28,7 @@ class Predictor(Protocol):
     backend: Backend
     setup_seconds: float
     params: dict[str, Any]
+    details: dict[str, Any]
 
     def request(self, example: Example) -> Request:
         """The request for one input; never looks at the example's output."""
@@ -45,6 +46,7 @@ class PromptPredictor:
     choose_demos: Callable[[str], Sequence[Example]]
     setup_seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # setup records, e.g. training
 
     def request(self, example: Example) -> Request:
         demos = self.choose_demos(example.input)

@@ -11,7 +11,12 @@ from tunewise.task import Task, ZeroShotCandidate
 
 
 def prepare(
-    task: Task, spec: ZeroShotCandidate, train: Sequence[Example], backend: Backend, name: str
+    task: Task,
+    spec: ZeroShotCandidate,
+    train: Sequence[Example],
+    backend: Backend,
+    name: str,
+    progress: object = None,
 ) -> PromptPredictor:
     """No training data is used; the prompt is the contract alone."""
     return PromptPredictor(name, spec.strategy, backend, task.contract, lambda _: ())

@@ -1,0 +1,429 @@
+"""The LoRA training recipe, top to bottom: set up, train with early stopping, save the adapter.
+
+Everything goes through Hugging Face accelerate, so the same function runs on one CPU, one GPU,
+or under `accelerate launch` on several GPUs (DDP, FSDP, DeepSpeed configs). Checkpoints are
+written every few steps, atomically, and a killed run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tunewise.finetune.examples import IGNORE, TrainingSequence
+from tunewise.task import LoraCandidate
+
+Advance = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyperparameters of one adapter; their JSON is part of the adapter's cache key."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str] | str
+    learning_rate: float
+    scheduler: str
+    warmup_ratio: float
+    epochs: int
+    batch_size: int
+    gradient_accumulation: int
+    evaluations_per_epoch: int
+    early_stopping_patience: int
+    checkpoint_every: int
+    seed: int
+    quantize_4bit: bool
+
+    @classmethod
+    def from_candidate(cls, spec: LoraCandidate, seed: int) -> TrainingConfig:
+        fields = {
+            name: getattr(spec, name) for name in cls.__dataclass_fields__ if hasattr(spec, name)
+        }
+        return cls(**fields, seed=seed, quantize_4bit=spec.strategy == "qlora")
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int
+) -> list[list[int]]:
+    """Seeded batches of similar lengths (little padding), in a shuffled order."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 16
+    batches = []
+    for start in range(0, len(order), window):
+        group = sorted(order[start : start + window], key=lambda i: -lengths[i])
+        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(sequences: Sequence[TrainingSequence], pad_id: int) -> dict[str, Any]:
+    """Left-pad to the longest sequence of the batch (dynamic padding). Every answer then ends
+    at the right edge, so the loss needs logits for the last few positions only."""
+    import torch
+
+    width = max(len(s.input_ids) for s in sequences)
+    pads = [width - len(s.input_ids) for s in sequences]
+    return {
+        "input_ids": torch.tensor(
+            [[pad_id] * p + list(s.input_ids) for p, s in zip(pads, sequences, strict=True)]
+        ),
+        "attention_mask": torch.tensor(
+            [[0] * p + [1] * len(s.input_ids) for p, s in zip(pads, sequences, strict=True)]
+        ),
+        "position_ids": torch.tensor(
+            [[0] * p + list(range(len(s.input_ids))) for p, s in zip(pads, sequences, strict=True)]
+        ),
+        "labels": torch.tensor(
+            [[IGNORE] * p + list(s.labels) for p, s in zip(pads, sequences, strict=True)]
+        ),
+    }
+
+
+def completion_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Mean cross-entropy over answer tokens. Only the positions that predict an answer token get
+    logits: the vocabulary projection of prompt positions is most of the compute and all waste."""
+    import torch.nn.functional as F
+
+    labels = batch["labels"]
+    keep = int((labels != IGNORE).sum(dim=1).max()) + 1
+    logits = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"],
+        logits_to_keep=keep,
+    ).logits
+    predicted = logits[:, :-1].float()
+    targets = labels[:, -(keep - 1) :]
+    return F.cross_entropy(
+        predicted.reshape(-1, predicted.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
+    )
+
+
+def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if config.quantize_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs = {
+            "quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+                bnb_4bit_use_double_quant=True,
+            ),
+            "device_map": {"": torch.cuda.current_device()},
+        }
+    model = AutoModelForCausalLM.from_pretrained(base_folder, **kwargs)
+    if config.quantize_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    lora = LoraConfig(
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=config.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+@dataclass
+class _State:
+    """Everything a checkpoint must restore besides the weights and optimizer."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    best_loss: float = math.inf
+    best_step: int = 0
+    evaluations_without_improvement: int = 0
+    stopped_early: bool = False
+    resumed_from_step: int = 0
+    curve: list[dict[str, float]] | None = None
+    pending_losses: list[float] | None = None
+
+
+def train_adapter(
+    base_folder: Path,
+    train: Sequence[TrainingSequence],
+    validation: Sequence[TrainingSequence],
+    config: TrainingConfig,
+    out: Path,
+    work: Path,
+    pad_id: int,
+    advance: Advance = lambda n: None,
+) -> dict[str, Any]:
+    """Train a LoRA adapter, keep the weights of the best validation loss, save them to `out`.
+
+    `work` holds checkpoints; a run that finds one there resumes from it. Returns the record."""
+    import torch
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
+    accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation)
+    torch.manual_seed(config.seed)
+    model = _load_model(base_folder, config)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate
+    )
+    lengths = [len(s.input_ids) for s in train]
+    batches_per_epoch = math.ceil(len(train) / config.batch_size)
+    steps_per_epoch = max(
+        1, math.ceil(batches_per_epoch / accelerator.num_processes / config.gradient_accumulation)
+    )
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_scheduler(
+        config.scheduler,
+        optimizer,
+        num_warmup_steps=round(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state = _resume(work, accelerator, model, optimizer, scheduler)
+    advance(state.step)
+    evaluate_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
+    started = time.perf_counter() - state.seconds
+
+    def validation_loss() -> float:
+        return _validation_loss(accelerator, model, validation, config.batch_size, pad_id)
+
+    while state.epoch < config.epochs and not state.stopped_early:
+        batches = length_grouped_batches(lengths, config.batch_size, config.seed, state.epoch)
+        loader = accelerator.prepare_data_loader(
+            torch.utils.data.DataLoader(
+                train, batch_sampler=batches, collate_fn=lambda seqs: collate(seqs, pad_id)
+            )
+        )
+        loader = accelerator.skip_first_batches(loader, state.batch_in_epoch)
+        for batch in loader:
+            model.train()
+            with accelerator.accumulate(model):
+                loss = completion_loss(model, batch)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state.batch_in_epoch += 1
+            state.tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
+            state.pending_losses.append(float(loss.detach()))
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            advance(1)
+            if state.step % evaluate_every == 0 or state.step == total_steps:
+                _evaluate(
+                    state, validation_loss(), steps_per_epoch, config, accelerator, model, work
+                )
+                if state.stopped_early:
+                    break
+            if state.step % config.checkpoint_every == 0:
+                state.seconds = time.perf_counter() - started
+                _checkpoint(state, accelerator, model, optimizer, scheduler, work)
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+    state.seconds = time.perf_counter() - started
+    return _finish(state, accelerator, model, config, train, validation, out, work)
+
+
+def _validation_loss(
+    accelerator: Any,
+    model: Any,
+    validation: Sequence[TrainingSequence],
+    batch_size: int,
+    pad_id: int,
+) -> float:
+    """Mean loss per target token over the validation slice."""
+    import torch
+
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(validation), batch_size):
+            chunk = validation[start : start + batch_size]
+            batch = {k: v.to(accelerator.device) for k, v in collate(chunk, pad_id).items()}
+            count = int((batch["labels"] != IGNORE).sum())
+            total += float(completion_loss(model, batch)) * count
+            tokens += count
+    return total / max(tokens, 1)
+
+
+def _evaluate(
+    state: _State,
+    loss: float,
+    steps_per_epoch: int,
+    config: TrainingConfig,
+    accelerator: Any,
+    model: Any,
+    work: Path,
+) -> None:
+    """Record a curve point; keep the best weights; stop after `patience` checks without gain."""
+    train_loss = sum(state.pending_losses) / max(1, len(state.pending_losses))
+    state.pending_losses = []
+    state.curve.append(
+        {
+            "step": state.step,
+            "epoch": round(state.step / steps_per_epoch, 3),
+            "train_loss": round(train_loss, 5),
+            "validation_loss": round(loss, 5),
+        }
+    )
+    if loss < state.best_loss - 1e-4:
+        state.best_loss, state.best_step = loss, state.step
+        state.evaluations_without_improvement = 0
+        _save_adapter(accelerator, model, work / "best")
+    else:
+        state.evaluations_without_improvement += 1
+        if state.evaluations_without_improvement >= config.early_stopping_patience:
+            state.stopped_early = True
+
+
+def _save_adapter(accelerator: Any, model: Any, folder: Path) -> None:
+    """Save adapter weights to `folder` atomically (a sibling temp folder, then a swap)."""
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    accelerator.unwrap_model(model).save_pretrained(staging)
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _checkpoint(
+    state: _State, accelerator: Any, model: Any, optimizer: Any, scheduler: Any, work: Path
+) -> None:
+    """Write checkpoint-<step>/ (adapter + state) under a temporary name, rename it into place,
+    then drop older ones: a kill at any moment leaves at least one complete checkpoint."""
+    import torch
+
+    staging = work / f"checkpoint-{state.step}.tmp"
+    _save_adapter(accelerator, model, staging / "adapter")
+    if accelerator.is_main_process:
+        saved = {
+            "state": asdict(state),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        torch.save(saved, staging / "state.pt")
+        os.replace(staging, work / f"checkpoint-{state.step}")
+        for older in _checkpoints(work)[:-1]:
+            shutil.rmtree(older, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _checkpoints(work: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    found = [p for p in work.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[11:]))
+
+
+def _resume(work: Path, accelerator: Any, model: Any, optimizer: Any, scheduler: Any) -> _State:
+    """Restore the last checkpoint if a killed run left one; else a fresh state."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    checkpoints = _checkpoints(work) if work.exists() else []
+    if not checkpoints:
+        return _State(curve=[], pending_losses=[])
+    folder = checkpoints[-1]
+    saved = torch.load(folder / "state.pt", weights_only=False)
+    weights = load_file(folder / "adapter" / "adapter_model.safetensors")
+    set_peft_model_state_dict(accelerator.unwrap_model(model), weights)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])
+    state = _State(**saved["state"])
+    state.resumed_from_step = state.step
+    return state
+
+
+def _finish(
+    state: _State,
+    accelerator: Any,
+    model: Any,
+    config: TrainingConfig,
+    train: Sequence[TrainingSequence],
+    validation: Sequence[TrainingSequence],
+    out: Path,
+    work: Path,
+) -> dict[str, Any]:
+    """Save the best adapter and the training record to `out`; drop the checkpoints."""
+    unwrapped = accelerator.unwrap_model(model)
+    trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in unwrapped.parameters())
+    curve = state.curve or []
+    record = {
+        "seconds": round(state.seconds, 2),
+        "examples": len(train),
+        "validation_examples": len(validation),
+        "tokens_trained": state.tokens,
+        "target_tokens_per_epoch": sum(s.target_tokens for s in train),
+        "steps": state.step,
+        "epochs": round(state.step / max(1, _steps_per_epoch(train, config, accelerator)), 3),
+        "best_step": state.best_step,
+        "best_validation_loss": round(state.best_loss, 5) if curve else None,
+        "stopped_early": state.stopped_early,
+        "resumed_from_step": state.resumed_from_step,
+        "loss_curve": curve,
+        "overfitting": overfitting(curve),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # Forward 2N and backward 2N FLOPs per token (frozen weights get no weight gradients).
+        "flops_estimate": 4 * total * state.tokens,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "device": str(accelerator.device),
+        "processes": accelerator.num_processes,
+        "config": asdict(config),
+    }
+    best = work / "best"
+    if not best.exists():  # no validation check ran: keep the final weights
+        _save_adapter(accelerator, model, best)
+    if accelerator.is_main_process:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (best / "training.json").write_text(json.dumps(record, indent=2))
+        os.replace(best, out)
+        shutil.rmtree(work, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return record
+
+
+def _steps_per_epoch(train: Sequence[TrainingSequence], config: TrainingConfig, acc: Any) -> int:
+    batches = math.ceil(len(train) / config.batch_size)
+    return max(1, math.ceil(batches / acc.num_processes / config.gradient_accumulation))
+
+
+def overfitting(curve: Sequence[dict[str, float]]) -> bool:
+    """Validation loss rose above its minimum (by 2%) while training loss kept falling."""
+    if len(curve) < 3:
+        return False
+    best = min(range(len(curve)), key=lambda i: curve[i]["validation_loss"])
+    last = curve[-1]
+    rose = last["validation_loss"] > curve[best]["validation_loss"] * 1.02
+    fell = last["train_loss"] < curve[best]["train_loss"]
+    return rose and fell
