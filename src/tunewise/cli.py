@@ -99,6 +99,15 @@ def _bars() -> Progress:
     )
 
 
+def _sizes(value: str | None) -> tuple[int, ...] | None:
+    parts = _split_csv(value)
+    if parts is None:
+        return None
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise TunewiseError(f"--learning-curve takes positive sizes like 100,250,500; got {value}")
+    return tuple(int(part) for part in parts)
+
+
 def _split_csv(value: str | None) -> tuple[str, ...] | None:
     if not value:
         return None
@@ -123,6 +132,10 @@ def run(
     strict: Annotated[
         bool, typer.Option(help="Fail when test inputs also appear in train.")
     ] = False,
+    learning_curve: Annotated[
+        str | None,
+        typer.Option(help="Train the lora candidate on these sizes too, e.g. 100,250,500."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Measure every candidate on the same held-out examples, then recommend one."""
@@ -133,7 +146,8 @@ def run(
         from tunewise.task import load_task
 
         task = load_task(task_file)
-        options = RunOptions(_split_csv(strategies), model, limit, strict)
+        sizes = _sizes(learning_curve)
+        options = RunOptions(_split_csv(strategies), model, limit, strict, sizes)
         with _bars() as bars:
             result = run_task(task, options, BarProgress(bars))
         if result.dataset.leaked:
@@ -147,6 +161,57 @@ def run(
         console.print(
             f"results: {folder / 'results.json'}\npredictions: {folder / 'predictions.jsonl'}"
         )
+
+
+@app.command()
+def train(
+    task_file: Annotated[Path, typer.Argument(help="The task.yaml whose adapters to train.")],
+    strategies: Annotated[
+        str, typer.Option(help="Fine-tuning strategies to train, e.g. lora or lora,qlora.")
+    ] = "lora",
+    model: Annotated[str | None, typer.Option(help="Model spec (overrides task.yaml).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
+) -> None:
+    """Train the task's adapters into the cache, without evaluating.
+
+    Runs under `accelerate launch -m tunewise train ...` on several GPUs; a later
+    `tunewise run` reuses the adapters."""
+    _quiet_libraries(verbose)
+    with _user_errors(verbose):
+        from tunewise.run import RunOptions, train_only
+        from tunewise.task import load_task
+
+        task = load_task(task_file)
+        options = RunOptions(_split_csv(strategies), model)
+        with _bars() as bars:
+            trained = train_only(task, options, BarProgress(bars))
+        for name, folder in trained:
+            console.print(f"{name}: adapter in {folder}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A runs/<run-id> folder.")],
+    candidate: Annotated[str, typer.Option(help="The fine-tuned candidate to export.")],
+    format: Annotated[
+        str, typer.Option("--format", help="adapter | merged | openai-jsonl")
+    ] = "adapter",
+    out: Annotated[
+        Path | None, typer.Option(help="Folder to create (default RUN_DIR/exports/NAME-FORMAT).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
+) -> None:
+    """Export a fine-tuned candidate: its adapter, a merged model, or its data as OpenAI JSONL."""
+    _quiet_libraries(verbose)
+    with _user_errors(verbose):
+        from tunewise.export import export as export_candidate
+
+        formats = ("adapter", "merged", "openai-jsonl")
+        if format not in formats:
+            raise TunewiseError(f"unknown --format '{format}'; use one of {', '.join(formats)}")
+        target = out or run_dir / "exports" / f"{candidate}-{format}"
+        folder = export_candidate(run_dir, candidate, format, target)  # type: ignore[arg-type]
+        console.print(f"exported {candidate} as {format}: {folder}")
 
 
 @app.command()

@@ -70,6 +70,7 @@ def decide(
     train_examples: int,
     has_documents: bool,
     min_examples: int = MIN_FINE_TUNING_EXAMPLES,
+    learning_curve: str | None = None,
 ) -> Recommendation:
     """Step 1: the cheapest prompting candidate that meets the target wins; else say what next."""
     if not candidates:
@@ -94,9 +95,12 @@ def decide(
     )
     if meeting:
         return _prompting_wins(meeting, target, metric, gate, alternatives)
-    return _target_missed(
+    missed = _target_missed(
         ranked, target, metric, gate, alternatives, train_examples, has_documents, min_examples
     )
+    if learning_curve:  # how many examples would close the gap, from the measured curve
+        missed.reasons.append(f"Learning curve: {learning_curve}")
+    return missed
 
 
 def _prompting_wins(

@@ -81,6 +81,7 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         "seconds": round(run.seconds, 3),
         "candidates": [candidate_document(c) for c in run.candidates],
         "recommendation": asdict(run.recommendation),
+        "learning_curve": run.learning_curve.to_dict() if run.learning_curve else None,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,6 +16,7 @@ from tunewise.data import Dataset, load_dataset, sample_examples
 from tunewise.decision import CandidateSummary, Recommendation, decide
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation import MetricValue, score
+from tunewise.learning_curve import CurveFit, CurvePoint, estimate_examples
 from tunewise.models.backend import Backend
 from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
@@ -55,6 +57,7 @@ class RunOptions:
     model: str | None = None
     limit: int | None = None
     strict: bool = False
+    learning_curve: tuple[int, ...] | None = None  # training-set sizes for the first lora
 
 
 @dataclass
@@ -89,6 +92,7 @@ class RunResult:
     candidates: list[CandidateResult]
     recommendation: Recommendation
     seconds: float
+    learning_curve: CurveFit | None = None
     code_version: str = __version__
 
 
@@ -102,7 +106,8 @@ def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
                 f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}"
             )
     if not wanted:
-        return list(task.candidates) or [default_candidate(s) for s in DEFAULT_LADDER]
+        listed = [c for c in task.candidates if not getattr(c, "opt_in", False)]
+        return listed or [default_candidate(s) for s in DEFAULT_LADDER]
     # Each wanted strategy: the task's candidates of that strategy, else its defaults.
     specs: list[CandidateSpec] = []
     for strategy in dict.fromkeys(wanted):
@@ -169,23 +174,20 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         if model not in backends:
             backends[model] = load_backend(model)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
+
+    def measure(spec: CandidateSpec, name: str) -> CandidateResult:
+        backend = backends[spec.model or options.model or task.model]
+        return _measure(task, spec, name, backend, dataset, test, cache, progress)
+
     try:
-        results = [
-            _measure(
-                task,
-                spec,
-                name,
-                backends[spec.model or options.model or task.model],
-                dataset,
-                test,
-                cache,
-                progress,
-            )
-            for spec, name in zip(specs, candidate_names(specs), strict=True)
-        ]
+        names = candidate_names(specs)
+        results = [measure(spec, name) for spec, name in zip(specs, names, strict=True)]
+        curve = None
+        if options.learning_curve:
+            curve = learning_curve(task, specs, results, options.learning_curve, measure)
     finally:
         cache.close()
-    recommendation = decide_from(task, dataset, results)
+    recommendation = decide_from(task, dataset, results, curve)
     return RunResult(
         task,
         task_hash(task),
@@ -195,7 +197,26 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         results,
         recommendation,
         time.perf_counter() - started,
+        learning_curve=curve,
     )
+
+
+def train_only(
+    task: Task, options: RunOptions, progress: Progress | None = None
+) -> list[tuple[str, Path]]:
+    """Train (or find in the cache) the adapters of the task's fine-tuning candidates."""
+    specs = [s for s in candidate_specs(task, options) if isinstance(s, LoraCandidate)]
+    if not specs:
+        raise TunewiseError("no fine-tuning candidate to train; use --strategies lora")
+    dataset, _ = load_data(task, options)
+    trained = []
+    for spec, name in zip(specs, candidate_names(specs), strict=True):
+        backend = load_backend(spec.model or options.model or task.model)
+        predictor = PREPARERS[spec.strategy](
+            task, spec, dataset.train, backend, name, progress or SilentProgress()
+        )
+        trained.append((name, Path(predictor.details["adapter_path"])))
+    return trained
 
 
 def _measure(
@@ -265,7 +286,46 @@ def primary_metric(task: Task) -> str:
     )
 
 
-def decide_from(task: Task, dataset: Dataset, results: Sequence[CandidateResult]) -> Recommendation:
+def learning_curve(
+    task: Task,
+    specs: Sequence[CandidateSpec],
+    results: Sequence[CandidateResult],
+    sizes: Sequence[int],
+    measure: Callable[[CandidateSpec, str], CandidateResult],
+) -> CurveFit:
+    """Train the first fine-tuning candidate on seeded subsets of each size; fit the curve."""
+    chosen = next(
+        (
+            (s, r)
+            for s, r in zip(specs, results, strict=True)
+            if isinstance(s, LoraCandidate) and r.measured
+        ),
+        None,
+    )
+    if chosen is None:
+        raise TunewiseError("--learning-curve needs a lora candidate; add lora to --strategies")
+    spec, full = chosen
+    metric = primary_metric(task)
+    full_size = full.params["train_examples"] + full.setup["training"]["validation_examples"]
+    points = [_point(full_size, full.metrics[metric])]
+    for size in sorted({min(max(size, 10), full_size) for size in sizes} - {full_size}):
+        subset = spec.model_copy(update={"max_train_examples": size})
+        result = measure(subset, f"{full.name}@{size}")
+        points.append(_point(size, result.metrics[metric]))
+    target = task.target.min if task.target else None
+    return estimate_examples(points, target, seed=task.seed, metric=metric)
+
+
+def _point(examples: int, value: MetricValue) -> CurvePoint:
+    return CurvePoint(examples, value.value, value.ci_low, value.ci_high, value.n)
+
+
+def decide_from(
+    task: Task,
+    dataset: Dataset,
+    results: Sequence[CandidateResult],
+    curve: CurveFit | None = None,
+) -> Recommendation:
     metric = primary_metric(task)
     summaries = [
         CandidateSummary(
@@ -284,4 +344,5 @@ def decide_from(task: Task, dataset: Dataset, results: Sequence[CandidateResult]
         metric,
         train_examples=len(dataset.train),
         has_documents=task.data.documents is not None,
+        learning_curve=curve.summary if curve else None,
     )

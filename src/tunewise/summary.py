@@ -43,7 +43,21 @@ def render_table(document: dict[str, Any]) -> Group:
     for label, key, form in USAGE_ROWS:
         table.add_row(label, *(form.format(c["usage"][key]) for c in candidates))
     notes = Text("".join(f"{c['name']}: skipped, {c['skipped_reason']}\n" for c in skipped))
+    for candidate in candidates:
+        training = candidate["setup"].get("training")
+        if training:
+            notes.append(_training_line(candidate["name"], training))
     return Group(table, notes, _decision(document["recommendation"]))
+
+
+def _training_line(name: str, training: dict[str, Any]) -> str:
+    source = "reused from the cache" if training.get("cached") else "trained"
+    flag = "; validation loss rose: overfitting" if training.get("overfitting") else ""
+    return (
+        f"{name}: {source}, {training['examples']} examples, {training['steps']} steps, "
+        f"{training['seconds']:.0f} s, best validation loss {training['best_validation_loss']}"
+        f"{flag}\n"
+    )
 
 
 def _decision(recommendation: dict[str, Any]) -> Text:

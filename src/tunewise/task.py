@@ -161,6 +161,9 @@ class LoraCandidate(_Strict):
     )
     max_length: int = Field(default=512, ge=16, description="Longer examples are left out.")
     checkpoint_every: int = Field(default=25, ge=1, description="Steps between checkpoints.")
+    opt_in: bool = Field(
+        default=False, description="Run only when --strategies names this strategy (slow arms)."
+    )
 
 
 CandidateSpec = Annotated[

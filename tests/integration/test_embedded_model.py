@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -12,36 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import environment, fresh_home, tunewise
 
-from tunewise.models.local import EMBEDDED_NAME, LocalModel, embedded_model_folder
+from tunewise.models.local import EMBEDDED_NAME, LocalModel
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTIMENT = ROOT / "examples" / "review-sentiment" / "task.yaml"
 INTENTS = ROOT / "tests" / "fixtures" / "support-intents" / "task.yaml"
-
-
-@pytest.fixture(scope="session")
-def converted_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One TUNEWISE_HOME holding the converted model, made once per test session."""
-    home = tmp_path_factory.mktemp("embedded-home")
-    embedded_model_folder(home)
-    return home
-
-
-def fresh_home(converted_home: Path, tmp_path: Path) -> Path:
-    """An empty response cache that shares the already converted model."""
-    home = tmp_path / "home"
-    home.mkdir(parents=True)
-    (home / "models").symlink_to(converted_home / "models")
-    return home
-
-
-def tunewise(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TUNEWISE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "tunewise", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -149,10 +127,9 @@ def test_killed_run_resumes_with_the_same_results(converted_home: Path, tmp_path
 
     home = fresh_home(converted_home, tmp_path / "killed")
     out = tmp_path / "runs"
-    env = {**os.environ, "TUNEWISE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "tunewise", *args, "--out", str(out)],
-        env=env,
+        env=environment(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import resource
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.finetune.batches import collate, completion_loss, length_grouped_batches
 from tunewise.finetune.examples import IGNORE, TrainingSequence
 from tunewise.task import LoraCandidate
 
@@ -51,65 +51,6 @@ class TrainingConfig:
             name: getattr(spec, name) for name in cls.__dataclass_fields__ if hasattr(spec, name)
         }
         return cls(**fields, seed=seed, quantize_4bit=spec.strategy == "qlora")
-
-
-def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, epoch: int
-) -> list[list[int]]:
-    """Seeded batches of similar lengths (little padding), in a shuffled order."""
-    rng = random.Random(seed * 1_000_003 + epoch)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = batch_size * 16
-    batches = []
-    for start in range(0, len(order), window):
-        group = sorted(order[start : start + window], key=lambda i: -lengths[i])
-        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-def collate(sequences: Sequence[TrainingSequence], pad_id: int) -> dict[str, Any]:
-    """Left-pad to the longest sequence of the batch (dynamic padding). Every answer then ends
-    at the right edge, so the loss needs logits for the last few positions only."""
-    import torch
-
-    width = max(len(s.input_ids) for s in sequences)
-    pads = [width - len(s.input_ids) for s in sequences]
-    return {
-        "input_ids": torch.tensor(
-            [[pad_id] * p + list(s.input_ids) for p, s in zip(pads, sequences, strict=True)]
-        ),
-        "attention_mask": torch.tensor(
-            [[0] * p + [1] * len(s.input_ids) for p, s in zip(pads, sequences, strict=True)]
-        ),
-        "position_ids": torch.tensor(
-            [[0] * p + list(range(len(s.input_ids))) for p, s in zip(pads, sequences, strict=True)]
-        ),
-        "labels": torch.tensor(
-            [[IGNORE] * p + list(s.labels) for p, s in zip(pads, sequences, strict=True)]
-        ),
-    }
-
-
-def completion_loss(model: Any, batch: dict[str, Any]) -> Any:
-    """Mean cross-entropy over answer tokens. Only the positions that predict an answer token get
-    logits: the vocabulary projection of prompt positions is most of the compute and all waste."""
-    import torch.nn.functional as F
-
-    labels = batch["labels"]
-    keep = int((labels != IGNORE).sum(dim=1).max()) + 1
-    logits = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        position_ids=batch["position_ids"],
-        logits_to_keep=keep,
-    ).logits
-    predicted = logits[:, :-1].float()
-    targets = labels[:, -(keep - 1) :]
-    return F.cross_entropy(
-        predicted.reshape(-1, predicted.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
-    )
 
 
 def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
@@ -172,10 +113,14 @@ def train_adapter(
     work: Path,
     pad_id: int,
     advance: Advance = lambda n: None,
+    notes: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Train a LoRA adapter, keep the weights of the best validation loss, save them to `out`.
+    """Train a LoRA adapter, keep the weights of the best validation loss, save them to `out`
+    with training.json (the record, plus `notes`) and `extra_files` (name -> text).
 
-    `work` holds checkpoints; a run that finds one there resumes from it. Returns the record."""
+    `out` appears complete or not at all. `work` holds checkpoints; a run that finds one there
+    resumes from it. Returns the record."""
     import torch
     from accelerate import Accelerator
     from transformers import get_scheduler
@@ -243,7 +188,9 @@ def train_adapter(
             state.epoch += 1
             state.batch_in_epoch = 0
     state.seconds = time.perf_counter() - started
-    return _finish(state, accelerator, model, config, train, validation, out, work)
+    record = _record(state, accelerator, model, config, train, validation) | dict(notes or {})
+    _publish(record, accelerator, model, out, work, extra_files or {})
+    return record
 
 
 def _validation_loss(
@@ -363,29 +310,26 @@ def _resume(work: Path, accelerator: Any, model: Any, optimizer: Any, scheduler:
     return state
 
 
-def _finish(
+def _record(
     state: _State,
     accelerator: Any,
     model: Any,
     config: TrainingConfig,
     train: Sequence[TrainingSequence],
     validation: Sequence[TrainingSequence],
-    out: Path,
-    work: Path,
 ) -> dict[str, Any]:
-    """Save the best adapter and the training record to `out`; drop the checkpoints."""
+    """What training cost and how it went, for results.json."""
     unwrapped = accelerator.unwrap_model(model)
-    trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
     total = sum(p.numel() for p in unwrapped.parameters())
     curve = state.curve or []
-    record = {
+    return {
         "seconds": round(state.seconds, 2),
         "examples": len(train),
         "validation_examples": len(validation),
         "tokens_trained": state.tokens,
         "target_tokens_per_epoch": sum(s.target_tokens for s in train),
         "steps": state.step,
-        "epochs": round(state.step / max(1, _steps_per_epoch(train, config, accelerator)), 3),
+        "epochs": round(state.step / _steps_per_epoch(train, config, accelerator), 3),
         "best_step": state.best_step,
         "best_validation_loss": round(state.best_loss, 5) if curve else None,
         "stopped_early": state.stopped_early,
@@ -395,22 +339,35 @@ def _finish(
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         # Forward 2N and backward 2N FLOPs per token (frozen weights get no weight gradients).
         "flops_estimate": 4 * total * state.tokens,
-        "trainable_parameters": trainable,
+        "trainable_parameters": sum(p.numel() for p in unwrapped.parameters() if p.requires_grad),
         "total_parameters": total,
         "device": str(accelerator.device),
         "processes": accelerator.num_processes,
         "config": asdict(config),
     }
+
+
+def _publish(
+    record: dict[str, Any],
+    accelerator: Any,
+    model: Any,
+    out: Path,
+    work: Path,
+    extra_files: Mapping[str, str],
+) -> None:
+    """Move the best adapter, its record and extra files into `out` in one rename."""
     best = work / "best"
     if not best.exists():  # no validation check ran: keep the final weights
         _save_adapter(accelerator, model, best)
     if accelerator.is_main_process:
-        out.parent.mkdir(parents=True, exist_ok=True)
         (best / "training.json").write_text(json.dumps(record, indent=2))
+        for name, text in extra_files.items():
+            (best / name).write_text(text, encoding="utf-8")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out, ignore_errors=True)  # an incomplete leftover; complete ones are reused
         os.replace(best, out)
         shutil.rmtree(work, ignore_errors=True)
     accelerator.wait_for_everyone()
-    return record
 
 
 def _steps_per_epoch(train: Sequence[TrainingSequence], config: TrainingConfig, acc: Any) -> int:

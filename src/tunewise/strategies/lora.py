@@ -19,7 +19,12 @@ from tunewise import __version__
 from tunewise.cache import cache_key
 from tunewise.data import Example, sample_examples, split_examples
 from tunewise.errors import TunewiseError
-from tunewise.finetune.examples import encode_example, lint_sequences, lint_template
+from tunewise.finetune.examples import (
+    encode_example,
+    lint_sequences,
+    lint_template,
+    training_messages,
+)
 from tunewise.finetune.train import TrainingConfig, train_adapter
 from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
@@ -75,7 +80,12 @@ def prepare(
     adapted = LocalModel(
         f"{backend.spec}+{spec.strategy}:{key[:12]}", backend.folder, backend.home, adapter=folder
     )
-    params = {"adapter": key, "train_examples": len(fit), **config_summary(config)}
+    params = {
+        "base_model": backend.spec,
+        "adapter": key,
+        "train_examples": len(fit),
+        **config_summary(config),
+    }
     details = {"training": {**record, "cached": cached}, "adapter_path": str(folder)}
     return PromptPredictor(
         name,
@@ -142,7 +152,15 @@ def _train(
     lint_sequences(kept + held, backend.tokenizer.eos_token_id)
     steps = math.ceil(math.ceil(len(kept) / config.batch_size) / config.gradient_accumulation)
     advance = progress.stage(f"{name} train", steps * config.epochs) if progress else None
-    record = train_adapter(
+    # The exact conversations trained on, for `tunewise export --format openai-jsonl`.
+    conversations = {
+        f"{split}.messages.jsonl": "".join(
+            json.dumps({"messages": training_messages(task.contract, e)}, ensure_ascii=False) + "\n"
+            for e in examples
+        )
+        for split, examples in (("train", fit), ("validation", validation))
+    }
+    return train_adapter(
         backend.folder,
         kept,
         held,
@@ -150,10 +168,7 @@ def _train(
         folder,
         folder.with_name(folder.name + ".work"),
         backend.tokenizer.pad_token_id,
-        **({"advance": advance} if advance else {}),
+        advance=advance or (lambda n: None),
+        notes={"left_out_too_long": len(encoded) - len(kept)},
+        extra_files=conversations,
     )
-    record["left_out_too_long"] = len(encoded) - len(kept)
-    staging = folder / "training.json.tmp"
-    staging.write_text(json.dumps(record, indent=2))
-    staging.replace(folder / "training.json")
-    return record

@@ -1,0 +1,1 @@
+"""Fine-tuning: training sequences and their lint, batching, and the LoRA training recipe."""
