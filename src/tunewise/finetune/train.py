@@ -156,7 +156,12 @@ def train_adapter(
         batches = length_grouped_batches(lengths, config.batch_size, config.seed, state.epoch)
         loader = accelerator.prepare_data_loader(
             torch.utils.data.DataLoader(
-                train, batch_sampler=batches, collate_fn=lambda seqs: collate(seqs, pad_id)
+                train,
+                batch_sampler=batches,
+                collate_fn=lambda seqs: collate(seqs, pad_id),
+                # Its own generator: drawing the loader's seed must not shift the global RNG
+                # that dropout uses, or a resumed run would diverge from an uninterrupted one.
+                generator=torch.Generator().manual_seed(config.seed + state.epoch),
             )
         )
         loader = accelerator.skip_first_batches(loader, state.batch_in_epoch)

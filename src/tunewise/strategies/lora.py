@@ -86,7 +86,12 @@ def prepare(
         "train_examples": len(fit),
         **config_summary(config),
     }
-    details = {"training": {**record, "cached": cached}, "adapter_path": str(folder)}
+    price = task.prices.compute_usd_per_hour
+    cost = None if price is None else round(record["seconds"] / 3600 * price, 6)
+    details = {
+        "training": {**record, "cached": cached, "cost_usd": cost},
+        "adapter_path": str(folder),
+    }
     return PromptPredictor(
         name,
         spec.strategy,
