@@ -82,17 +82,24 @@ def _score_one(
         value = asdict(predictor.backend.score_labels(request.messages, labels))
         cache.put(key, value)
     advance(1)
+    return _prediction(predictor.name, example, request, value, cached)
+
+
+def _prediction(
+    candidate: str, example: Example, request: Request, value: dict[str, Any], cached: bool
+) -> Prediction:
+    """A Prediction from a cached or fresh LabelScores / Generation record."""
     return Prediction(
-        candidate=predictor.name,
+        candidate=candidate,
         example_id=example.id,
-        output=value["label"],
+        output=value["label"] if "label" in value else value["text"],
         input_tokens=value["input_tokens"],
         output_tokens=value["output_tokens"],
         latency_ms=value["seconds"] * 1000,
         demo_ids=request.demo_ids,
         cached=cached,
-        finish_reason="stop",
-        probabilities=value["probabilities"],
+        finish_reason=value.get("finish_reason", "stop"),
+        probabilities=value.get("probabilities"),
     )
 
 
@@ -119,17 +126,7 @@ def _generate_all(
             cache.put(keys[i], values[i])
         advance(len(chunk))
     return [
-        Prediction(
-            candidate=predictor.name,
-            example_id=example.id,
-            output=value["text"],
-            input_tokens=value["input_tokens"],
-            output_tokens=value["output_tokens"],
-            latency_ms=value["seconds"] * 1000,
-            demo_ids=request.demo_ids,
-            cached=was_cached,
-            finish_reason=value["finish_reason"],
-        )
+        _prediction(predictor.name, example, request, value, was_cached)
         for example, request, value, was_cached in zip(
             examples, requests, values, cached, strict=True
         )
