@@ -12,7 +12,7 @@ import numpy as np
 
 from tunewise import __version__
 from tunewise.cache import ResponseCache
-from tunewise.data import Dataset, load_dataset, sample_examples
+from tunewise.data import Dataset, Example, load_dataset, sample_examples
 from tunewise.decision import CandidateSummary, Recommendation, decide
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation import MetricValue, score
@@ -87,7 +87,7 @@ class RunResult:
     task: Task
     task_hash: str
     dataset: Dataset
-    test: list  # the examples actually evaluated (after --limit)
+    test: list[Example]  # the examples actually evaluated (after --limit)
     options: RunOptions
     candidates: list[CandidateResult]
     recommendation: Recommendation
@@ -138,7 +138,7 @@ def candidate_names(specs: Sequence[CandidateSpec]) -> list[str]:
     return unique
 
 
-def load_data(task: Task, options: RunOptions) -> tuple[Dataset, list]:
+def load_data(task: Task, options: RunOptions) -> tuple[Dataset, list[Example]]:
     """The task's data, checked for leakage; the test examples to evaluate after --limit."""
     dataset = load_dataset(
         task.data.train,
@@ -225,7 +225,7 @@ def _measure(
     name: str,
     backend: Backend,
     dataset: Dataset,
-    test: list,
+    test: list[Example],
     cache: ResponseCache,
     progress: Progress,
 ) -> CandidateResult:
@@ -255,8 +255,8 @@ def _measure(
     return CandidateResult(
         name=name,
         strategy=spec.strategy,
-        model=backend.spec,
-        fingerprint=backend.fingerprint(),
+        model=predictor.backend.spec,  # a fine-tuned candidate's names its adapter
+        fingerprint=predictor.backend.fingerprint(),
         params=predictor.params,
         metrics=metrics,
         usage=usage_of(predictions),
