@@ -1,7 +1,8 @@
 """The four-step framework as explicit gates over measured results (pure; never runs a model).
 
-Today the gates cover step 1 (prompting) and say which later step the numbers point to; the RAG,
-fine-tuning and hybrid arms plug their results in through the same CandidateSummary.
+The gates cover step 1 (prompting) and step 3 (fine-tuning: quality, examples, and break-even in
+measured compute), and say which step the numbers point to next; the RAG and hybrid arms plug
+their results in through the same CandidateSummary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from tunewise.evaluation import MetricValue
 from tunewise.task import Target
 
 PROMPTING = frozenset({"zero-shot", "few-shot"})
+FINE_TUNED = frozenset({"lora", "qlora"})
 MIN_FINE_TUNING_EXAMPLES = 500
 
 
@@ -25,6 +27,8 @@ class CandidateSummary:
     quality: MetricValue
     tokens_per_request: float
     latency_p50_ms: float
+    setup_seconds: float = 0.0  # demo selection, or training
+    compute_seconds_per_request: float = 0.0  # mean wall time per answer on the measuring machine
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Recommendation:
 
     candidate: str | None
     step: int
-    verdict: str  # "meets-target" | "target-missed" | "no-target"
+    verdict: str  # "meets-target" | "target-missed" | "blocked" (step 3 gate) | "no-target"
     metric: str
     reasons: list[str]
     gates: list[Gate] = field(default_factory=list)
@@ -71,8 +75,12 @@ def decide(
     has_documents: bool,
     min_examples: int = MIN_FINE_TUNING_EXAMPLES,
     learning_curve: str | None = None,
+    requests_per_month: int = 0,
+    horizon_months: int = 12,
 ) -> Recommendation:
-    """Step 1: the cheapest prompting candidate that meets the target wins; else say what next."""
+    """Step 1: the cheapest prompting candidate that meets the target wins. Step 3: else a
+    fine-tuned candidate that meets it, with enough examples, whose training pays for itself
+    within the horizon. Otherwise no recommendation, and what to try next."""
     if not candidates:
         raise ValueError("nothing to decide: no candidate was measured")
     ranked = sorted(candidates, key=lambda c: (-c.quality.value, *_cost_order(c)))
@@ -95,6 +103,23 @@ def decide(
     )
     if meeting:
         return _prompting_wins(meeting, target, metric, gate, alternatives)
+    tuned = sorted(
+        (c for c in candidates if c.strategy in FINE_TUNED and c.quality.value >= target.min),
+        key=_cost_order,
+    )
+    if tuned:
+        volume = (requests_per_month, horizon_months)
+        return _fine_tuning_gate(
+            tuned[0],
+            prompting,
+            target,
+            metric,
+            gate,
+            alternatives,
+            train_examples,
+            min_examples,
+            volume,
+        )
     missed = _target_missed(
         ranked, target, metric, gate, alternatives, train_examples, has_documents, min_examples
     )
@@ -124,6 +149,57 @@ def _prompting_wins(
     return Recommendation(best.name, 1, "meets-target", metric, reasons, [gate], alternatives)
 
 
+def break_even_requests(tuned: CandidateSummary, prompt: CandidateSummary) -> float:
+    """Requests after which training has paid for itself in compute saved per request
+    (infinite when the tuned candidate saves nothing per request)."""
+    saved = prompt.compute_seconds_per_request - tuned.compute_seconds_per_request
+    return tuned.setup_seconds / saved if saved > 0 else float("inf")
+
+
+def _fine_tuning_gate(
+    best: CandidateSummary,
+    prompting: list[CandidateSummary],
+    target: Target,
+    metric: str,
+    gate: Gate,
+    alternatives: list[str],
+    train_examples: int,
+    min_examples: int,
+    volume: tuple[int, int],
+) -> Recommendation:
+    requests_per_month, horizon_months = volume
+    enough = train_examples >= min_examples
+    reasons = [
+        f"Prompting misses the target; fine-tuning meets it: {describe(best, metric)} "
+        f">= {target.min}."
+    ]
+    if not enough:
+        reasons.append(
+            f"But there are only {train_examples} training examples (< {min_examples}): the "
+            "result may not hold on new data; collect more before committing to fine-tuning."
+        )
+    pays = True
+    if prompting and requests_per_month > 0:
+        rival = min(prompting, key=lambda c: c.compute_seconds_per_request)
+        requests = break_even_requests(best, rival)
+        months = requests / requests_per_month
+        pays = months <= horizon_months
+        reasons.append(
+            f"Training ({best.setup_seconds:.0f} s of compute) pays for itself against "
+            f"{rival.name} after {requests:,.0f} requests, about {months:.1f} months at "
+            f"{requests_per_month:,} requests/month"
+            + ("." if pays else f": beyond the {horizon_months}-month horizon.")
+        )
+    passed = enough and pays
+    step3 = Gate(3, "Is fine-tuning justified?", passed, "; ".join(reasons))
+    if not passed:
+        return Recommendation(None, 3, "blocked", metric, reasons, [gate, step3], alternatives)
+    reasons.append(f"Recommend {best.name} (step 3).")
+    return Recommendation(
+        best.name, 3, "meets-target", metric, reasons, [gate, step3], alternatives
+    )
+
+
 def _target_missed(
     ranked: list[CandidateSummary],
     target: Target,
@@ -144,7 +220,10 @@ def _target_missed(
         reasons.append("The best candidate's CI reaches the target: more test data may settle it.")
     if has_documents:
         reasons.append("The task has documents: measure RAG next (step 2).")
-    if train_examples >= min_examples:
+    tuned = [c for c in ranked if c.strategy in FINE_TUNED]
+    if tuned:
+        reasons.append(f"Fine-tuning was measured too and misses: {describe(tuned[0], metric)}.")
+    elif train_examples >= min_examples:
         reasons.append(
             f"There are {train_examples} training examples (>= {min_examples}): "
             "fine-tuning is worth measuring (step 3)."

@@ -334,6 +334,8 @@ def decide_from(
             r.metrics[metric],
             r.usage["input_tokens_per_request"] + r.usage["output_tokens_per_request"],
             r.usage["latency_p50_ms"],
+            r.setup["seconds"],
+            sum(p.latency_ms for p in r.predictions) / len(r.predictions) / 1000,
         )
         for r in results
         if r.measured
@@ -345,4 +347,6 @@ def decide_from(
         train_examples=len(dataset.train),
         has_documents=task.data.documents is not None,
         learning_curve=curve.summary if curve else None,
+        requests_per_month=task.usage.requests_per_month,
+        horizon_months=task.usage.horizon_months,
     )

@@ -1,4 +1,4 @@
-"""decide(): step 1 of the framework as gates over synthetic measured candidates."""
+"""decide(): steps 1 and 3 of the framework as gates over synthetic measured candidates."""
 
 from __future__ import annotations
 
@@ -184,3 +184,71 @@ def test_no_candidates_is_an_error() -> None:
         run([])
     with pytest.raises(ValueError):
         run([], target=None)
+
+
+# ---- step 3: fine-tuning ------------------------------------------------------------------
+
+
+def tuned(value: float, *, setup: float = 600.0, compute: float = 0.2) -> CandidateSummary:
+    return CandidateSummary(
+        "lora",
+        "lora",
+        MetricValue(value, value - 0.03, value + 0.03, 300),
+        100,
+        200,
+        setup_seconds=setup,
+        compute_seconds_per_request=compute,
+    )
+
+
+def prompt(value: float, compute: float) -> CandidateSummary:
+    return CandidateSummary(
+        "few-shot",
+        "few-shot",
+        MetricValue(value, value - 0.03, value + 0.03, 300),
+        350,
+        400,
+        setup_seconds=0.1,
+        compute_seconds_per_request=compute,
+    )
+
+
+def step3(candidates: list[CandidateSummary], examples: int, per_month: int) -> Recommendation:
+    return decide(
+        candidates,
+        TARGET,
+        "accuracy",
+        train_examples=examples,
+        has_documents=False,
+        requests_per_month=per_month,
+        horizon_months=12,
+    )
+
+
+def test_fine_tuning_is_recommended_when_prompting_misses_and_it_pays_off() -> None:
+    # 600 s of training saves 0.3 s per request: break-even after 2,000 requests.
+    rec = step3([prompt(0.6, compute=0.5), tuned(0.8)], examples=1500, per_month=1000)
+    assert (rec.candidate, rec.step, rec.verdict) == ("lora", 3, "meets-target")
+    assert [g.passed for g in rec.gates] == [False, True]
+    assert "2,000 requests" in joined(rec) and "2.0 months" in joined(rec)
+
+
+def test_fine_tuning_is_blocked_by_too_few_examples() -> None:
+    rec = step3([prompt(0.6, compute=0.5), tuned(0.8)], examples=120, per_month=1000)
+    assert rec.candidate is None and rec.verdict == "blocked" and rec.step == 3
+    assert "only 120 training examples" in joined(rec)
+
+
+def test_fine_tuning_is_blocked_when_break_even_lies_beyond_the_horizon() -> None:
+    # 0.001 s saved per request: 600,000 requests, 600 months at 1,000 a month.
+    rec = step3([prompt(0.6, compute=0.201), tuned(0.8)], examples=1500, per_month=1000)
+    assert rec.candidate is None and rec.verdict == "blocked"
+    assert "beyond the 12-month horizon" in joined(rec)
+    assert rec.gates[-1].step == 3 and not rec.gates[-1].passed
+
+
+def test_a_measured_fine_tuned_candidate_below_target_is_named() -> None:
+    rec = step3([prompt(0.6, compute=0.5), tuned(0.65)], examples=1500, per_month=1000)
+    assert rec.candidate is None and rec.verdict == "target-missed"
+    assert "Fine-tuning was measured too" in joined(rec)
+    assert "worth measuring" not in joined(rec)
