@@ -39,7 +39,7 @@ def test_chat_template_and_eos_are_chatml(model: LocalModel) -> None:
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
-    ids = model._encode(text)
+    ids = model.encode(text)
     start = tokenizer.convert_tokens_to_ids("<|im_start|>")
     assert ids[0] == start and ids[1] != start  # no stray second <|im_start|> prepended
     answer = model.generate([[{"role": "user", "content": "Say hello."}]], max_new_tokens=40)[0]

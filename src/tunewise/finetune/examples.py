@@ -46,7 +46,7 @@ def training_messages(contract: Contract, example: Example) -> list[Message]:
 def encode_example(model: Any, contract: Contract, example: Example) -> TrainingSequence:
     """Prompt exactly as at inference (`model.render`), answer as label scoring sees it."""
     prompt = model.render(build_messages(contract, example.input))
-    prompt_ids = model._encode(prompt)
+    prompt_ids = model.encode(prompt)
     answer = model.answer_ids(prompt, prompt_ids, example.output)
     return TrainingSequence(
         example.id,

@@ -156,28 +156,29 @@ class LocalModel:
         body = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
         return f"{tokenizer.bos_token or ''}{body}" + ("\n\nAssistant:" if answer_next else "")
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
+        """Token ids of already rendered text (its special tokens included)."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self._encode(self.render(messages)))
+        return len(self.encode(self.render(messages)))
 
     def answer_ids(self, prompt: str, prompt_ids: list[int], answer: str) -> list[int]:
         """Token ids of `answer` as the complete assistant turn (answer, then end-of-turn),
         tokenized in context. Label scoring and fine-tuning targets both use this, so what is
         trained is exactly what is scored."""
         eos = self.tokenizer.eos_token or ""
-        full = self._encode(prompt + answer + eos)
+        full = self.encode(prompt + answer + eos)
         if full[: len(prompt_ids)] == prompt_ids and len(full) > len(prompt_ids):
             return full[len(prompt_ids) :]
-        return self._encode(answer + eos)  # the answer merged with the prompt's last token
+        return self.encode(answer + eos)  # the answer merged with the prompt's last token
 
     def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
         import torch
 
         start = time.perf_counter()
         prompt = self.render(messages)
-        prompt_ids = self._encode(prompt)
+        prompt_ids = self.encode(prompt)
         continuations = [self.answer_ids(prompt, prompt_ids, label) for label in labels]
         model = self.model
         with torch.inference_mode():
@@ -217,7 +218,7 @@ class LocalModel:
         """A private copy of the KV cache of everything before the last turn, and its length."""
         if len(messages) < 2:
             return None, 0
-        prefix = tuple(self._encode(self.render(messages[:-1], answer_next=False)))
+        prefix = tuple(self.encode(self.render(messages[:-1], answer_next=False)))
         usable = 0 < len(prefix) < len(prompt_ids) and tuple(prompt_ids[: len(prefix)]) == prefix
         if not usable:
             return None, 0
