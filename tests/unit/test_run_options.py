@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
-from tunewise.run import CandidateResult, RunOptions, candidate_specs, learning_curve
+from tunewise.models.local import LocalModel
+from tunewise.models.registry import register_backend, unregister_backend
+from tunewise.results import load_schema, write_run
+from tunewise.run import CandidateResult, RunOptions, candidate_specs, learning_curve, run_task
 from tunewise.task import LoraCandidate, Task, load_task
 
 LADDER = """candidates:
@@ -75,3 +80,32 @@ def test_learning_curve_needs_a_lora_candidate(ladder_task: Task) -> None:
     specs = candidate_specs(ladder_task, RunOptions(strategies=("zero-shot",)))
     with pytest.raises(TunewiseError, match="lora"):
         learning_curve(ladder_task, specs, [result("zero-shot", 0.5)], (10,), lambda s, n: None)
+
+
+def test_qlora_without_cuda_is_recorded_as_skipped(
+    tiny_task: Path, scripted: object, tmp_path: Path
+) -> None:
+    tiny_task.write_text(
+        tiny_task.read_text()
+        + "candidates:\n  - {strategy: zero-shot}\n  - {strategy: qlora, model: 'local:x'}\n"
+    )
+    register_backend("local", lambda rest: LocalModel("local:x", tmp_path / "none", tmp_path))
+    try:
+        run = run_task(load_task(tiny_task), RunOptions())
+    finally:
+        unregister_backend("local")
+    zero, qlora = run.candidates
+    assert zero.measured and not qlora.measured and "CUDA" in (qlora.skipped or "")
+    folder = write_run(run, tmp_path / "runs")
+    document = json.loads((folder / "results.json").read_text())
+    jsonschema.validate(document, load_schema("results"))
+    assert document["candidates"][1] == {
+        "name": "qlora",
+        "strategy": "qlora",
+        "model": "local:x",
+        "status": "skipped",
+        "skipped_reason": qlora.skipped,
+    }
+    assert document["recommendation"]["candidate"] == "zero-shot"
+    lines = (folder / "predictions.jsonl").read_text().splitlines()
+    assert {json.loads(line)["candidate"] for line in lines} == {"zero-shot"}
