@@ -63,11 +63,15 @@ def _training_line(name: str, training: dict[str, Any]) -> str:
 def _decision(recommendation: dict[str, Any]) -> Text:
     text = Text()
     chosen = recommendation["candidate"]
+    headline = {
+        "blocked": "A candidate meets the target, but a gate of step 3 blocks it:",
+        "target-missed": "No candidate meets the target yet.",
+    }
     if chosen:
         step = recommendation["step"]
         text.append(f"Recommendation (step {step}): {chosen}\n", style="bold green")
     else:
-        text.append("No candidate meets the target yet.\n", style="bold yellow")
+        text.append(headline[recommendation["verdict"]] + "\n", style="bold yellow")
     for reason in recommendation["reasons"]:
         text.append(f"  - {reason}\n")
     return text
