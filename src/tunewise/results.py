@@ -17,6 +17,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from tunewise.decision import FINE_TUNED
 from tunewise.evaluation import per_example, validate
 from tunewise.run import CandidateResult, RunResult
 
@@ -81,8 +82,16 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         "seconds": round(run.seconds, 3),
         "candidates": [candidate_document(c) for c in run.candidates],
         "recommendation": asdict(run.recommendation),
-        "learning_curve": run.learning_curve.to_dict() if run.learning_curve else None,
+        "learning_curve": _learning_curve(run),
     }
+
+
+def _learning_curve(run: RunResult) -> dict[str, Any] | None:
+    if run.learning_curve is None:
+        return None
+    # The curve is measured on the first fine-tuned candidate (run.learning_curve chose it).
+    name = next(c.name for c in run.candidates if c.measured and c.strategy in FINE_TUNED)
+    return {"candidate": name, **run.learning_curve.to_dict()}
 
 
 def candidate_document(result: CandidateResult) -> dict[str, Any]:
