@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from tunewise.models.backend import Backend
 from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
 from tunewise.predict import Prediction, predict
+from tunewise.progress import Progress, SilentProgress
 from tunewise.strategies import PREPARERS
 from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
@@ -34,19 +35,6 @@ from tunewise.task import (
     ZeroShotCandidate,
     task_hash,
 )
-
-
-class Progress(Protocol):
-    """Where long work reports itself; the CLI draws progress bars, the library stays silent."""
-
-    def stage(self, description: str, total: int) -> Callable[[int], None]:
-        """Start a stage of `total` steps; returns a function that advances it."""
-        ...
-
-
-class SilentProgress:
-    def stage(self, description: str, total: int) -> Callable[[int], None]:
-        return lambda n: None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from tunewise.data import Example
 from tunewise.models.backend import Backend
+from tunewise.progress import Progress
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task import FewShotCandidate, Task
 
@@ -23,7 +24,7 @@ def prepare(
     train: Sequence[Example],
     backend: Backend,
     name: str,
-    progress: object = None,
+    progress: Progress | None = None,
 ) -> PromptPredictor:
     start = time.perf_counter()
     k = min(spec.k, len(train))

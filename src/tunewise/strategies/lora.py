@@ -28,6 +28,7 @@ from tunewise.finetune.examples import (
 from tunewise.finetune.train import TrainingConfig, train_adapter
 from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
+from tunewise.progress import Progress
 from tunewise.prompts import system_prompt
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task import LoraCandidate, Task
@@ -54,7 +55,7 @@ def prepare(
     train: Sequence[Example],
     backend: Backend,
     name: str,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> PromptPredictor:
     """Train (or reuse) the adapter, then predict with the adapted model and the short prompt."""
     if not isinstance(backend, LocalModel):
@@ -147,7 +148,7 @@ def _train(
     config: TrainingConfig,
     folder: Path,
     name: str,
-    progress: Any,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     lint_template(backend, task.contract, fit[0])
     encoded = [encode_example(backend, task.contract, e) for e in fit]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from tunewise.data import Example
 from tunewise.models.backend import Backend
+from tunewise.progress import Progress
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task import Task, ZeroShotCandidate
 
@@ -16,7 +17,7 @@ def prepare(
     train: Sequence[Example],
     backend: Backend,
     name: str,
-    progress: object = None,
+    progress: Progress | None = None,
 ) -> PromptPredictor:
     """No training data is used; the prompt is the contract alone."""
     return PromptPredictor(name, spec.strategy, backend, task.contract, lambda _: ())
