@@ -1,4 +1,8 @@
-"""Shared test fixtures: a scripted fake backend for fast unit tests, and tiny task folders."""
+"""Shared test fixtures: a scripted fake backend for fast unit tests, tiny task folders, and the
+embedded model converted once per session for integration tests.
+
+The only conftest.py of the suite: unit tests import its helpers as `from conftest import ...`,
+which a second conftest module would shadow."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tunewise.models.backend import Generation, LabelScores, Message
+from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
 
 Rule = Callable[[Sequence[Message]], str]
@@ -142,3 +147,11 @@ def tiny_task(tmp_path: Path) -> Path:
     write_jsonl(folder / "data" / "test.jsonl", SENTIMENT_TEST)
     (folder / "task.yaml").write_text(TASK_YAML, encoding="utf-8")
     return folder / "task.yaml"
+
+
+@pytest.fixture(scope="session")
+def converted_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TUNEWISE_HOME holding the converted embedded model, made once per test session."""
+    home = tmp_path_factory.mktemp("embedded-home")
+    embedded_model_folder(home)
+    return home
