@@ -147,10 +147,6 @@ def write_run(run: RunResult, out: Path) -> Path:
     run_id = new_run_id(run.task.name, out)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=out))
     try:
-        document = results_document(run, run_id)
-        (staging / "results.json").write_text(
-            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
         with (staging / "predictions.jsonl").open("w", encoding="utf-8") as handle:
             for line in prediction_lines(run):
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -158,6 +154,10 @@ def write_run(run: RunResult, out: Path) -> Path:
             if "adapter_path" in result.setup:  # the run keeps its own copy for export and serve
                 shutil.copytree(result.setup["adapter_path"], staging / "adapters" / result.name)
         while True:
+            document = results_document(run, run_id)
+            (staging / "results.json").write_text(
+                json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
             final = out / run_id
             try:
                 os.rename(staging, final)  # fails if another run took the id meanwhile
