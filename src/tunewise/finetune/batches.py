@@ -50,7 +50,7 @@ def collate(sequences: Sequence[TrainingSequence], pad_id: int) -> dict[str, Any
 
 def completion_loss(model: Any, batch: dict[str, Any]) -> Any:
     """Mean cross-entropy over answer tokens. Only the positions that predict an answer token get
-    logits: projecting prompt positions onto the 49k-word vocabulary costs about 30% of a step
+    logits: projecting prompt positions onto the 49,152-token vocabulary costs about 30% of a step
     on the embedded model and carries no loss."""
     import torch.nn.functional as F
 
