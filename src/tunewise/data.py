@@ -50,12 +50,23 @@ class Dataset:
     @property
     def hash(self) -> str:
         """sha256 over both splits, so a result names exactly the data it was measured on."""
-        digest = hashlib.sha256()
-        for split in (self.train, self.test):
-            for example in split:
-                digest.update(json.dumps([example.id, example.input, example.output]).encode())
-            digest.update(b"\x00")
-        return digest.hexdigest()
+        return examples_hash(self.train, self.test)
+
+
+def examples_hash(*splits: Sequence[Example]) -> str:
+    """sha256 over the ids, inputs and outputs of each split, in order; which split an example
+    is in counts too."""
+    digest = hashlib.sha256()
+    for split in splits:
+        for example in split:
+            digest.update(json.dumps([example.id, example.input, example.output]).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def stratify_by_label(output_format: OutputFormat) -> bool:
+    """Splits and samples keep the label mix for label tasks; other outputs have no strata."""
+    return output_format.type == "label"
 
 
 def read_examples(path: Path, output_format: OutputFormat) -> list[Example]:
@@ -272,7 +283,7 @@ def load_dataset(
 ) -> Dataset:
     """Read the task's data; split it when there is no test file; report train/test leakage."""
     train = read_examples(train_path, output_format)
-    stratify = output_format.type == "label"
+    stratify = stratify_by_label(output_format)
     if test_path is None:
         train, test = split_examples(train, test_fraction, seed, stratify)
         if not test or not train:

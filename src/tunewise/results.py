@@ -98,8 +98,6 @@ def candidate_document(result: CandidateResult) -> dict[str, Any]:
     head = {"name": result.name, "strategy": result.strategy, "model": result.model}
     if not result.measured:
         return {**head, "status": "skipped", "skipped_reason": result.skipped}
-    # Wall time per answer on this machine; the cost model prices it.
-    mean_latency = sum(p.latency_ms for p in result.predictions) / len(result.predictions)
     setup = {key: value for key, value in result.setup.items() if key != "adapter_path"}
     if "adapter_path" in result.setup:
         setup["adapter"] = f"adapters/{result.name}"
@@ -111,7 +109,7 @@ def candidate_document(result: CandidateResult) -> dict[str, Any]:
         "metrics": {name: value.to_dict() for name, value in result.metrics.items()},
         "usage": result.usage,
         "setup": setup,
-        "cost": {"compute_seconds_per_request": round(mean_latency / 1000, 4)},
+        "cost": {"compute_seconds_per_request": round(result.compute_seconds_per_request, 4)},
     }
 
 

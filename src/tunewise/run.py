@@ -12,7 +12,7 @@ import numpy as np
 
 from tunewise import __version__
 from tunewise.cache import ResponseCache
-from tunewise.data import Dataset, Example, load_dataset, sample_examples
+from tunewise.data import Dataset, Example, load_dataset, sample_examples, stratify_by_label
 from tunewise.decision import CandidateSummary, Recommendation, decide
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation import MetricValue, score
@@ -67,6 +67,11 @@ class CandidateResult:
     def measured(self) -> bool:
         return self.skipped is None
 
+    @property
+    def compute_seconds_per_request(self) -> float:
+        """Mean wall time per answer on the measuring machine; the cost side prices it."""
+        return sum(p.latency_ms for p in self.predictions) / len(self.predictions) / 1000
+
 
 @dataclass
 class RunResult:
@@ -87,15 +92,12 @@ class RunResult:
 def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
     """The task's candidates, or the default ladder, filtered by --strategies."""
     wanted = options.strategies
-    if wanted:
-        unknown = [s for s in wanted if s not in STRATEGIES]
-        if unknown:
-            raise TunewiseError(
-                f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}"
-            )
     if not wanted:
         listed = [c for c in task.candidates if not getattr(c, "opt_in", False)]
         return listed or [default_candidate(s) for s in DEFAULT_LADDER]
+    unknown = [s for s in wanted if s not in STRATEGIES]
+    if unknown:
+        raise TunewiseError(f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}")
     # Each wanted strategy: the task's candidates of that strategy, else its defaults.
     specs: list[CandidateSpec] = []
     for strategy in dict.fromkeys(wanted):
@@ -114,6 +116,11 @@ def default_candidate(strategy: str) -> CandidateSpec:
     if strategy == "few-shot":
         return FewShotCandidate(strategy="few-shot")
     return LoraCandidate(strategy=strategy)  # type: ignore[arg-type]
+
+
+def model_for(spec: CandidateSpec, task: Task, options: RunOptions) -> str:
+    """The candidate's own model, else --model, else the task's."""
+    return spec.model or options.model or task.model
 
 
 def candidate_names(specs: Sequence[CandidateSpec]) -> list[str]:
@@ -145,7 +152,7 @@ def load_data(task: Task, options: RunOptions) -> tuple[Dataset, list[Example]]:
         )
     test = dataset.test
     if options.limit is not None:
-        stratify = task.contract.output_format.type == "label"
+        stratify = stratify_by_label(task.contract.output_format)
         test = sample_examples(test, options.limit, task.seed, stratify)
     return dataset, test
 
@@ -158,13 +165,13 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     specs = candidate_specs(task, options)
     backends: dict[str, Backend] = {}
     for spec in specs:
-        model = spec.model or options.model or task.model
+        model = model_for(spec, task, options)
         if model not in backends:
             backends[model] = load_backend(model)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
 
     def measure(spec: CandidateSpec, name: str) -> CandidateResult:
-        backend = backends[spec.model or options.model or task.model]
+        backend = backends[model_for(spec, task, options)]
         return _measure(task, spec, name, backend, dataset, test, cache, progress)
 
     try:
@@ -199,7 +206,7 @@ def train_only(
     dataset, _ = load_data(task, options)
     trained = []
     for spec, name in zip(specs, candidate_names(specs), strict=True):
-        backend = load_backend(spec.model or options.model or task.model)
+        backend = load_backend(model_for(spec, task, options))
         predictor = PREPARERS[spec.strategy](
             task, spec, dataset.train, backend, name, progress or SilentProgress()
         )
@@ -323,7 +330,7 @@ def decide_from(
             r.usage["input_tokens_per_request"] + r.usage["output_tokens_per_request"],
             r.usage["latency_p50_ms"],
             r.setup["seconds"],
-            sum(p.latency_ms for p in r.predictions) / len(r.predictions) / 1000,
+            r.compute_seconds_per_request,
         )
         for r in results
         if r.measured

@@ -7,7 +7,6 @@ tokens per request are a fraction of few-shot's. Adapters are cached by a conten
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import math
@@ -17,7 +16,13 @@ from typing import Any
 
 from tunewise import __version__
 from tunewise.cache import cache_key
-from tunewise.data import Example, sample_examples, split_examples
+from tunewise.data import (
+    Example,
+    examples_hash,
+    sample_examples,
+    split_examples,
+    stratify_by_label,
+)
 from tunewise.errors import TunewiseError
 from tunewise.finetune.examples import (
     encode_example,
@@ -65,7 +70,7 @@ def prepare(
         )
     if spec.strategy == "qlora" and (reason := qlora_unavailable()):
         raise CandidateSkipped(reason)
-    stratify = task.contract.output_format.type == "label"
+    stratify = stratify_by_label(task.contract.output_format)
     examples = list(train)
     if spec.max_train_examples:
         examples = sample_examples(examples, spec.max_train_examples, task.seed, stratify)
@@ -124,14 +129,9 @@ def adapter_key(
     max_length: int,
 ) -> str:
     """sha256 of everything that decides the adapter's weights."""
-    data = hashlib.sha256()
-    for split in (fit, validation):
-        for example in split:
-            data.update(json.dumps([example.id, example.input, example.output]).encode())
-        data.update(b"\x00")
     return cache_key(
         base=backend.fingerprint(),
-        data=data.hexdigest(),
+        data=examples_hash(fit, validation),
         prompt=system_prompt(task.contract),
         config=config.__dict__,
         max_length=max_length,
