@@ -1,8 +1,9 @@
 """The four-step framework as explicit gates over measured results (pure; never runs a model).
 
-The gates cover step 1 (prompting) and step 3 (fine-tuning: quality, examples, and break-even in
-measured compute), and say which step the numbers point to next; the RAG and hybrid arms plug
-their results in through the same CandidateSummary.
+The gates: step 1 (prompting), step 2 (RAG, when measured), step 3 (fine-tuning: quality,
+examples, and break-even in measured compute against the cheapest prompting or RAG candidate) and
+step 4 (a fine-tuned model with RAG, under the same justification when it is the cheapest tuned
+candidate that meets the target); otherwise which step the numbers point to next.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from tunewise.evaluation import MetricValue
 from tunewise.task import Target
 
 PROMPTING = frozenset({"zero-shot", "few-shot"})
-FINE_TUNED = frozenset({"lora", "qlora"})
+RAG = frozenset({"rag"})
+FINE_TUNED = frozenset({"lora", "qlora", "hybrid"})  # everything that trains an adapter
 MIN_FINE_TUNING_EXAMPLES = 500
 
 
@@ -102,7 +104,22 @@ def decide(
         f"target {metric} >= {target.min}; " + "; ".join(describe(c, metric) for c in prompting),
     )
     if meeting:
-        return _prompting_wins(meeting, target, metric, gate, alternatives)
+        return _prompting_wins(meeting, target, metric, [gate], alternatives)
+    gates = [gate]
+    retrieving = [c for c in candidates if c.strategy in RAG]
+    if retrieving:
+        with_rag = sorted((c for c in retrieving if c.quality.value >= target.min), key=_cost_order)
+        gate = Gate(
+            2,
+            "Does prompting with retrieved documents (RAG) meet the target?",
+            bool(with_rag),
+            f"target {metric} >= {target.min}; "
+            + "; ".join(describe(c, metric) for c in retrieving),
+        )
+        gates.append(gate)
+        if with_rag:
+            return _prompting_wins(with_rag, target, metric, gates, alternatives, step=2)
+    prompting = prompting + retrieving  # the rivals fine-tuning must beat on cost
     tuned = sorted(
         (c for c in candidates if c.strategy in FINE_TUNED and c.quality.value >= target.min),
         key=_cost_order,
@@ -114,14 +131,14 @@ def decide(
             prompting,
             target,
             metric,
-            gate,
+            gates,
             alternatives,
             train_examples,
             min_examples,
             volume,
         )
     missed = _target_missed(
-        ranked, target, metric, gate, alternatives, train_examples, has_documents, min_examples
+        ranked, target, metric, gates, alternatives, train_examples, has_documents, min_examples
     )
     if learning_curve:  # how many examples would close the gap, from the measured curve
         missed.reasons.append(f"Learning curve: {learning_curve}")
@@ -132,21 +149,23 @@ def _prompting_wins(
     meeting: list[CandidateSummary],
     target: Target,
     metric: str,
-    gate: Gate,
+    gates: list[Gate],
     alternatives: list[str],
+    step: int = 1,
 ) -> Recommendation:
     best = meeting[0]
+    how = "Prompting" if step == 1 else "Prompting with retrieved documents (RAG)"
     reasons = [
-        f"Prompting meets the target: {describe(best, metric)} >= {target.min}.",
+        f"{how} meets the target: {describe(best, metric)} >= {target.min}.",
         f"It is the cheapest candidate that does, at {best.tokens_per_request:.0f} tokens "
-        f"and {best.latency_p50_ms:.0f} ms (p50) per request; stop here (step 1).",
+        f"and {best.latency_p50_ms:.0f} ms (p50) per request; stop here (step {step}).",
     ]
     if best.quality.ci_low < target.min:
         reasons.append(
             f"Its 95% CI ({best.quality.ci_low:.3f}-{best.quality.ci_high:.3f}) straddles the "
             "target: more test examples would make this certain."
         )
-    return Recommendation(best.name, 1, "meets-target", metric, reasons, [gate], alternatives)
+    return Recommendation(best.name, step, "meets-target", metric, reasons, gates, alternatives)
 
 
 def break_even_requests(tuned: CandidateSummary, prompt: CandidateSummary) -> float:
@@ -161,7 +180,7 @@ def _fine_tuning_gate(
     prompting: list[CandidateSummary],
     target: Target,
     metric: str,
-    gate: Gate,
+    gates: list[Gate],
     alternatives: list[str],
     train_examples: int,
     min_examples: int,
@@ -169,10 +188,10 @@ def _fine_tuning_gate(
 ) -> Recommendation:
     requests_per_month, horizon_months = volume
     enough = train_examples >= min_examples
-    reasons = [
-        f"Prompting misses the target; fine-tuning meets it: {describe(best, metric)} "
-        f">= {target.min}."
-    ]
+    step = 4 if best.strategy == "hybrid" else 3
+    missing = "Prompting and RAG miss" if len(gates) > 1 else "Prompting misses"
+    how = "a fine-tuned model with RAG" if step == 4 else "fine-tuning"
+    reasons = [f"{missing} the target; {how} meets it: {describe(best, metric)} >= {target.min}."]
     if not enough:
         reasons.append(
             f"But there are only {train_examples} training examples (< {min_examples}): the "
@@ -191,20 +210,18 @@ def _fine_tuning_gate(
             + ("." if pays else f": beyond the {horizon_months}-month horizon.")
         )
     passed = enough and pays
-    step3 = Gate(3, "Is fine-tuning justified?", passed, "; ".join(reasons))
+    gates = [*gates, Gate(step, "Is fine-tuning justified?", passed, "; ".join(reasons))]
     if not passed:
-        return Recommendation(None, 3, "blocked", metric, reasons, [gate, step3], alternatives)
-    reasons.append(f"Recommend {best.name} (step 3).")
-    return Recommendation(
-        best.name, 3, "meets-target", metric, reasons, [gate, step3], alternatives
-    )
+        return Recommendation(None, step, "blocked", metric, reasons, gates, alternatives)
+    reasons.append(f"Recommend {best.name} (step {step}).")
+    return Recommendation(best.name, step, "meets-target", metric, reasons, gates, alternatives)
 
 
 def _target_missed(
     ranked: list[CandidateSummary],
     target: Target,
     metric: str,
-    gate: Gate,
+    gates: list[Gate],
     alternatives: list[str],
     train_examples: int,
     has_documents: bool,
@@ -218,7 +235,10 @@ def _target_missed(
     ]
     if best.quality.ci_high >= target.min:
         reasons.append("The best candidate's CI reaches the target: more test data may settle it.")
-    if has_documents:
+    retrieving = [c for c in ranked if c.strategy in RAG]
+    if retrieving:
+        reasons.append(f"RAG was measured too and misses: {describe(retrieving[0], metric)}.")
+    elif has_documents:
         reasons.append("The task has documents: measure RAG next (step 2).")
     tuned = [c for c in ranked if c.strategy in FINE_TUNED]
     if tuned:
@@ -233,4 +253,4 @@ def _target_missed(
             f"Fine-tuning needs about {min_examples} examples and there are {train_examples}: "
             "collect more, or improve the prompt and contract."
         )
-    return Recommendation(None, 1, "target-missed", metric, reasons, [gate], alternatives)
+    return Recommendation(None, 1, "target-missed", metric, reasons, gates, alternatives)

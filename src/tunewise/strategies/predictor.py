@@ -14,10 +14,13 @@ from tunewise.task import Contract
 
 @dataclass(frozen=True)
 class Request:
-    """The exact conversation sent to the model for one example, and the demos it used."""
+    """The exact conversation sent to the model for one example, and what went into it."""
 
     messages: list[Message]
     demo_ids: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # ids of the passages in the context, best first
+    retrieved: tuple[str, ...] = ()  # document ids as retrieval ranked them (for recall/MRR)
+    context_tokens: int | None = None  # prompt tokens, when a budget was applied
 
 
 class Predictor(Protocol):

@@ -1,0 +1,81 @@
+"""Knowledge-task measures: retrieval recall@k and MRR against gold documents, hallucination and
+abstention rates, and stale answers after a document update. Pure functions, each rate with a
+bootstrap CI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tunewise.evaluation.metrics import normalize_answer
+from tunewise.evaluation.stats import MetricValue, mean_with_ci
+
+RECALL_AT = (1, 5, 10)
+
+
+def retrieval_metrics(
+    ranked: Sequence[Sequence[str]], gold: Sequence[str], *, seed: int
+) -> dict[str, MetricValue]:
+    """recall@k: the gold document is among the first k retrieved; mrr: mean of 1/rank
+    (0 when it was not retrieved within the recorded depth)."""
+    if len(ranked) != len(gold):
+        raise ValueError(f"{len(ranked)} rankings but {len(gold)} gold ids; they must pair up")
+    ranks = np.array(
+        [list(r).index(g) + 1 if g in r else 0 for r, g in zip(ranked, gold, strict=True)]
+    )
+    found = ranks > 0
+    metrics = {
+        f"recall@{k}": mean_with_ci((found & (ranks <= k)).astype(float), seed=seed)
+        for k in RECALL_AT
+    }
+    reciprocal = np.where(found, 1.0 / np.maximum(ranks, 1), 0.0)
+    metrics["mrr"] = mean_with_ci(reciprocal, seed=seed)
+    return metrics
+
+
+def contains_answer(prediction: str, reference: str) -> bool:
+    """The normalised reference appears as a whole-word run in the normalised prediction
+    ("The euro." contains "Euro"), so a correct but wordy answer is not called a hallucination."""
+    answer = normalize_answer(reference).split()
+    said = normalize_answer(prediction).split()
+    if not answer:
+        return not said
+    return any(said[i : i + len(answer)] == answer for i in range(len(said) - len(answer) + 1))
+
+
+def abstained(prediction: str, abstention: str | None) -> bool:
+    if not abstention:
+        return False
+    phrase = normalize_answer(abstention)
+    return bool(phrase) and normalize_answer(prediction).startswith(phrase)
+
+
+def knowledge_metrics(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    abstention: str | None,
+    *,
+    seed: int,
+) -> dict[str, MetricValue]:
+    """hallucination_rate: answers that are wrong (do not contain the reference) and are not an
+    abstention; abstention_rate: answers that decline."""
+    declined = np.array([abstained(p, abstention) for p in predictions], dtype=bool)
+    wrong = np.array(
+        [not contains_answer(p, r) for p, r in zip(predictions, references, strict=True)]
+    )
+    return {
+        "hallucination_rate": mean_with_ci((wrong & ~declined).astype(float), seed=seed),
+        "abstention_rate": mean_with_ci(declined.astype(float), seed=seed),
+    }
+
+
+def stale_rate(
+    predictions: Sequence[str], previous: Sequence[str], current: Sequence[str], *, seed: int
+) -> MetricValue:
+    """Answers that give the fact as it was before the update and not as it is now."""
+    stale = [
+        contains_answer(p, old) and not contains_answer(p, new)
+        for p, old, new in zip(predictions, previous, current, strict=True)
+    ]
+    return mean_with_ci(np.array(stale, dtype=float), seed=seed)

@@ -1,0 +1,66 @@
+"""Step 4 of the framework: a fine-tuned model (format, style, domain terms) plus RAG (facts).
+
+Composes the two arms, no inheritance: the rag predictor builds every prompt, and the lora
+training code trains an adapter on exactly those prompts (`rag-trained`, the default, so the
+model learns to use passages) or on the short prompt (`plain`, the lora candidate's adapter when
+its settings match, since adapters are cached by content).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from tunewise.data import Example
+from tunewise.models.backend import Backend
+from tunewise.progress import Progress
+from tunewise.retrieval.index import Index
+from tunewise.strategies.few_shot import stratified_demos
+from tunewise.strategies.lora import local_model, short_prompt, train_adapter_for
+from tunewise.strategies.rag import (
+    RagPredictor,
+    index_record,
+    require_index,
+    retrieval_params,
+)
+from tunewise.task import HybridCandidate, Task
+
+
+def prepare(
+    task: Task,
+    spec: HybridCandidate,
+    train: Sequence[Example],
+    backend: Backend,
+    name: str,
+    progress: Progress | None = None,
+    index: Index | None = None,
+) -> RagPredictor:
+    base = local_model(backend, spec, name)
+    index = require_index(index, name)
+    if "max_length" not in spec.model_fields_set:  # room for the passages it is trained with
+        spec = spec.model_copy(update={"max_length": spec.context_tokens + task.max_new_tokens})
+    demos = stratified_demos(train, spec.demos, task.seed) if spec.demos else []
+    rag = RagPredictor(name, spec.strategy, base, task.contract, index, spec, demos)
+    retrieval = retrieval_params(spec, index, demos)
+    if spec.adapter == "rag-trained":
+        adapter = train_adapter_for(
+            task,
+            spec,
+            base,
+            train,
+            lambda example: rag.request(example).messages,
+            {"prompt": "rag", **retrieval},
+            name,
+            progress,
+        )
+    else:
+        adapter = train_adapter_for(
+            task, spec, base, train, short_prompt(task), {"prompt": "short"}, name, progress
+        )
+    return replace(
+        rag,
+        backend=adapter.model(base, spec.strategy),
+        setup_seconds=adapter.record["seconds"] + index.build_seconds,
+        params={**adapter.params(base), **retrieval, "adapter_recipe": spec.adapter},
+        details={**adapter.details(task), "index": index_record(index)},
+    )
