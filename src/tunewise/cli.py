@@ -119,7 +119,10 @@ def run(
     task_file: Annotated[Path, typer.Argument(help="The task.yaml to measure.")],
     strategies: Annotated[
         str | None,
-        typer.Option(help="Comma-separated strategies to run, e.g. zero-shot,few-shot."),
+        typer.Option(
+            help="Comma-separated strategies to run: zero-shot, few-shot, rag, lora, qlora, "
+            "hybrid. Default: the task's candidates, else zero-shot,few-shot (+rag with documents)."
+        ),
     ] = None,
     model: Annotated[
         str | None,
@@ -167,7 +170,10 @@ def run(
 def train(
     task_file: Annotated[Path, typer.Argument(help="The task.yaml whose adapters to train.")],
     strategies: Annotated[
-        str, typer.Option(help="Fine-tuning strategies to train, e.g. lora or lora,qlora.")
+        str,
+        typer.Option(
+            help="Fine-tuning strategies to train: lora, qlora, hybrid (comma-separated)."
+        ),
     ] = "lora",
     model: Annotated[str | None, typer.Option(help="Model spec (overrides task.yaml).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,

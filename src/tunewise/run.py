@@ -42,7 +42,9 @@ from tunewise.task import (
     STRATEGIES,
     CandidateSpec,
     FewShotCandidate,
+    HybridCandidate,
     LoraCandidate,
+    RagCandidate,
     Task,
     ZeroShotCandidate,
     task_hash,
@@ -129,11 +131,17 @@ def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
     wanted = options.strategies
     if not wanted:
         listed = [c for c in task.candidates if not getattr(c, "opt_in", False)]
-        return listed or [default_candidate(s) for s in DEFAULT_LADDER]
+        ladder = DEFAULT_LADDER + (("rag",) if task.data.documents else ())
+        return listed or [default_candidate(s) for s in ladder]
     unknown = [s for s in wanted if s not in STRATEGIES]
     if unknown:
         raise TunewiseError(f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}")
     # Each wanted strategy: the task's candidates of that strategy, else its defaults.
+    if task.data.documents is None and (retrieving := RETRIEVING.intersection(wanted)):
+        raise TunewiseError(
+            f"strategy '{sorted(retrieving)[0]}' retrieves from documents; "
+            "set data.documents in task.yaml to a folder or JSONL of documents"
+        )
     specs: list[CandidateSpec] = []
     for strategy in dict.fromkeys(wanted):
         listed = [c for c in task.candidates if c.strategy == strategy]
@@ -142,7 +150,8 @@ def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
 
 
 DEFAULT_LADDER = ("zero-shot", "few-shot")
-"""Run when neither the task nor --strategies names candidates; training is opt-in (slow)."""
+"""Run when neither the task nor --strategies names candidates, plus rag when the task has
+documents; training is opt-in (slow)."""
 
 
 def default_candidate(strategy: str) -> CandidateSpec:
@@ -150,6 +159,10 @@ def default_candidate(strategy: str) -> CandidateSpec:
         return ZeroShotCandidate(strategy="zero-shot")
     if strategy == "few-shot":
         return FewShotCandidate(strategy="few-shot")
+    if strategy == "rag":
+        return RagCandidate(strategy="rag")
+    if strategy == "hybrid":
+        return HybridCandidate(strategy="hybrid")
     return LoraCandidate(strategy=strategy)  # type: ignore[arg-type]
 
 
