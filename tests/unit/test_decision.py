@@ -252,3 +252,175 @@ def test_a_measured_fine_tuned_candidate_below_target_is_named() -> None:
     assert rec.candidate is None and rec.verdict == "target-missed"
     assert "Fine-tuning was measured too" in joined(rec)
     assert "worth measuring" not in joined(rec)
+
+
+# ---- step 2: retrieval (RAG) ---------------------------------------------------------------
+
+
+def test_rag_is_chosen_at_step_two_when_prompting_misses_and_it_meets() -> None:
+    rec = run(
+        [
+            cand("zero-shot", 0.5, tokens=60),
+            cand("few-shot", 0.6, strategy="few-shot", tokens=400),
+            cand("rag", 0.82, strategy="rag", tokens=900, latency=120),
+        ],
+        has_documents=True,
+    )
+    assert (rec.candidate, rec.step, rec.verdict) == ("rag", 2, "meets-target")
+    assert [(g.step, g.passed) for g in rec.gates] == [(1, False), (2, True)]
+    assert "rag" not in rec.gates[0].detail  # gate 1 weighs prompting only
+    assert "rag: accuracy 0.820" in rec.gates[1].detail
+    assert "RAG" in rec.gates[1].question
+    assert rec.reasons[0].startswith("Prompting with retrieved documents (RAG) meets the target")
+    assert "900 tokens" in rec.reasons[1] and "step 2" in rec.reasons[1]
+
+
+def test_rag_is_not_weighed_when_prompting_already_meets_the_target() -> None:
+    rec = run(
+        [cand("zero-shot", 0.75, tokens=500), cand("rag", 0.95, strategy="rag", tokens=50)],
+        has_documents=True,
+    )
+    assert (rec.candidate, rec.step) == ("zero-shot", 1)
+    assert [g.step for g in rec.gates] == [1]
+
+
+def test_the_cheapest_rag_candidate_that_meets_wins() -> None:
+    rec = run(
+        [
+            cand("zero-shot", 0.4),
+            cand("rag-wide", 0.93, strategy="rag", tokens=1500),
+            cand("rag-narrow", 0.74, strategy="rag", tokens=600),
+            cand("rag-tiny", 0.6, strategy="rag", tokens=100),
+        ],
+        has_documents=True,
+    )
+    assert (rec.candidate, rec.step) == ("rag-narrow", 2)
+    assert all(f"{n}: accuracy" in rec.gates[1].detail for n in ("rag-wide", "rag-tiny"))
+
+
+def test_a_rag_candidate_straddling_the_target_says_so() -> None:
+    rec = run([cand("zero-shot", 0.4), cand("rag", 0.72, strategy="rag", ci=(0.65, 0.79))])
+    assert rec.step == 2
+    assert "straddles" in joined(rec)
+
+
+def test_target_missed_names_the_measured_rag() -> None:
+    rec = run(
+        [cand("zero-shot", 0.41), cand("rag", 0.55, strategy="rag")],
+        has_documents=True,
+    )
+    assert rec.candidate is None and rec.verdict == "target-missed"
+    assert [(g.step, g.passed) for g in rec.gates] == [(1, False), (2, False)]
+    text = joined(rec)
+    assert "RAG was measured too and misses: rag: accuracy 0.550" in text
+    assert "measure RAG next" not in text
+    assert rec.reasons[0].startswith("No prompting candidate reaches")
+    assert "zero-shot: accuracy 0.410" in rec.reasons[0]
+
+
+# ---- step 4: fine-tuning with RAG ----------------------------------------------------------
+
+
+def summary(
+    name: str,
+    strategy: str,
+    value: float,
+    *,
+    compute: float,
+    setup: float = 0.1,
+    tokens: float = 400,
+) -> CandidateSummary:
+    return CandidateSummary(
+        name,
+        strategy,
+        MetricValue(value, value - 0.03, value + 0.03, 300),
+        tokens,
+        300,
+        setup_seconds=setup,
+        compute_seconds_per_request=compute,
+    )
+
+
+def step4(candidates: list[CandidateSummary], examples: int = 1500) -> Recommendation:
+    return decide(
+        candidates,
+        TARGET,
+        "accuracy",
+        train_examples=examples,
+        has_documents=True,
+        requests_per_month=1000,
+        horizon_months=12,
+    )
+
+
+def test_a_hybrid_that_alone_meets_the_target_is_step_four() -> None:
+    # Against the cheapest rival per request (rag, 0.45 s): 600 s / 0.25 s = 2,400 requests.
+    rec = step4(
+        [
+            summary("few-shot", "few-shot", 0.6, compute=0.5),
+            summary("rag", "rag", 0.65, compute=0.45),
+            summary("hybrid", "hybrid", 0.8, compute=0.2, setup=600),
+        ]
+    )
+    assert (rec.candidate, rec.step, rec.verdict) == ("hybrid", 4, "meets-target")
+    assert [(g.step, g.passed) for g in rec.gates] == [(1, False), (2, False), (4, True)]
+    text = joined(rec)
+    assert rec.reasons[0].startswith("Prompting and RAG miss the target")
+    assert "a fine-tuned model with RAG meets it: hybrid: accuracy 0.800" in rec.reasons[0]
+    assert "against rag after 2,400 requests" in text and "2.4 months" in text
+    assert rec.reasons[-1] == "Recommend hybrid (step 4)."
+
+
+def test_a_hybrid_with_too_few_examples_is_blocked_at_step_four() -> None:
+    rec = step4(
+        [
+            summary("zero-shot", "zero-shot", 0.5, compute=0.5),
+            summary("rag", "rag", 0.6, compute=0.45),
+            summary("hybrid", "hybrid", 0.85, compute=0.2, setup=600),
+        ],
+        examples=120,
+    )
+    assert (rec.candidate, rec.step, rec.verdict) == (None, 4, "blocked")
+    assert rec.gates[-1].step == 4 and rec.gates[-1].passed is False
+    assert "only 120 training examples" in joined(rec)
+
+
+def test_a_hybrid_that_never_pays_off_is_blocked() -> None:
+    rec = step4(
+        [
+            summary("zero-shot", "zero-shot", 0.5, compute=0.2),
+            summary("rag", "rag", 0.6, compute=0.3),
+            summary("hybrid", "hybrid", 0.85, compute=0.4, setup=600),
+        ]
+    )
+    assert (rec.candidate, rec.step, rec.verdict) == (None, 4, "blocked")
+    assert "beyond the 12-month horizon" in joined(rec)
+
+
+@pytest.mark.parametrize(
+    ("lora_tokens", "hybrid_tokens", "expected"),
+    [(100, 900, ("lora", 3)), (900, 100, ("hybrid", 4))],
+)
+def test_the_cheapest_tuned_candidate_decides_between_steps_three_and_four(
+    lora_tokens: float, hybrid_tokens: float, expected: tuple[str, int]
+) -> None:
+    lora = summary("lora", "lora", 0.8, compute=0.2, setup=600, tokens=lora_tokens)
+    hybrid = summary("hybrid", "hybrid", 0.9, compute=0.2, setup=600, tokens=hybrid_tokens)
+    rec = step4([summary("zero-shot", "zero-shot", 0.5, compute=0.5), lora, hybrid])
+    assert (rec.candidate, rec.step) == expected
+    assert rec.reasons[0].startswith("Prompting misses the target")  # no rag measured
+
+
+def test_a_hybrid_below_target_counts_as_measured_fine_tuning() -> None:
+    rec = step4(
+        [
+            summary("zero-shot", "zero-shot", 0.5, compute=0.5),
+            summary("rag", "rag", 0.6, compute=0.45),
+            summary("hybrid", "hybrid", 0.65, compute=0.2, setup=600),
+        ]
+    )
+    assert rec.candidate is None and rec.verdict == "target-missed"
+    text = joined(rec)
+    assert "RAG was measured too and misses: rag: accuracy 0.600" in text
+    assert "Fine-tuning was measured too and misses: hybrid: accuracy 0.650" in text
+    assert "worth measuring" not in text

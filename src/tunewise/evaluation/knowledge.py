@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tunewise.evaluation.metrics import normalize_answer
+from tunewise.evaluation.metrics import contains_answer, normalize_answer
 from tunewise.evaluation.stats import MetricValue, mean_with_ci
 
 RECALL_AT = (1, 5, 10)
@@ -32,16 +32,6 @@ def retrieval_metrics(
     reciprocal = np.where(found, 1.0 / np.maximum(ranks, 1), 0.0)
     metrics["mrr"] = mean_with_ci(reciprocal, seed=seed)
     return metrics
-
-
-def contains_answer(prediction: str, reference: str) -> bool:
-    """The normalised reference appears as a whole-word run in the normalised prediction
-    ("The euro." contains "Euro"), so a correct but wordy answer is not called a hallucination."""
-    answer = normalize_answer(reference).split()
-    said = normalize_answer(prediction).split()
-    if not answer:
-        return not said
-    return any(said[i : i + len(answer)] == answer for i in range(len(said) - len(answer) + 1))
 
 
 def abstained(prediction: str, abstention: str | None) -> bool:

@@ -48,6 +48,16 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def contains_answer(prediction: str, reference: str) -> bool:
+    """The normalised reference appears as a whole-word run in the normalised prediction
+    ("The euro." contains "Euro"), so a correct but wordy answer is not called a hallucination."""
+    answer = normalize_answer(reference).split()
+    said = normalize_answer(prediction).split()
+    if not answer:
+        return not said
+    return any(said[i : i + len(answer)] == answer for i in range(len(said) - len(answer) + 1))
+
+
 def label_correct(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """0/1 per example: the stripped prediction equals the stripped reference."""
     _check_lengths(predictions, references)

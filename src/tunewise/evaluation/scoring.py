@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tunewise.evaluation.metrics import (
+    contains_answer,
     encode_labels,
     exact_match,
     field_counts,
@@ -85,9 +86,11 @@ def _score_text(
     pairs = list(zip(predictions, references, strict=True))
     em = np.array([exact_match(p, r) for p, r in pairs])
     f1 = np.array([token_f1(p, r) for p, r in pairs])
+    contained = np.array([contains_answer(p, r) for p, r in pairs], dtype=float)
     return {
         "exact_match": mean_with_ci(em, seed=seed, resamples=resamples),
         "token_f1": mean_with_ci(f1, seed=seed, resamples=resamples),
+        "contains_answer": mean_with_ci(contained, seed=seed, resamples=resamples),
     }
 
 
@@ -134,6 +137,7 @@ def per_example(output_format: OutputFormat, prediction: str, reference: str) ->
         return {
             "exact_match": exact_match(prediction, reference),
             "token_f1": token_f1(prediction, reference),
+            "contains_answer": float(contains_answer(prediction, reference)),
             "valid": valid,
         }
     raise ValueError(f"unknown output format type: {output_format.type!r}")

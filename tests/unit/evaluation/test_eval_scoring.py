@@ -90,8 +90,10 @@ def test_per_example_keys_and_values() -> None:
     assert per_example(TEXT, "The cat", "cat sat") == {
         "exact_match": 0.0,
         "token_f1": pytest.approx(2 / 3),
+        "contains_answer": 0.0,
         "valid": 1.0,
     }
+    assert per_example(TEXT, "It is the cat, sat.", "cat sat")["contains_answer"] == 1.0
     assert per_example(JSON, '{"x": 1, "z": 0}', '{"x": 1, "y": 2}') == {
         "field_f1": pytest.approx(0.5),
         "exact_match": 0.0,
