@@ -99,13 +99,16 @@ def assemble(
         messages[-1] = {"role": "user", "content": with_passages(text, kept)}
         return messages
 
+    # Each layer keeps a prefix of its ranking: a passage is never kept when a better one is not.
     kept: list[Passage] = []
     for passage in passages:
-        if count_tokens(build([*kept, passage], ())) <= budget:
-            kept.append(passage)
+        if count_tokens(build([*kept, passage], ())) > budget:
+            break
+        kept.append(passage)
     shown: list[Example] = []
     for demo in demos:
-        if count_tokens(build(kept, [*shown, demo])) <= budget:
-            shown.append(demo)
+        if count_tokens(build(kept, [*shown, demo])) > budget:
+            break
+        shown.append(demo)
     messages = build(kept, shown)
     return Assembled(messages, tuple(kept), tuple(shown), count_tokens(messages))

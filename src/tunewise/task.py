@@ -283,12 +283,14 @@ class Task(_Strict):
 
     @model_validator(mode="after")
     def _retrieval_needs_documents(self) -> Task:
-        retrieving = [c for c in self.candidates if c.strategy in RETRIEVING]
-        if retrieving and self.data.documents is None:
-            raise ValueError(
-                f"candidates: '{retrieving[0].strategy}' retrieves from documents; "
-                "set data.documents to a folder or JSONL of documents"
-            )
+        if self.data.documents is not None:
+            return self
+        for number, candidate in enumerate(self.candidates):
+            if candidate.strategy in RETRIEVING:
+                raise ValueError(
+                    f"candidates.{number}.strategy '{candidate.strategy}' retrieves from "
+                    "documents; set data.documents to a folder or JSONL of documents"
+                )
         return self
 
     @model_validator(mode="after")

@@ -39,9 +39,16 @@ def chunk_document(document: Document, tokenizer: Any, size: int, overlap: int) 
     start = 0
     while start < len(tokens):
         end = min(start + size, len(tokens))
-        # Back off to a word start so no word is split; keep at least one whole word.
-        while end < len(tokens) and not starts_word[end] and end > start + 1:
-            end -= 1
+        # Back off to a word start so no word is split; a word longer than the whole window
+        # (a hash, a URL) stays in one piece, so that chunk runs past the window.
+        cut = end
+        while cut < len(tokens) and not starts_word[cut] and cut > start + 1:
+            cut -= 1
+        if cut == start + 1 and cut < len(tokens) and not starts_word[cut]:
+            cut = end
+            while cut < len(tokens) and not starts_word[cut]:
+                cut += 1
+        end = cut
         text = document.text[offsets[start][0] : offsets[end - 1][1]].strip()
         if text:
             chunks.append(Chunk(f"{document.id}#{len(chunks)}", document.id, document.title, text))
