@@ -104,6 +104,7 @@ def _documents(run: RunResult) -> dict[str, Any] | None:
         "hash": knowledge.hash,
         "documents": index.documents,
         "chunks": len(index.chunks),
+        "embedded_chunks": index.embedded_chunks,
         "index": index.key,
         "embedder": index.settings.embedder,
         "chunk_tokens": index.settings.chunk_tokens,

@@ -8,11 +8,11 @@ import pytest
 from tunewise.evaluation import MetricValue
 from tunewise.evaluation.knowledge import (
     abstained,
-    contains_answer,
     knowledge_metrics,
     retrieval_metrics,
     stale_rate,
 )
+from tunewise.evaluation.metrics import contains_answer
 
 DONT_KNOW = "I don't know"
 

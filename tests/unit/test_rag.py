@@ -134,15 +134,19 @@ def test_system_prompt_and_input_go_even_over_the_budget() -> None:
     assert built.tokens == BASE > 1
 
 
-@pytest.mark.xfail(
-    reason="assemble skips a passage that does not fit and keeps lower-ranked ones after it",
-    strict=True,
-)
 def test_a_lower_ranked_passage_is_never_kept_when_a_better_one_is_dropped() -> None:
-    long, short = passage(1, words=60), passage(2, words=5)
-    budget = BASE + SOURCES + 20  # room for the short passage, not the long one
-    built = assemble(CONTRACT, QUESTION, [long, short], [], count, budget)
-    assert built.passages == ()  # the kept passages are a prefix of the ranking
+    first, long, short = passage(1, words=5), passage(2, words=60), passage(3, words=5)
+    budget = BASE + SOURCES + 20  # room for the short passages, not the long one
+    built = assemble(CONTRACT, QUESTION, [first, long, short], [demo(1)], count, budget)
+    assert built.passages == (first,)  # the kept passages are a prefix of the ranking
+    assert assemble(CONTRACT, QUESTION, [long, short], [], count, budget).passages == ()
+
+
+def test_a_later_demo_is_never_shown_when_an_earlier_one_is_left_out() -> None:
+    small, large, tiny = demo(1, words=2), demo(2, words=60), demo(3, words=1)
+    budget = BASE + 2 * DEMO
+    built = assemble(CONTRACT, QUESTION, [], [small, large, tiny], count, budget)
+    assert built.demos == (small,)
 
 
 # ---- the rag predictor ---------------------------------------------------------------------

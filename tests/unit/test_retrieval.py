@@ -144,18 +144,21 @@ def test_searchable_text_adds_a_real_title_only() -> None:
     assert Chunk("a#0", "a", "", "Pie won.").searchable == "Pie won."
 
 
-@pytest.mark.xfail(
-    reason="chunk_document cuts a word longer than the window into one-token fragments",
-    strict=True,
-)
-def test_a_word_longer_than_the_window_is_not_cut_into_fragments() -> None:
+@pytest.mark.parametrize("overlap", [0, 4, 15])
+def test_a_word_longer_than_the_window_stays_in_one_piece(overlap: int) -> None:
     digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert token_count(digest) > 16  # 45 WordPiece tokens, more than the smallest window
-    document = doc("commit", f"The fix landed in commit {digest} yesterday.")
-    chunks = chunk_document(document, chunk_tokenizer(), 16, 4)
+    document = doc("commit", f"The fix landed in commit {digest} yesterday, said Ada Lovelace.")
+    chunks = chunk_document(document, chunk_tokenizer(), 16, overlap)
     for chunk, (start, end) in zip(chunks, spans(document, chunks), strict=True):
         assert not inside_a_word(document.text, start), chunk.text
         assert not inside_a_word(document.text, end), chunk.text
+    holding = [c for c in chunks if digest in c.text]
+    assert holding  # the only chunk allowed past the window is the one the long word needs
+    assert all(token_count(c.text) <= 16 for c in chunks if digest not in c.text)
+    assert all(token_count(c.text) <= token_count(digest) + 16 for c in holding)
+    assert not [c for c in chunks if c.text in digest and c.text != digest]  # no fragments
+    assert chunks[-1].text.endswith("Lovelace.")
 
 
 # ---- the index -----------------------------------------------------------------------------

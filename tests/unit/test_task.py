@@ -30,7 +30,10 @@ SHIPPED = {
 }
 
 CONTRACT_FIELDS = ("objective", "audience", "source_material", "output_format")
-TOP_KEYS = "name, contract, data, target, usage, prices, retrieval, model, seed, max_new_tokens, candidates"
+TOP_KEYS = (
+    "name, contract, data, target, usage, prices, retrieval, model, seed, max_new_tokens, "
+    "candidates"
+)
 
 BASE = """\
 name: demo-task

@@ -1,0 +1,170 @@
+"""The RAG and hybrid arms on the real embedded model and the real embedder: an unseen news QA
+task, incremental re-embedding, the freshness probe, a hybrid adapter trained on passages, and
+bad documents."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import fresh_home, tunewise
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+NEWS = ROOT / "tests" / "fixtures" / "news-qa"
+COUNTRIES = ROOT / "examples" / "country-facts"
+
+
+def results_of(out: Path) -> dict:
+    run_dir = max(out.iterdir(), key=lambda p: p.name)
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def predictions_of(out: Path) -> list[dict]:
+    run_dir = max(out.iterdir(), key=lambda p: p.name)
+    return [json.loads(line) for line in (run_dir / "predictions.jsonl").open()]
+
+
+def by_name(results: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in results["candidates"]}
+
+
+@pytest.fixture
+def news_task(tmp_path: Path) -> Path:
+    folder = tmp_path / "news-qa"
+    shutil.copytree(NEWS, folder)
+    return folder / "task.yaml"
+
+
+def test_rag_beats_closed_book_on_unseen_news_questions(
+    news_task: Path, converted_home: Path, tmp_path: Path
+) -> None:
+    home = fresh_home(converted_home, tmp_path)
+    out = tmp_path / "runs"
+    result = tunewise("run", str(news_task), "--out", str(out), home=home)
+    assert result.returncode == 0, result.stderr
+    candidates = by_name(results_of(out))
+    closed, rag = candidates["zero-shot"]["metrics"], candidates["rag"]["metrics"]
+    assert rag["token_f1"]["n"] == 60
+    # Retrieval is measured against each question's gold doc_id.
+    assert rag["recall@5"]["value"] >= 0.8 and "recall@5" not in closed
+    # RAG wins by a margin outside both confidence intervals.
+    assert rag["token_f1"]["ci_low"] > closed["token_f1"]["ci_high"]
+    assert rag["hallucination_rate"]["value"] < closed["hallucination_rate"]["value"]
+    lines = [p for p in predictions_of(out) if p["candidate"] == "rag"]
+    assert all(p["sources"] and p["context_tokens"] for p in lines)
+
+
+def test_changing_one_document_re_embeds_only_that_document(
+    news_task: Path, converted_home: Path, tmp_path: Path
+) -> None:
+    home = fresh_home(converted_home, tmp_path)
+    out = tmp_path / "runs"
+    args = ("run", str(news_task), "--strategies", "rag", "--limit", "2", "--out", str(out))
+    first = tunewise(*args, home=home)
+    assert first.returncode == 0, first.stderr
+    built = results_of(out)["documents"]
+    assert built["embedded_chunks"] == built["chunks"] > 30
+
+    documents = news_task.parent / "documents.jsonl"
+    records = [json.loads(line) for line in documents.open()]
+    records[4]["text"] += " The council will meet again in the spring."
+    documents.write_text("".join(json.dumps(r) + "\n" for r in records))
+    second = tunewise(*args, home=home)
+    assert second.returncode == 0, second.stderr
+    rebuilt = results_of(out)["documents"]
+    assert rebuilt["index"] != built["index"] and rebuilt["chunks"] == built["chunks"]
+    changed_chunks = len(records[4]["text"].split()) // 150 + 1
+    assert 1 <= rebuilt["embedded_chunks"] <= changed_chunks
+
+    third = tunewise(*args, home=home)  # unchanged documents: the index is reused whole
+    assert results_of(out)["documents"]["embedded_chunks"] == 0, third.stderr
+
+
+def test_freshness_probe_reads_the_patched_documents(converted_home: Path, tmp_path: Path) -> None:
+    home = fresh_home(converted_home, tmp_path)
+    out = tmp_path / "runs"
+    result = tunewise(
+        "run",
+        str(COUNTRIES / "task.yaml"),
+        "--strategies",
+        "zero-shot,rag",
+        "--limit",
+        "4",
+        "--out",
+        str(out),
+        home=home,
+    )
+    assert result.returncode == 0, result.stderr
+    results = results_of(out)
+    updates = results["documents"]["updates"]
+    assert updates["changed_documents"] == ["BGR.md", "HRV.md", "SLE.md", "TUR.md", "ZWE.md"]
+    assert updates["embedded_chunks"] == len(updates["changed_documents"])
+    candidates = by_name(results)
+    assert candidates["rag"]["freshness"]["retrieves_updated_documents"] is True
+    assert candidates["zero-shot"]["freshness"]["retrieves_updated_documents"] is False
+    for candidate in candidates.values():
+        assert {"exact_match", "stale_rate"} <= set(candidate["freshness"]["metrics"])
+    croatia = next(
+        p
+        for p in predictions_of(out)
+        if p["candidate"] == "rag" and p["split"] == "updates" and p["example_id"].startswith("HRV")
+    )
+    assert croatia["sources"][0] == "HRV.md#0" and croatia["retrieved"][0] == "HRV.md"
+
+
+def test_hybrid_trains_on_the_prompts_it_is_served_with(
+    news_task: Path, converted_home: Path, tmp_path: Path
+) -> None:
+    text = news_task.read_text() + (
+        "  - {strategy: hybrid, top_k: 1, max_train_examples: 20, epochs: 1,"
+        " evaluations_per_epoch: 1}\n"
+    )
+    news_task.write_text(text)
+    home = fresh_home(converted_home, tmp_path)
+    out = tmp_path / "runs"
+    args = ("--strategies", "hybrid", "--limit", "4", "--out", str(out))
+    result = tunewise("run", str(news_task), *args, home=home)
+    assert result.returncode == 0, result.stderr
+    hybrid = by_name(results_of(out))["hybrid"]
+    assert hybrid["setup"]["training"]["examples"] == 18
+    assert hybrid["params"]["adapter_recipe"] == "rag-trained" and "recall@1" in hybrid["metrics"]
+    run_dir = max(out.iterdir(), key=lambda p: p.name)
+    trained = (run_dir / "adapters" / "hybrid" / "train.messages.jsonl").read_text()
+    first = json.loads(trained.splitlines()[0])["messages"]
+    assert first[-2]["content"].startswith("Sources:")  # passages in the training prompt
+    assert first[-1]["role"] == "assistant"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("scan.txt", b"\x00\x01\x02binary", "binary"),
+        ("latin.txt", "caf\u00e9".encode("latin-1"), "UTF-8"),
+        ("blank.pdf", None, "no extractable text"),
+    ],
+)
+def test_bad_documents_are_named(
+    name: str, content: bytes | None, problem: str, news_task: Path, tmp_path: Path
+) -> None:
+    folder = news_task.parent / "docs"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\nA fine document.\n")
+    if content is None:
+        from pypdf import PdfWriter
+
+        writer = PdfWriter()
+        writer.add_blank_page(72, 72)
+        with (folder / name).open("wb") as handle:
+            writer.write(handle)
+    else:
+        (folder / name).write_bytes(content)
+    news_task.write_text(news_task.read_text().replace("documents.jsonl", "docs"))
+    result = tunewise("run", str(news_task), "--out", str(tmp_path / "runs"), home=tmp_path)
+    assert result.returncode == 2
+    assert name in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
