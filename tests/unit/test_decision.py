@@ -363,7 +363,8 @@ def test_a_hybrid_that_alone_meets_the_target_is_step_four() -> None:
         ]
     )
     assert (rec.candidate, rec.step, rec.verdict) == ("hybrid", 4, "meets-target")
-    assert [(g.step, g.passed) for g in rec.gates] == [(1, False), (2, False), (4, True)]
+    assert [(g.step, g.passed) for g in rec.gates] == [(1, False), (2, False), (4, True), (4, True)]
+    assert rec.gates[2].question == "Does the hybrid beat both its parts?"
     text = joined(rec)
     assert rec.reasons[0].startswith("Prompting and RAG miss the target")
     assert "a fine-tuned model with RAG meets it: hybrid: accuracy 0.800" in rec.reasons[0]
@@ -424,3 +425,16 @@ def test_a_hybrid_below_target_counts_as_measured_fine_tuning() -> None:
     assert "RAG was measured too and misses: rag: accuracy 0.600" in text
     assert "Fine-tuning was measured too and misses: hybrid: accuracy 0.650" in text
     assert "worth measuring" not in text
+
+
+def test_step_four_checks_the_hybrid_against_both_its_parts() -> None:
+    rec = step4(
+        [
+            summary("rag", "rag", 0.6, compute=0.45),
+            summary("lora", "lora", 0.68, compute=0.1, setup=600),
+            summary("hybrid", "hybrid", 0.8, compute=0.2, setup=600),
+        ]
+    )
+    parts = next(g for g in rec.gates if g.question == "Does the hybrid beat both its parts?")
+    assert parts.passed is True
+    assert "rag: accuracy 0.600" in parts.detail and "lora: accuracy 0.680" in parts.detail
