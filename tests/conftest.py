@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ import tunewise.retrieval.index as index_module
 from tunewise.models.backend import Generation, LabelScores, Message
 from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
+from tunewise.run import RunOptions, RunResult, run_task
+from tunewise.task import load_task
 
 Rule = Callable[[Sequence[Message]], str]
 
@@ -203,3 +206,15 @@ def fake_embedder(home: Path, monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
     embedder = FakeEmbedder()
     monkeypatch.setattr(index_module, "load_embedder", lambda name: embedder)
     return embedder
+
+
+def measure(task_file: Path, **options: Any) -> RunResult:
+    """run_task on a task file, as `tunewise run` does."""
+    return run_task(load_task(task_file), RunOptions(**options))
+
+
+def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A written run folder's results.json and predictions.jsonl lines."""
+    document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    lines = (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    return document, [json.loads(line) for line in lines]

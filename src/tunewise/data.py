@@ -78,9 +78,7 @@ def read_examples(path: Path, output_format: OutputFormat) -> list[Example]:
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(path, None, None, "the file is empty; expected at least one example")
-    records = (
-        _csv_records(path, raw) if path.suffix.lower() == ".csv" else _jsonl_records(path, raw)
-    )
+    records = _csv_records(path, raw) if path.suffix.lower() == ".csv" else jsonl_records(path, raw)
     examples: list[Example] = []
     first_line: dict[str, str] = {}
     for line, record in records:
@@ -105,7 +103,8 @@ def _decode_lines(path: Path, raw: bytes) -> Iterator[tuple[int, str]]:
         yield number, text.removeprefix("\ufeff") if number == 1 else text
 
 
-def _jsonl_records(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_records(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; errors name the file and line."""
     for number, text in _decode_lines(path, raw):
         if not text.strip():
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,23 +9,19 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import SENTIMENT_TEST, SENTIMENT_TRAIN, ScriptedBackend, write_jsonl
+from conftest import (
+    SENTIMENT_TEST,
+    SENTIMENT_TRAIN,
+    ScriptedBackend,
+    measure,
+    read_run,
+    write_jsonl,
+)
 
 import tunewise.results as results_module
 from tunewise.errors import DataError, TunewiseError
 from tunewise.results import load_schema, write_run
-from tunewise.run import RunOptions, RunResult, run_task
-from tunewise.task import load_task
-
-
-def measure(task_file: Path, **options: Any) -> RunResult:
-    return run_task(load_task(task_file), RunOptions(**options))
-
-
-def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    lines = (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    return document, [json.loads(line) for line in lines]
+from tunewise.run import RunResult
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import FakeEmbedder, ScriptedBackend
+from conftest import FakeEmbedder, ScriptedBackend, measure, read_run
 
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.models.backend import Message
@@ -20,7 +20,7 @@ from tunewise.results import load_schema, write_run
 from tunewise.retrieval.chunking import chunk_document
 from tunewise.retrieval.documents import Document
 from tunewise.retrieval.embedders import chunk_tokenizer
-from tunewise.run import RunOptions, RunResult, candidate_specs, run_task
+from tunewise.run import RunOptions, candidate_specs
 from tunewise.task import load_task
 
 DONT_KNOW = "I don't know"
@@ -111,16 +111,6 @@ def knowledge_task(tmp_path: Path) -> Path:
     )
     (folder / "task.yaml").write_text(TASK_YAML, encoding="utf-8")
     return folder / "task.yaml"
-
-
-def measure(task_file: Path, **options: Any) -> RunResult:
-    return run_task(load_task(task_file), RunOptions(**options))
-
-
-def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    lines = (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    return document, [json.loads(line) for line in lines]
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from tunewise.data import jsonl_records
 from tunewise.errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -214,7 +214,7 @@ def _read_jsonl(path: Path, allow_deletions: bool) -> tuple[list[Document], list
     documents: list[Document] = []
     deletions: list[tuple[str, int]] = []
     first_line: dict[str, int] = {}
-    for line, record in _jsonl_records(path):
+    for line, record in jsonl_records(path, _read_bytes(path)):
 
         def fail(field: str | None, problem: str, line: int = line) -> DataError:
             return DataError(path, line, field, problem)
@@ -247,22 +247,3 @@ def _read_jsonl(path: Path, allow_deletions: bool) -> tuple[list[Document], list
             raise fail("title", "must be a string")
         documents.append(Document(doc_id, title or doc_id, text, f"{path}:{line}"))
     return documents, deletions
-
-
-def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, chunk in enumerate(_read_bytes(path).split(b"\n"), start=1):
-        try:
-            text = chunk.decode("utf-8").removeprefix("\ufeff")
-        except UnicodeDecodeError as exc:
-            problem = f"bytes are not UTF-8 at column {exc.start + 1}; re-save the file as UTF-8"
-            raise DataError(path, number, None, problem) from None
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problem = f"malformed JSON ({exc.msg} at column {exc.colno})"
-            raise DataError(path, number, None, problem) from None
-        if not isinstance(record, dict):
-            raise DataError(path, number, None, "each line must be a JSON object")
-        yield number, record
