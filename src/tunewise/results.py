@@ -66,6 +66,7 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
             "output_format": task.contract.output_format.type,
             "target": task.target.model_dump() if task.target else None,
             "usage": task.usage.model_dump(),
+            "max_new_tokens": task.max_new_tokens,
         },
         "seed": task.seed,
         "data": {

@@ -181,6 +181,17 @@ def candidate_names(specs: Sequence[CandidateSpec]) -> list[str]:
     return unique
 
 
+def with_answer_budget(task: Task, train: Sequence[Example]) -> Task:
+    """The task with a concrete generation budget: its own, else twice the longest training
+    answer at about 3 characters a token (so short-answer tasks are not left to ramble for
+    hundreds of tokens), within 32..512."""
+    if task.max_new_tokens is not None:
+        return task
+    longest = max((len(e.output) for e in train), default=0)
+    budget = min(512, max(32, 2 * -(-longest // 3)))
+    return task.model_copy(update={"max_new_tokens": budget})
+
+
 def load_data(task: Task, options: RunOptions) -> tuple[Dataset, list[Example]]:
     """The task's data, checked for leakage; the test examples to evaluate after --limit."""
     dataset = load_dataset(
@@ -209,7 +220,9 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     """Measure every candidate on the same held-out examples and decide."""
     progress = progress or SilentProgress()
     started = time.perf_counter()
+    hashed = task_hash(task)
     dataset, test = load_data(task, options)
+    task = with_answer_budget(task, dataset.train)
     specs = candidate_specs(task, options)
     backends: dict[str, Backend] = {}
     for spec in specs:
@@ -234,7 +247,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     recommendation = decide_from(task, dataset, results, curve)
     return RunResult(
         task,
-        task_hash(task),
+        hashed,
         dataset,
         test,
         options,
@@ -255,6 +268,7 @@ def train_only(
     if not specs:
         raise TunewiseError("no fine-tuning candidate to train; use --strategies lora or hybrid")
     dataset, _ = load_data(task, options)
+    task = with_answer_budget(task, dataset.train)
     retrieving = any(s.strategy in RETRIEVING for s in specs)
     knowledge = load_knowledge(task, progress) if retrieving else None
     trained = []
@@ -348,7 +362,7 @@ def _evaluate(
         examples,
         output_format,
         cache,
-        max_new_tokens=task.max_new_tokens,
+        max_new_tokens=task.max_new_tokens or 0,  # set by with_answer_budget
         advance=advance,
     )
     outputs = [p.output for p in predictions]

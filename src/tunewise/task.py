@@ -278,7 +278,12 @@ class Task(_Strict):
     retrieval: Retrieval = Retrieval()
     model: str = DEFAULT_MODEL
     seed: int = Field(default=0, description="Seed for splits, demo draws and bootstrap.")
-    max_new_tokens: int = Field(default=256, ge=1, description="Generation budget per answer.")
+    max_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Generation budget per answer; default: twice the longest training answer "
+        "(about 3 characters a token), at least 32 and at most 512.",
+    )
     candidates: list[CandidateSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")

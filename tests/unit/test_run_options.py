@@ -109,3 +109,31 @@ def test_qlora_without_cuda_is_recorded_as_skipped(
     assert document["recommendation"]["candidate"] == "zero-shot"
     lines = (folder / "predictions.jsonl").read_text().splitlines()
     assert {json.loads(line)["candidate"] for line in lines} == {"zero-shot"}
+
+
+def test_the_answer_budget_follows_the_longest_training_answer() -> None:
+    from tunewise.data import Example
+    from tunewise.run import with_answer_budget
+    from tunewise.task import Task
+
+    task = Task.model_validate(
+        {
+            "name": "qa",
+            "contract": {
+                "objective": "Answer.",
+                "audience": "Editors.",
+                "source_material": "Articles.",
+                "output_format": {"type": "text"},
+            },
+            "data": {"train": "train.jsonl"},
+        }
+    )
+
+    def examples(*outputs: str) -> list[Example]:
+        return [Example(str(i), "q", o, "train.jsonl:1") for i, o in enumerate(outputs)]
+
+    assert with_answer_budget(task, examples("Oslo", "42")).max_new_tokens == 32  # the floor
+    assert with_answer_budget(task, examples("x" * 90)).max_new_tokens == 60  # 2 x 90 / 3
+    assert with_answer_budget(task, examples("x" * 9000)).max_new_tokens == 512  # the ceiling
+    own = task.model_copy(update={"max_new_tokens": 7})
+    assert with_answer_budget(own, examples("x" * 90)).max_new_tokens == 7

@@ -137,7 +137,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert task.target is None
     assert task.candidates == []
     assert task.data.test is None and task.data.test_fraction == 0.2
-    assert task.seed == 0 and task.max_new_tokens == 256
+    assert task.seed == 0 and task.max_new_tokens is None
     assert task.usage.requests_per_month == 10_000 and task.usage.horizon_months == 12
 
 

@@ -38,7 +38,8 @@ def prepare(
     base = local_model(backend, spec, name)
     index = require_index(index, name)
     if "max_length" not in spec.model_fields_set:  # room for the passages it is trained with
-        spec = spec.model_copy(update={"max_length": spec.context_tokens + task.max_new_tokens})
+        answer = task.max_new_tokens or 0
+        spec = spec.model_copy(update={"max_length": spec.context_tokens + answer})
     demos = stratified_demos(train, spec.demos, task.seed) if spec.demos else []
     rag = RagPredictor(name, spec.strategy, base, task.contract, index, spec, demos)
     retrieval = retrieval_params(spec, index, demos)
