@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.evaluation import per_example, validate
+from tunewise.retrieval.index import Index
 from tunewise.run import CandidateResult, RunResult
 
 SCHEMA_VERSION = 1
@@ -91,26 +92,32 @@ def _documents(run: RunResult) -> dict[str, Any] | None:
     knowledge = run.knowledge
     if knowledge is None:
         return None
-    index = knowledge.index
     updates = None
-    if knowledge.updated is not None:
+    if knowledge.updated_hash is not None:
         updates = {
             "hash": knowledge.updated_hash,
+            "documents": knowledge.updated_documents,
             "changed_documents": list(knowledge.changed),
             "questions": len(knowledge.questions),
-            "index": knowledge.updated.key,
-            "embedded_chunks": knowledge.updated.embedded_chunks,
+            "index": _index(knowledge.updated),
         }
     return {
         "hash": knowledge.hash,
-        "documents": index.documents,
+        "documents": knowledge.documents,
+        "index": _index(knowledge.index),
+        "updates": updates,
+    }
+
+
+def _index(index: Index | None) -> dict[str, Any] | None:
+    if index is None:
+        return None
+    return {
+        "key": index.key,
         "chunks": len(index.chunks),
         "embedded_chunks": index.embedded_chunks,
-        "index": index.key,
-        "embedder": index.settings.embedder,
-        "chunk_tokens": index.settings.chunk_tokens,
-        "chunk_overlap": index.settings.chunk_overlap,
-        "updates": updates,
+        "seconds": round(index.build_seconds, 3),
+        **index.settings.model_dump(),
     }
 
 

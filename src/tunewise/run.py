@@ -16,7 +16,6 @@ from tunewise.data import (
     Dataset,
     Example,
     load_dataset,
-    read_examples,
     sample_examples,
     stratify_by_label,
 )
@@ -24,14 +23,13 @@ from tunewise.decision import FINE_TUNED, CandidateSummary, Recommendation, deci
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation import MetricValue, score
 from tunewise.evaluation.knowledge import knowledge_metrics, retrieval_metrics, stale_rate
+from tunewise.knowledge import Knowledge, load_knowledge
 from tunewise.learning_curve import CurveFit, CurvePoint, estimate_examples
 from tunewise.models.backend import Backend
 from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
 from tunewise.predict import Prediction, predict
 from tunewise.progress import Progress, SilentProgress
-from tunewise.retrieval.documents import apply_patch, documents_hash, load_documents
-from tunewise.retrieval.index import Index, build_index
 from tunewise.strategies import PREPARERS
 from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
@@ -95,18 +93,6 @@ class Freshness:
     metrics: dict[str, MetricValue]
     predictions: list[Prediction] = field(repr=False)
     retrieves: bool  # whether the candidate read the patched documents
-
-
-@dataclass(frozen=True)
-class Knowledge:
-    """The task's documents as indexes: as given, and after the update patch when there is one."""
-
-    index: Index
-    hash: str  # of the documents as given
-    updated: Index | None = None
-    updated_hash: str | None = None
-    changed: tuple[str, ...] = ()  # document ids the patch replaced, added or removed
-    questions: tuple[Example, ...] = ()
 
 
 @dataclass
@@ -229,7 +215,8 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         model = model_for(spec, task, options)
         if model not in backends:
             backends[model] = load_backend(model)
-    knowledge = load_knowledge(task, progress) if task.data.documents else None
+    retrieving = any(spec.strategy in RETRIEVING for spec in specs)
+    knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
 
     def measure(spec: CandidateSpec, name: str) -> CandidateResult:
@@ -270,7 +257,7 @@ def train_only(
     dataset, _ = load_data(task, options)
     task = with_answer_budget(task, dataset.train)
     retrieving = any(s.strategy in RETRIEVING for s in specs)
-    knowledge = load_knowledge(task, progress) if retrieving else None
+    knowledge = load_knowledge(task, True, progress) if retrieving else None
     trained = []
     for spec, name in zip(specs, candidate_names(specs), strict=True):
         backend = load_backend(model_for(spec, task, options))
@@ -280,33 +267,6 @@ def train_only(
         )
         trained.append((name, Path(predictor.details["adapter_path"])))
     return trained
-
-
-def load_knowledge(task: Task, progress: Progress) -> Knowledge:
-    """Index the documents; with an update patch, also the patched collection (re-embedding
-    only the chunks of changed documents) and the questions the patch changed."""
-    assert task.data.documents is not None
-    home = tunewise_home()
-    documents = load_documents(task.data.documents)
-    index = build_index(documents, task.retrieval, home, stage=_stage(progress, "index"))
-    updates = task.data.updates
-    if updates is None:
-        return Knowledge(index, documents_hash(documents))
-    patched, changed = apply_patch(documents, updates.documents)
-    updated = build_index(patched, task.retrieval, home, stage=_stage(progress, "index update"))
-    questions = read_examples(updates.questions, task.contract.output_format)
-    return Knowledge(
-        index,
-        documents_hash(documents),
-        updated,
-        documents_hash(patched),
-        tuple(changed),
-        tuple(questions),
-    )
-
-
-def _stage(progress: Progress, description: str) -> Callable[[int], Callable[[int], None]]:
-    return lambda total: progress.stage(description, total)
 
 
 def _measure(
@@ -331,7 +291,7 @@ def _measure(
         )
     predictions, metrics = _evaluate(task, predictor, test, cache, progress.stage(name, len(test)))
     freshness = None
-    if knowledge is not None and knowledge.updated is not None and knowledge.questions:
+    if knowledge is not None and knowledge.questions:
         freshness = _freshness(task, predictor, knowledge, cache, progress)
     return CandidateResult(
         name=name,
@@ -386,13 +346,10 @@ def _freshness(
 ) -> Freshness:
     """Ask the changed questions; retrieving candidates read the patched documents, the others
     answer from what they had (prompt or adapter), as they would in production."""
-    assert knowledge.updated is not None
-    retrieves = isinstance(predictor, RagPredictor)
-    asked = (
-        predictor.with_index(knowledge.updated)
-        if isinstance(predictor, RagPredictor)
-        else predictor
-    )
+    asked: Predictor = predictor
+    retrieves = isinstance(predictor, RagPredictor) and knowledge.updated is not None
+    if retrieves:
+        asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, arg-type]
     questions = list(knowledge.questions)
     advance = progress.stage(f"{predictor.name} freshness", len(questions))
     predictions, metrics = _evaluate(task, asked, questions, cache, advance)

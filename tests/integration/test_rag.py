@@ -66,7 +66,7 @@ def test_changing_one_document_re_embeds_only_that_document(
     args = ("run", str(news_task), "--strategies", "rag", "--limit", "2", "--out", str(out))
     first = tunewise(*args, home=home)
     assert first.returncode == 0, first.stderr
-    built = results_of(out)["documents"]
+    built = results_of(out)["documents"]["index"]
     assert built["embedded_chunks"] == built["chunks"] > 30
 
     documents = news_task.parent / "documents.jsonl"
@@ -75,13 +75,13 @@ def test_changing_one_document_re_embeds_only_that_document(
     documents.write_text("".join(json.dumps(r) + "\n" for r in records))
     second = tunewise(*args, home=home)
     assert second.returncode == 0, second.stderr
-    rebuilt = results_of(out)["documents"]
-    assert rebuilt["index"] != built["index"] and rebuilt["chunks"] == built["chunks"]
+    rebuilt = results_of(out)["documents"]["index"]
+    assert rebuilt["key"] != built["key"] and rebuilt["chunks"] == built["chunks"]
     changed_chunks = len(records[4]["text"].split()) // 150 + 1
     assert 1 <= rebuilt["embedded_chunks"] <= changed_chunks
 
     third = tunewise(*args, home=home)  # unchanged documents: the index is reused whole
-    assert results_of(out)["documents"]["embedded_chunks"] == 0, third.stderr
+    assert results_of(out)["documents"]["index"]["embedded_chunks"] == 0, third.stderr
 
 
 def test_freshness_probe_reads_the_patched_documents(converted_home: Path, tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_freshness_probe_reads_the_patched_documents(converted_home: Path, tmp_p
     results = results_of(out)
     updates = results["documents"]["updates"]
     assert updates["changed_documents"] == ["BGR.md", "HRV.md", "SLE.md", "TUR.md", "ZWE.md"]
-    assert updates["embedded_chunks"] == len(updates["changed_documents"])
+    assert updates["index"]["embedded_chunks"] == len(updates["changed_documents"])
     candidates = by_name(results)
     assert candidates["rag"]["freshness"]["retrieves_updated_documents"] is True
     assert candidates["zero-shot"]["freshness"]["retrieves_updated_documents"] is False

