@@ -175,7 +175,7 @@ class FewShotCandidate(_Named):
     )
 
 
-class _Training(_Named):
+class FineTuningOptions(_Named):
     """The fine-tuning settings a lora, qlora or hybrid candidate shares."""
 
     r: int = Field(default=16, ge=1, description="LoRA rank.")
@@ -207,7 +207,7 @@ class _Training(_Named):
     )
 
 
-class LoraCandidate(_Training):
+class LoraCandidate(FineTuningOptions):
     """A LoRA adapter trained on the train split; answers with the short zero-shot prompt.
 
     `qlora` is the same with the base model loaded in 4 bits (needs CUDA and bitsandbytes)."""
@@ -215,7 +215,7 @@ class LoraCandidate(_Training):
     strategy: Literal["lora", "qlora"]
 
 
-class _Retrieving(_Named):
+class RetrievalOptions(_Named):
     """The retrieval settings a rag or hybrid candidate shares."""
 
     retriever: Literal["fusion", "bm25", "dense"] = Field(
@@ -232,13 +232,13 @@ class _Retrieving(_Named):
     demos: int = Field(default=0, ge=0, le=64, description="Few-shot demos after the passages.")
 
 
-class RagCandidate(_Retrieving):
+class RagCandidate(RetrievalOptions):
     """Step 2: the contract prompt plus passages retrieved from the task's documents."""
 
     strategy: Literal["rag"]
 
 
-class HybridCandidate(_Training, _Retrieving):
+class HybridCandidate(FineTuningOptions, RetrievalOptions):
     """Step 4: a LoRA adapter that answers with retrieved passages in its prompt."""
 
     strategy: Literal["hybrid"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from tunewise.finetune.batches import collate, completion_loss, length_grouped_batches
 from tunewise.finetune.examples import IGNORE, TrainingSequence
-from tunewise.task import LoraCandidate
+from tunewise.task import FineTuningOptions
 
 Advance = Callable[[int], None]
 
@@ -46,7 +46,7 @@ class TrainingConfig:
     quantize_4bit: bool
 
     @classmethod
-    def from_candidate(cls, spec: LoraCandidate, seed: int) -> TrainingConfig:
+    def from_candidate(cls, spec: FineTuningOptions, seed: int) -> TrainingConfig:
         fields = {
             name: getattr(spec, name) for name in cls.__dataclass_fields__ if hasattr(spec, name)
         }

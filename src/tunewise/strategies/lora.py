@@ -37,7 +37,7 @@ from tunewise.models.local import LocalModel
 from tunewise.progress import Progress
 from tunewise.prompts import build_messages, system_prompt
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import LoraCandidate, Task, _Training
+from tunewise.task import FineTuningOptions, LoraCandidate, Task
 
 Prompt = Callable[[Example], list[Message]]
 
@@ -89,7 +89,7 @@ class Adapter:
         }
 
 
-def local_model(backend: Backend, spec: _Training, name: str) -> LocalModel:
+def local_model(backend: Backend, spec: FineTuningOptions, name: str) -> LocalModel:
     """The backend as a trainable local model, or why the candidate cannot run."""
     if not isinstance(backend, LocalModel):
         raise TunewiseError(
@@ -134,7 +134,7 @@ def short_prompt(task: Task) -> Prompt:
 
 def train_adapter_for(
     task: Task,
-    spec: _Training,
+    spec: FineTuningOptions,
     base: LocalModel,
     train: Sequence[Example],
     prompt: Prompt,
@@ -194,7 +194,7 @@ def adapter_key(
 
 def _train(
     task: Task,
-    spec: _Training,
+    spec: FineTuningOptions,
     work: tuple[LocalModel, list[Example], list[Example], TrainingConfig, Path],
     prompt: Prompt,
     name: str,

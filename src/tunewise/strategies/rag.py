@@ -20,7 +20,7 @@ from tunewise.prompts import Passage, assemble
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.predictor import Request
-from tunewise.task import Contract, RagCandidate, Task, _Retrieving
+from tunewise.task import Contract, RagCandidate, RetrievalOptions, Task
 
 RANKED_FOR_METRICS = 10  # retrieval depth recorded per request, for recall@k and MRR
 
@@ -34,7 +34,7 @@ class RagPredictor:
     backend: Backend
     contract: Contract
     index: Index
-    spec: _Retrieving
+    spec: RetrievalOptions
     demos: Sequence[Example] = ()
     setup_seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +65,9 @@ class RagPredictor:
         return replace(self, index=index)
 
 
-def retrieval_params(spec: _Retrieving, index: Index, demos: Sequence[Example]) -> dict[str, Any]:
+def retrieval_params(
+    spec: RetrievalOptions, index: Index, demos: Sequence[Example]
+) -> dict[str, Any]:
     return {
         "retriever": spec.retriever,
         "top_k": spec.top_k,
