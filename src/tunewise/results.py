@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.evaluation import per_example, validate
+from tunewise.measure import CandidateResult
 from tunewise.retrieval.index import Index
-from tunewise.run import CandidateResult, RunResult
+from tunewise.run import RunResult
 
 SCHEMA_VERSION = 1
 

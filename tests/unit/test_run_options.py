@@ -10,10 +10,11 @@ import pytest
 
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
+from tunewise.measure import CandidateResult
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.results import load_schema, write_run
-from tunewise.run import CandidateResult, RunOptions, candidate_specs, learning_curve, run_task
+from tunewise.run import RunOptions, candidate_specs, learning_curve, run_task
 from tunewise.task import LoraCandidate, Task, load_task
 
 LADDER = """candidates:

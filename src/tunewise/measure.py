@@ -1,0 +1,164 @@
+"""Measure one candidate: prepare it, answer the test examples, score the answers, and with a
+document update, ask it the changed questions (the freshness probe)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tunewise.cache import ResponseCache
+from tunewise.data import Dataset, Example
+from tunewise.evaluation import MetricValue, score
+from tunewise.evaluation.knowledge import knowledge_metrics, retrieval_metrics, stale_rate
+from tunewise.knowledge import Knowledge
+from tunewise.models.backend import Backend
+from tunewise.predict import Prediction, predict
+from tunewise.progress import Progress
+from tunewise.strategies import PREPARERS
+from tunewise.strategies.lora import CandidateSkipped
+from tunewise.strategies.predictor import Predictor
+from tunewise.strategies.rag import RagPredictor
+from tunewise.task import RETRIEVING, CandidateSpec, Task
+
+
+@dataclass
+class CandidateResult:
+    """Everything measured for one candidate."""
+
+    name: str
+    strategy: str
+    model: str
+    fingerprint: str
+    params: dict[str, Any]
+    metrics: dict[str, MetricValue]
+    usage: dict[str, float]
+    setup: dict[str, Any]
+    predictions: list[Prediction] = field(repr=False)
+    skipped: str | None = None  # why the candidate could not run here; then nothing is measured
+    freshness: Freshness | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None
+
+    @property
+    def compute_seconds_per_request(self) -> float:
+        """Mean wall time per answer on the measuring machine; the cost side prices it."""
+        return sum(p.latency_ms for p in self.predictions) / len(self.predictions) / 1000
+
+
+@dataclass
+class Freshness:
+    """A candidate's answers to the questions a document update changed, after the update."""
+
+    metrics: dict[str, MetricValue]
+    predictions: list[Prediction] = field(repr=False)
+    retrieves: bool  # whether the candidate read the patched documents
+
+
+def measure_candidate(
+    task: Task,
+    spec: CandidateSpec,
+    name: str,
+    backend: Backend,
+    dataset: Dataset,
+    test: list[Example],
+    cache: ResponseCache,
+    progress: Progress,
+    knowledge: Knowledge | None = None,
+) -> CandidateResult:
+    extra = {"index": knowledge.index if knowledge else None} if spec.strategy in RETRIEVING else {}
+    try:
+        predictor: Predictor = PREPARERS[spec.strategy](
+            task, spec, dataset.train, backend, name, progress, **extra
+        )
+    except CandidateSkipped as reason:
+        return CandidateResult(
+            name, spec.strategy, backend.spec, "", {}, {}, {}, {}, [], skipped=str(reason)
+        )
+    predictions, metrics = _evaluate(task, predictor, test, cache, progress.stage(name, len(test)))
+    freshness = None
+    if knowledge is not None and knowledge.questions:
+        freshness = _freshness(task, predictor, knowledge, cache, progress)
+    return CandidateResult(
+        name=name,
+        strategy=spec.strategy,
+        model=predictor.backend.spec,  # a fine-tuned candidate's names its adapter
+        fingerprint=predictor.backend.fingerprint(),
+        params=predictor.params,
+        metrics=metrics,
+        usage=usage_of(predictions),
+        setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
+        predictions=predictions,
+        freshness=freshness,
+    )
+
+
+def _evaluate(
+    task: Task,
+    predictor: Predictor,
+    examples: Sequence[Example],
+    cache: ResponseCache,
+    advance: Callable[[int], None],
+) -> tuple[list[Prediction], dict[str, MetricValue]]:
+    """Answers and their metrics: the format's, plus hallucination and abstention rates on
+    knowledge tasks, plus recall@k and MRR when examples name their gold doc_id."""
+    output_format = task.contract.output_format
+    predictions = predict(
+        predictor,
+        examples,
+        output_format,
+        cache,
+        max_new_tokens=task.max_new_tokens or 0,  # set by with_answer_budget
+        advance=advance,
+    )
+    outputs = [p.output for p in predictions]
+    references = [e.output for e in examples]
+    metrics = score(output_format, outputs, references, seed=task.seed)
+    if task.data.documents is not None and output_format.type == "text":
+        metrics |= knowledge_metrics(outputs, references, output_format.abstention, seed=task.seed)
+    gold = [e.extra.get("doc_id") for e in examples]
+    if predictions and all(p.retrieved for p in predictions) and all(gold):
+        ranked = [p.retrieved for p in predictions]
+        metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
+    return predictions, metrics
+
+
+def _freshness(
+    task: Task,
+    predictor: Predictor,
+    knowledge: Knowledge,
+    cache: ResponseCache,
+    progress: Progress,
+) -> Freshness:
+    """Ask the changed questions; retrieving candidates read the patched documents, the others
+    answer from what they had (prompt or adapter), as they would in production."""
+    asked: Predictor = predictor
+    retrieves = isinstance(predictor, RagPredictor) and knowledge.updated is not None
+    if retrieves:
+        asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, arg-type]
+    questions = list(knowledge.questions)
+    advance = progress.stage(f"{predictor.name} freshness", len(questions))
+    predictions, metrics = _evaluate(task, asked, questions, cache, advance)
+    previous = [str(q.extra.get("previous", "")) for q in questions]
+    if all(previous):
+        outputs = [p.output for p in predictions]
+        current = [q.output for q in questions]
+        metrics["stale_rate"] = stale_rate(outputs, previous, current, seed=task.seed)
+    return Freshness(metrics, predictions, retrieves)
+
+
+def usage_of(predictions: Sequence[Prediction]) -> dict[str, float]:
+    """Per-request means and latency percentiles, as measured (cached answers keep their time)."""
+    latency = np.array([p.latency_ms for p in predictions])
+    return {
+        "input_tokens_per_request": round(float(np.mean([p.input_tokens for p in predictions])), 2),
+        "output_tokens_per_request": round(
+            float(np.mean([p.output_tokens for p in predictions])), 2
+        ),
+        "latency_p50_ms": round(float(np.percentile(latency, 50)), 2),
+        "latency_p95_ms": round(float(np.percentile(latency, 95)), 2),
+    }
