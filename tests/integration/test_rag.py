@@ -125,11 +125,15 @@ def test_hybrid_trains_on_the_prompts_it_is_served_with(
     )
     news_task.write_text(text)
     home = fresh_home(converted_home, tmp_path)
+    trained = tunewise("train", str(news_task), "--strategies", "hybrid", home=home)
+    assert trained.returncode == 0, trained.stderr
     out = tmp_path / "runs"
     args = ("--strategies", "hybrid", "--limit", "4", "--out", str(out))
     result = tunewise("run", str(news_task), *args, home=home)
     assert result.returncode == 0, result.stderr
     hybrid = by_name(results_of(out))["hybrid"]
+    # `tunewise train` built the index and trained; the run reuses that adapter.
+    assert hybrid["setup"]["training"]["cached"] is True
     assert hybrid["setup"]["training"]["examples"] == 18
     assert hybrid["params"]["adapter_recipe"] == "rag-trained" and "recall@1" in hybrid["metrics"]
     run_dir = max(out.iterdir(), key=lambda p: p.name)
