@@ -8,9 +8,11 @@ candidate that meets the target); otherwise which step the numbers point to next
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tunewise.costs import break_even_requests
 from tunewise.evaluation import MetricValue
 from tunewise.task import Target
 
@@ -31,6 +33,8 @@ class CandidateSummary:
     latency_p50_ms: float
     setup_seconds: float = 0.0  # demo selection, or training
     compute_seconds_per_request: float = 0.0  # mean wall time per answer on the measuring machine
+    setup_usd: float | None = None  # None: not priced (then break-even is in compute seconds)
+    per_request_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -187,11 +191,28 @@ def _hybrid_parts(
     return Gate(4, "Does the hybrid beat both its parts?", beats and bool(parts), detail)
 
 
-def break_even_requests(tuned: CandidateSummary, prompt: CandidateSummary) -> float:
-    """Requests after which training has paid for itself in compute saved per request
-    (infinite when the tuned candidate saves nothing per request)."""
-    saved = prompt.compute_seconds_per_request - tuned.compute_seconds_per_request
-    return tuned.setup_seconds / saved if saved > 0 else float("inf")
+def break_even(tuned: CandidateSummary, rivals: Sequence[CandidateSummary]) -> tuple[str, float]:
+    """(the cheapest rival per request, requests after which the tuned candidate's setup has
+    paid for itself against it): in dollars when every price is known, else in measured compute
+    seconds, which are always there."""
+    priced = [tuned, *rivals]
+    if all(c.setup_usd is not None and c.per_request_usd is not None for c in priced):
+        rival = min(rivals, key=lambda c: c.per_request_usd or 0.0)
+        requests = break_even_requests(
+            tuned.setup_usd or 0.0,
+            tuned.per_request_usd or 0.0,
+            rival.setup_usd or 0.0,
+            rival.per_request_usd or 0.0,
+        )
+        return rival.name, requests
+    rival = min(rivals, key=lambda c: c.compute_seconds_per_request)
+    requests = break_even_requests(
+        tuned.setup_seconds,
+        tuned.compute_seconds_per_request,
+        rival.setup_seconds,
+        rival.compute_seconds_per_request,
+    )
+    return rival.name, requests
 
 
 def _fine_tuning_gate(
@@ -219,14 +240,21 @@ def _fine_tuning_gate(
         )
     pays = True
     if prompting and requests_per_month > 0:
-        rival = min(prompting, key=lambda c: c.compute_seconds_per_request)
-        requests = break_even_requests(best, rival)
+        rival, requests = break_even(best, prompting)
         months = requests / requests_per_month
         pays = months <= horizon_months
+        setup = (
+            f"${best.setup_usd:,.2f} of setup"
+            if best.setup_usd is not None and best.per_request_usd is not None
+            else f"Training ({best.setup_seconds:.0f} s of compute)"
+        )
+        when = (
+            f"after {requests:,.0f} requests, about {months:.1f} months at "
+            if math.isfinite(requests)
+            else "never (it saves nothing per request) at "
+        )
         reasons.append(
-            f"Training ({best.setup_seconds:.0f} s of compute) pays for itself against "
-            f"{rival.name} after {requests:,.0f} requests, about {months:.1f} months at "
-            f"{requests_per_month:,} requests/month"
+            f"{setup} pays for itself against {rival} {when}{requests_per_month:,} requests/month"
             + ("." if pays else f": beyond the {horizon_months}-month horizon.")
         )
     passed = enough and pays

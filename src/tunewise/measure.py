@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.cache import ResponseCache
+from tunewise.costs import CostInputs
 from tunewise.data import Dataset, Example
 from tunewise.evaluation import MetricValue, score
 from tunewise.evaluation.knowledge import knowledge_metrics, retrieval_metrics, stale_rate
@@ -48,6 +49,24 @@ class CandidateResult:
     def compute_seconds_per_request(self) -> float:
         """Mean wall time per answer on the measuring machine; the cost side prices it."""
         return sum(p.latency_ms for p in self.predictions) / len(self.predictions) / 1000
+
+    def cost_inputs(self) -> CostInputs:
+        """What the cost model prices: measured usage per request and the setup's parts."""
+        training = self.setup.get("training") or {}
+        index = self.setup.get("index") or {}
+        return CostInputs(
+            name=self.name,
+            strategy=self.strategy,
+            model=self.model,
+            input_tokens_per_request=self.usage["input_tokens_per_request"],
+            output_tokens_per_request=self.usage["output_tokens_per_request"],
+            compute_seconds_per_request=self.compute_seconds_per_request,
+            training_seconds=float(training.get("seconds", 0.0)),
+            index_seconds=float(index.get("seconds", 0.0)),
+            # A fine-tuned candidate needs every example it trained and validated on labelled.
+            labelled_examples=int(training.get("examples", 0))
+            + int(training.get("validation_examples", 0)),
+        )
 
 
 @dataclass

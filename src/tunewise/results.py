@@ -17,10 +17,15 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from tunewise.costs import (
+    BreakEven,
+    break_even_table,
+    candidate_costs,
+)
 from tunewise.evaluation import per_example, validate
 from tunewise.measure import CandidateResult
 from tunewise.retrieval.index import Index
-from tunewise.run import RunResult
+from tunewise.run import RunResult, price_list
 
 SCHEMA_VERSION = 1
 
@@ -82,7 +87,8 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         },
         "machine": machine(),
         "seconds": round(run.seconds, 3),
-        "candidates": [candidate_document(c) for c in run.candidates],
+        "candidates": [candidate_document(c, run) for c in run.candidates],
+        "break_even": [row.to_dict() for row in break_even_rows(run)],
         "recommendation": asdict(run.recommendation),
         "learning_curve": _learning_curve(run),
         "documents": _documents(run),
@@ -130,7 +136,15 @@ def _learning_curve(run: RunResult) -> dict[str, Any] | None:
     return {"candidate": name, **run.learning_curve.to_dict()}
 
 
-def candidate_document(result: CandidateResult) -> dict[str, Any]:
+def break_even_rows(run: RunResult) -> list[BreakEven]:
+    measured = [c.cost_inputs() for c in run.candidates if c.measured]
+    usage = run.task.usage
+    return break_even_table(
+        measured, price_list(run.task.prices), usage.requests_per_month, usage.horizon_months
+    )
+
+
+def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any]:
     head = {"name": result.name, "strategy": result.strategy, "model": result.model}
     if not result.measured:
         return {**head, "status": "skipped", "skipped_reason": result.skipped}
@@ -145,7 +159,12 @@ def candidate_document(result: CandidateResult) -> dict[str, Any]:
         "metrics": {name: value.to_dict() for name, value in result.metrics.items()},
         "usage": result.usage,
         "setup": setup,
-        "cost": {"compute_seconds_per_request": round(result.compute_seconds_per_request, 4)},
+        "cost": candidate_costs(
+            result.cost_inputs(),
+            price_list(run.task.prices),
+            run.task.usage.requests_per_month,
+            run.task.usage.horizon_months,
+        ).to_dict(),
         "freshness": _freshness(result),
     }
 

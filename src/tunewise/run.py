@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tunewise import __version__
 from tunewise.cache import ResponseCache
+from tunewise.costs import PriceList, TokenPrice, request_cost, setup_cost
 from tunewise.data import (
     Dataset,
     Example,
@@ -35,6 +36,7 @@ from tunewise.task import (
     FewShotCandidate,
     HybridCandidate,
     LoraCandidate,
+    Prices,
     RagCandidate,
     Task,
     ZeroShotCandidate,
@@ -229,6 +231,15 @@ def train_only(
     return trained
 
 
+def price_list(prices: Prices) -> PriceList:
+    """The task's prices as the cost model reads them."""
+    tokens = {
+        spec: TokenPrice(p.input_per_million, p.output_per_million)
+        for spec, p in prices.tokens.items()
+    }
+    return PriceList(prices.compute_usd_per_hour, prices.labelling_usd_per_example, tokens)
+
+
 def primary_metric(task: Task) -> str:
     return (
         task.target.metric
@@ -278,19 +289,23 @@ def decide_from(
     curve: CurveFit | None = None,
 ) -> Recommendation:
     metric = primary_metric(task)
-    summaries = [
-        CandidateSummary(
-            r.name,
-            r.strategy,
-            r.metrics[metric],
-            r.usage["input_tokens_per_request"] + r.usage["output_tokens_per_request"],
-            r.usage["latency_p50_ms"],
-            r.setup["seconds"],
-            r.compute_seconds_per_request,
+    prices = price_list(task.prices)
+    summaries = []
+    for r in (r for r in results if r.measured):
+        inputs = r.cost_inputs()
+        summaries.append(
+            CandidateSummary(
+                r.name,
+                r.strategy,
+                r.metrics[metric],
+                r.usage["input_tokens_per_request"] + r.usage["output_tokens_per_request"],
+                r.usage["latency_p50_ms"],
+                inputs.setup_seconds,
+                inputs.compute_seconds_per_request,
+                setup_cost(inputs, prices).usd,
+                request_cost(inputs, prices).usd,
+            )
         )
-        for r in results
-        if r.measured
-    ]
     return decide(
         summaries,
         task.target,

@@ -16,6 +16,13 @@ USAGE_ROWS = (
 )
 
 
+COST_ROWS = (
+    ("$ / 1,000 requests", lambda cost: cost["per_1000_requests_usd"]),
+    ("setup $", lambda cost: cost["setup"]["usd"]),
+    ("$ over the horizon", lambda cost: cost["horizon_usd"]),
+)
+
+
 def _metric_cell(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
 
@@ -50,6 +57,11 @@ def render_table(document: dict[str, Any]) -> Group:
         table.add_row(f"after update: {name.replace('_', ' ')}", *cells)
     for label, key, form in USAGE_ROWS:
         table.add_row(label, *(form.format(c["usage"][key]) for c in candidates))
+    table.add_row("setup (s)", *(f"{c['cost']['setup_seconds']:.0f}" for c in candidates))
+    for label, cell in COST_ROWS:
+        values = [cell(c["cost"]) for c in candidates]
+        if any(value is not None for value in values):
+            table.add_row(label, *("-" if v is None else f"{v:,.4g}" for v in values))
     notes = Text("".join(f"{c['name']}: skipped, {c['skipped_reason']}\n" for c in skipped))
     for candidate in candidates:
         training = candidate["setup"].get("training")

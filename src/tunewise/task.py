@@ -260,11 +260,25 @@ RETRIEVING = frozenset({"rag", "hybrid"})
 UNION_TAGS = frozenset({"label", "json", "text", *STRATEGIES})
 
 
+class TokenPrices(_Strict):
+    """An API model's price per million tokens, in USD."""
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
 class Prices(_Strict):
-    """What compute costs, so measured seconds become money."""
+    """What compute, labelling and API tokens cost, so measurements become money (USD). A price
+    left out is unknown, not free: the cost it would decide is reported as unpriced."""
 
     compute_usd_per_hour: float | None = Field(
         default=None, ge=0, description="Price of an hour of the machine that trains and serves."
+    )
+    labelling_usd_per_example: float | None = Field(
+        default=None, ge=0, description="What one labelled training example costs to produce."
+    )
+    tokens: dict[str, TokenPrices] = Field(
+        default_factory=dict, description="Token prices per model spec (hosted APIs)."
     )
 
 

@@ -1,0 +1,32 @@
+"""report.html: one self-contained page (inline CSS and SVG, no script, nothing fetched)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from tunewise.report.content import build_report
+from tunewise.report.plots import render_plots
+
+# autoescape=True everywhere: dataset text and model outputs reach the page, and none of it is
+# ever marked safe. Only the SVG drawn by plots.py is (its writer escapes the text inside).
+_ENV = Environment(
+    loader=PackageLoader("tunewise.report", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def render_html(results: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
+    """The whole report page as a string."""
+    plots = [
+        {"key": p.key, "title": p.title, "caption": p.caption, "svg": Markup(p.svg)}
+        for p in render_plots(results)
+    ]
+    template = _ENV.get_template("report.html.j2")
+    return template.render(report=build_report(results, predictions), plots=plots)

@@ -1,0 +1,100 @@
+"""report.md: the HTML report's content as Markdown tables and lists (the plots stay in HTML)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tunewise.report.content import Report, Table, build_report
+from tunewise.report.plots import plot_titles
+from tunewise.report.worst import ErrorExample
+
+# Backslash-escaping these keeps dataset text and model output literal in any CommonMark viewer:
+# `|` would split a table cell, `<` could open raw HTML or an autolink, backticks and `*` would
+# start inline markup. A `]` right before `(` or `[` would close a link text: its follower is
+# escaped instead of every bracket, so a CI such as [0.1, 0.3] stays readable.
+_SPECIAL = re.compile(r"([\\`*<|])")
+_LINK = re.compile(r"\]([(\[])")
+
+
+def escape(text: str) -> str:
+    """One line of literal text, safe inside a table cell or a list item."""
+    text = _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return _LINK.sub(r"]\\\1", text)
+
+
+def table(t: Table) -> list[str]:
+    lines = ["| " + " | ".join(escape(h) or " " for h in t.headers) + " |"]
+    lines.append("|" + "|".join(" --- " for _ in t.headers) + "|")
+    lines += ["| " + " | ".join(escape(cell) for cell in row) + " |" for row in t.rows]
+    return [*lines, ""]
+
+
+def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
+    """The whole report as Markdown."""
+    report = build_report(results, predictions)
+    lines = [f"# {escape(report.title)}", ""]
+    lines += [f"- **{label}:** {escape(value)}" for label, value in report.facts]
+    lines += ["", *_decision(report), *_plots(results, report), *_candidates(report)]
+    lines += ["## The seed table, measured", "", *table(report.seed)]
+    if report.freshness:
+        lines += ["## Freshness", "", "Answers to the questions a document update changed.", ""]
+        lines += table(report.freshness)
+    lines += ["## Worst errors", ""]
+    for name, examples in report.errors:
+        lines += [f"### {escape(name)}", ""]
+        lines += [line for e in examples for line in _example(e)] or ["No errors.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _decision(report: Report) -> list[str]:
+    d = report.decision
+    lines = ["## The decision", "", f"**Recommended: {escape(d.candidate or 'none yet')}**", ""]
+    lines += [
+        f"{d.headline} Step {d.step}, verdict **{d.verdict}**, metric {escape(d.metric)}.",
+        "",
+    ]
+    if d.reasons:
+        lines += ["Reasons:", "", *(f"- {escape(r)}" for r in d.reasons), ""]
+    if d.gates.rows:
+        lines += ["Gates:", "", *table(d.gates)]
+    if d.alternatives:
+        lines += ["Alternatives:", "", *(f"- {escape(a)}" for a in d.alternatives), ""]
+    return lines
+
+
+def _plots(results: dict[str, Any], report: Report) -> list[str]:
+    titles = plot_titles(results)
+    lines = ["## Plots", ""]
+    if titles:
+        lines += [f"report.html has the plots: {', '.join(titles)}.", ""]
+    else:
+        lines += ["No data to plot.", ""]
+    if report.learning_curve:
+        lines += [f"Learning curve: {escape(report.learning_curve)}", ""]
+    return lines
+
+
+def _candidates(report: Report) -> list[str]:
+    lines = ["## Candidates", "", "metric: value [95% bootstrap CI] (n = test examples)", ""]
+    lines += table(report.candidates)
+    if report.skipped:
+        skipped = (f"- **{escape(name)}**: {escape(reason)}" for name, reason in report.skipped)
+        lines += ["Skipped:", "", *skipped, ""]
+    if report.break_even:
+        lines += ["### Break-even", "", *table(report.break_even)]
+    return lines
+
+
+def _example(e: ErrorExample) -> list[str]:
+    lines = [
+        f"- **{escape(e.example_id)}** ({e.score})",
+        f"  - input: {escape(e.input)}",
+        f"  - reference: {escape(e.reference)}",
+        f"  - output: {escape(e.output)}",
+    ]
+    if e.invalid_reason:
+        lines.append(f"  - invalid: {escape(e.invalid_reason)}")
+    if e.sources:
+        lines.append(f"  - sources: {escape(', '.join(e.sources))}")
+    return [*lines, ""]

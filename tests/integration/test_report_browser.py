@@ -1,0 +1,83 @@
+"""report.html in a real browser (headless Chromium through playwright): it loads without console
+errors, runs no script, and shows dataset markup as text. A scripted run is enough: the page,
+not the model, is under test."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from conftest import ScriptedBackend, measure, write_jsonl
+
+from tunewise.models.backend import Message
+from tunewise.report import write_report
+from tunewise.results import write_run
+
+pytestmark = pytest.mark.integration
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+SCRIPT = "<script>alert(1)</script>"
+TASK = """\
+name: browser-text
+contract:
+  objective: Answer the question in a few words.
+  audience: Testers.
+  source_material: General knowledge.
+  output_format: {type: text, max_chars: 60}
+data:
+  train: data/train.jsonl
+  test: data/test.jsonl
+target: {metric: token_f1, min: 0.5}
+model: scripted:test
+"""
+
+
+def answer(messages: Sequence[Message]) -> str:
+    return "<b>bold</b>" if "script" in messages[-1]["content"] else "Paris"
+
+
+@pytest.fixture
+def report_html(scripted: ScriptedBackend, tmp_path: Path) -> Path:
+    train = [(f"What is the capital of country {i}?", f"City {i}") for i in range(10)]
+    write_jsonl(tmp_path / "task" / "data" / "train.jsonl", train)
+    test = [("What is the capital of France?", "Paris"), (SCRIPT, "nothing")]
+    write_jsonl(tmp_path / "task" / "data" / "test.jsonl", test)
+    (tmp_path / "task" / "task.yaml").write_text(TASK, encoding="utf-8")
+    scripted.rule = answer
+    run_dir = write_run(measure(tmp_path / "task" / "task.yaml"), tmp_path / "runs")
+    html_path, _ = write_report(run_dir)
+    return html_path
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium or chromium-browser on PATH")
+def test_report_renders_in_chromium_without_running_script(
+    report_html: Path, tmp_path: Path
+) -> None:
+    errors: list[str] = []
+    dialogs: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(report_html.as_uri(), wait_until="load")
+            shot = tmp_path / "report.png"
+            page.screenshot(path=str(shot), full_page=True)
+            text = page.evaluate("document.body.innerText")
+            scripts = page.evaluate("document.querySelectorAll('script').length")
+            svgs = page.evaluate("document.querySelectorAll('svg').length")
+            bold = page.evaluate("document.querySelectorAll('dd b').length")
+        finally:
+            browser.close()
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and shot.stat().st_size > 1000
+    assert errors == []
+    assert dialogs == []
+    assert SCRIPT in text and "<b>bold</b>" in text  # shown as text...
+    assert scripts == 0 and bold == 0  # ...never parsed as elements
+    assert svgs >= 2
