@@ -162,7 +162,8 @@ def run(
         document = json.loads((folder / "results.json").read_text())
         console.print(render_table(document))
         console.print(
-            f"results: {folder / 'results.json'}\npredictions: {folder / 'predictions.jsonl'}"
+            f"results: {folder / 'results.json'}\npredictions: {folder / 'predictions.jsonl'}\n"
+            f"report: {folder / 'report.html'} (and report.md)"
         )
 
 
@@ -225,11 +226,16 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A runs/<run-id> folder.")],
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Show a finished run's table and recommendation again."""
+    """Show a finished run's table and recommendation again, and (re)write its report.html and
+    report.md."""
     _quiet_libraries(verbose)
     with _user_errors(verbose):
+        from tunewise.report import write_report
+
         document = _read_results(run_dir)
         console.print(render_table(document))
+        html, markdown = write_report(run_dir)
+        console.print(f"report: {html} (and {markdown.name})")
 
 
 def _read_results(run_dir: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.cache import ResponseCache
+from tunewise.consistency import Consistency, redraw
 from tunewise.costs import CostInputs
 from tunewise.data import Dataset, Example
 from tunewise.evaluation import MetricValue, score
@@ -22,7 +23,7 @@ from tunewise.strategies import PREPARERS
 from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
 from tunewise.strategies.rag import RagPredictor
-from tunewise.task import RETRIEVING, CandidateSpec, Task
+from tunewise.task import METRICS_BY_FORMAT, RETRIEVING, CandidateSpec, FewShotCandidate, Task
 
 
 @dataclass
@@ -40,6 +41,7 @@ class CandidateResult:
     predictions: list[Prediction] = field(repr=False)
     skipped: str | None = None  # why the candidate could not run here; then nothing is measured
     freshness: Freshness | None = None
+    consistency: Consistency | None = None  # few-shot: spread across demo re-draws
 
     @property
     def measured(self) -> bool:
@@ -102,6 +104,13 @@ def measure_candidate(
     freshness = None
     if knowledge is not None and knowledge.questions:
         freshness = _freshness(task, predictor, knowledge, cache, progress)
+    consistency = None
+    if isinstance(spec, FewShotCandidate) and spec.selection == "stratified" and spec.redraws > 1:
+        measured = {p.example_id: p for p in predictions}
+        metric = primary_metric(task)
+        consistency = redraw(
+            task, spec, name, backend, dataset.train, measured, test, cache, progress, metric
+        )
     return CandidateResult(
         name=name,
         strategy=spec.strategy,
@@ -113,6 +122,7 @@ def measure_candidate(
         setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
         predictions=predictions,
         freshness=freshness,
+        consistency=consistency,
     )
 
 
@@ -181,3 +191,12 @@ def usage_of(predictions: Sequence[Prediction]) -> dict[str, float]:
         "latency_p50_ms": round(float(np.percentile(latency, 50)), 2),
         "latency_p95_ms": round(float(np.percentile(latency, 95)), 2),
     }
+
+
+def primary_metric(task: Task) -> str:
+    """The target's metric, else the output format's first."""
+    return (
+        task.target.metric
+        if task.target
+        else METRICS_BY_FORMAT[task.contract.output_format.type][0]
+    )

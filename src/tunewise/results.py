@@ -1,4 +1,5 @@
-"""Run artifacts: runs/<run-id>/{results.json, predictions.jsonl}, written all or nothing.
+"""Run artifacts: runs/<run-id>/{results.json, predictions.jsonl, report.html, report.md},
+written all or nothing.
 
 The files' shape is documented in schemas/results.schema.json and schemas/prediction.schema.json;
 tools and tests read these files, so a change there is a schema_version change.
@@ -24,6 +25,7 @@ from tunewise.costs import (
 )
 from tunewise.evaluation import per_example, validate
 from tunewise.measure import CandidateResult
+from tunewise.report import write_report
 from tunewise.retrieval.index import Index
 from tunewise.run import RunResult, price_list
 
@@ -166,6 +168,7 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
             run.task.usage.horizon_months,
         ).to_dict(),
         "freshness": _freshness(result),
+        "consistency": result.consistency.to_dict() if result.consistency else None,
     }
 
 
@@ -231,6 +234,7 @@ def write_run(run: RunResult, out: Path) -> Path:
             (staging / "results.json").write_text(
                 json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
+            write_report(staging)  # report.html and report.md, from the files just written
             final = out / run_id
             try:
                 os.rename(staging, final)  # fails if another run took the id meanwhile

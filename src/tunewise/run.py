@@ -22,14 +22,13 @@ from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.knowledge import Knowledge, load_knowledge
 from tunewise.learning_curve import CurveFit, CurvePoint, estimate_examples
-from tunewise.measure import CandidateResult, measure_candidate
+from tunewise.measure import CandidateResult, measure_candidate, primary_metric
 from tunewise.models.backend import Backend
 from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
 from tunewise.progress import Progress, SilentProgress
 from tunewise.strategies import PREPARERS
 from tunewise.task import (
-    METRICS_BY_FORMAT,
     RETRIEVING,
     STRATEGIES,
     CandidateSpec,
@@ -238,14 +237,6 @@ def price_list(prices: Prices) -> PriceList:
         for spec, p in prices.tokens.items()
     }
     return PriceList(prices.compute_usd_per_hour, prices.labelling_usd_per_example, tokens)
-
-
-def primary_metric(task: Task) -> str:
-    return (
-        task.target.metric
-        if task.target
-        else METRICS_BY_FORMAT[task.contract.output_format.type][0]
-    )
 
 
 def learning_curve(

@@ -174,6 +174,13 @@ class FewShotCandidate(_Named):
         default="stratified",
         description="stratified: one seeded label-balanced set; similar: BM25 neighbours.",
     )
+    redraws: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Seeded demo draws (set and order) for the consistency measure; 1 turns it "
+        "off. Only stratified selection draws; similar demos are fixed per input.",
+    )
 
 
 class FineTuningOptions(_Named):

@@ -66,9 +66,10 @@ def test_report_prints_the_same_table(
     calls = len(scripted.calls)
     reported = invoke("report", folder)
     assert reported.exit_code == 0, reported.output
-    table = plain(reported.stdout)
+    table, report_line = plain(reported.stdout).rsplit("\nreport:", 1)
     assert "Recommendation" in table and "zero-shot" in table and "few-shot" in table
     assert plain(ran.stdout).startswith(table)  # run adds only the artifact paths after it
+    assert "report.html" in report_line and (folder / "report.html").exists()
     assert len(scripted.calls) == calls  # report never touches a model
 
 

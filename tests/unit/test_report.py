@@ -131,6 +131,8 @@ def test_a_failed_render_writes_nothing(run_dir: Path, monkeypatch: pytest.Monke
     def broken(results: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
         raise RuntimeError("boom")
 
+    for written_by_the_run in run_dir.glob("report.*"):
+        written_by_the_run.unlink()
     monkeypatch.setattr(report_module, "render_markdown", broken)
     with pytest.raises(RuntimeError, match="boom"):
         write_report(run_dir)

@@ -36,7 +36,8 @@ def test_artifacts_validate_against_their_schemas(written: Path) -> None:
     for line in predictions:
         line_schema.validate(line)
     assert document["run_id"] == written.name
-    assert sorted(p.name for p in written.iterdir()) == ["predictions.jsonl", "results.json"]
+    names = sorted(p.name for p in written.iterdir())
+    assert names == ["predictions.jsonl", "report.html", "report.md", "results.json"]
 
 
 def test_every_candidate_answers_every_test_example(written: Path) -> None:
@@ -93,7 +94,8 @@ def test_recommendation_agrees_with_the_metrics(written: Path) -> None:
 def test_strategies_option_runs_only_those(scripted: ScriptedBackend, tiny_task: Path) -> None:
     result = measure(tiny_task, strategies=("few-shot",))
     assert [c.name for c in result.candidates] == ["few-shot"]
-    assert len(scripted.calls) == len(SENTIMENT_TEST)
+    # The test set once, then twice more with re-drawn demos for the consistency measure.
+    assert len(scripted.calls) == 3 * len(SENTIMENT_TEST)
     assert all(len(call) > 2 for call in scripted.calls)  # demos were sent
 
 
@@ -117,7 +119,7 @@ def test_limit_evaluates_that_many(
     assert document["data"]["limit"] == 3
     assert len(predictions) == 2 * 3
     assert all(m["n"] == 3 for c in document["candidates"] for m in c["metrics"].values())
-    assert len(scripted.calls) == 2 * 3
+    assert len(scripted.calls) == 2 * 3 + 2 * 3  # and two demo re-draws of few-shot
 
 
 @pytest.fixture
@@ -182,3 +184,26 @@ def test_runs_in_the_same_second_get_distinct_ids(
         document, _ = read_run(folder)
         assert document["run_id"] == folder.name
     assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in folders)
+
+
+def test_few_shot_consistency_over_seeded_demo_redraws(
+    scripted: ScriptedBackend, tiny_task: Path, tmp_path: Path
+) -> None:
+    result = measure(tiny_task, strategies=("few-shot",))
+    (few,) = result.candidates
+    assert few.consistency is not None
+    demo_sets = {tuple(m["content"] for m in call[1:-1]) for call in scripted.calls}
+    assert len(demo_sets) == 3  # three different seeded draws of the demos
+    document, _ = read_run(write_run(result, tmp_path / "runs"))
+    consistency = document["candidates"][0]["consistency"]
+    assert consistency["redraws"] == 3 and consistency["examples"] == len(SENTIMENT_TEST)
+    assert consistency["draws"][0] == document["candidates"][0]["metrics"]["accuracy"]["value"]
+    # The scripted rule ignores the demos, so every draw answers alike.
+    assert consistency["agreement"]["value"] == 1.0 and consistency["spread"]["std"] == 0.0
+
+
+def test_agreement_counts_examples_answered_alike_by_every_draw() -> None:
+    from tunewise.consistency import agreement
+
+    draws = [["a", "b", "c"], ["a", "b ", "x"], ["a", "c", "c"]]
+    assert agreement(draws).tolist() == [1.0, 0.0, 0.0]
