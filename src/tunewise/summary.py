@@ -23,6 +23,17 @@ COST_ROWS = (
 )
 
 
+def _consistency_cell(consistency: dict[str, Any] | None) -> str:
+    """'0.62-0.68 over 3, 85% alike': the metric's range across draws, and answer agreement."""
+    if not consistency:
+        return "-"
+    spread = consistency["spread"]
+    return (
+        f"{spread['min']:.3f}-{spread['max']:.3f} over {consistency['redraws']}, "
+        f"{consistency['agreement']['value']:.0%} alike"
+    )
+
+
 def _metric_cell(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
 
@@ -57,6 +68,10 @@ def render_table(document: dict[str, Any]) -> Group:
         table.add_row(f"after update: {name.replace('_', ' ')}", *cells)
     for label, key, form in USAGE_ROWS:
         table.add_row(label, *(form.format(c["usage"][key]) for c in candidates))
+    if any(c.get("consistency") for c in candidates):
+        table.add_row(
+            "demo re-draws", *(_consistency_cell(c.get("consistency")) for c in candidates)
+        )
     table.add_row("setup (s)", *(f"{c['cost']['setup_seconds']:.0f}" for c in candidates))
     for label, cell in COST_ROWS:
         values = [cell(c["cost"]) for c in candidates]
