@@ -58,6 +58,7 @@ class Recommendation:
     reasons: list[str]
     gates: list[Gate] = field(default_factory=list)
     alternatives: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # what would change the decision
 
 
 def describe(summary: CandidateSummary, metric: str) -> str:
@@ -107,8 +108,14 @@ def decide(
         bool(meeting),
         f"target {metric} >= {target.min}; " + "; ".join(describe(c, metric) for c in prompting),
     )
+    tuned = sorted(
+        (c for c in candidates if c.strategy in FINE_TUNED and c.quality.value >= target.min),
+        key=_cost_order,
+    )
     if meeting:
-        return _prompting_wins(meeting, target, metric, [gate], alternatives)
+        won = _prompting_wins(meeting, target, metric, [gate], alternatives)
+        won.changes.extend(_when_tuning_pays(tuned, meeting, horizon_months))
+        return won
     gates = [gate]
     retrieving = [c for c in candidates if c.strategy in RAG]
     if retrieving:
@@ -122,12 +129,10 @@ def decide(
         )
         gates.append(gate)
         if with_rag:
-            return _prompting_wins(with_rag, target, metric, gates, alternatives, step=2)
+            won = _prompting_wins(with_rag, target, metric, gates, alternatives, step=2)
+            won.changes.extend(_when_tuning_pays(tuned, with_rag, horizon_months))
+            return won
     prompting = prompting + retrieving  # the rivals fine-tuning must beat on cost
-    tuned = sorted(
-        (c for c in candidates if c.strategy in FINE_TUNED and c.quality.value >= target.min),
-        key=_cost_order,
-    )
     if tuned:
         volume = (requests_per_month, horizon_months)
         if tuned[0].strategy == "hybrid":
@@ -148,7 +153,25 @@ def decide(
     )
     if learning_curve:  # how many examples would close the gap, from the measured curve
         missed.reasons.append(f"Learning curve: {learning_curve}")
+        missed.changes.append(f"More training examples, per the learning curve: {learning_curve}")
     return missed
+
+
+def _when_tuning_pays(
+    tuned: Sequence[CandidateSummary], winners: Sequence[CandidateSummary], horizon_months: int
+) -> list[str]:
+    """The volume above which a fine-tuned candidate that also meets the target would cost less
+    over the horizon than the recommended prompting one."""
+    if not tuned:
+        return []
+    rival, requests = break_even(tuned[0], winners[:1])
+    if not math.isfinite(requests):
+        return []
+    monthly = math.ceil(requests / horizon_months)
+    return [
+        f"Above {monthly:,} requests/month, {tuned[0].name} (fine-tuned, also meets the target) "
+        f"would pay for its setup within {horizon_months} months against {rival}."
+    ]
 
 
 def _prompting_wins(
@@ -238,7 +261,7 @@ def _fine_tuning_gate(
             f"But there are only {train_examples} training examples (< {min_examples}): the "
             "result may not hold on new data; collect more before committing to fine-tuning."
         )
-    pays = True
+    pays, requests = True, math.inf
     if prompting and requests_per_month > 0:
         rival, requests = break_even(best, prompting)
         months = requests / requests_per_month
@@ -259,8 +282,19 @@ def _fine_tuning_gate(
         )
     passed = enough and pays
     gates = [*gates, Gate(step, "Is fine-tuning justified?", passed, "; ".join(reasons))]
+    changes = []
+    if not enough:
+        changes.append(
+            f"At least {min_examples} training examples would lift the examples gate for "
+            f"{best.name}."
+        )
+    if not pays and prompting and math.isfinite(requests):
+        changes.append(
+            f"At {math.ceil(requests / horizon_months):,} requests/month or more, {best.name}'s "
+            f"setup pays for itself within the {horizon_months}-month horizon."
+        )
     if not passed:
-        return Recommendation(None, step, "blocked", metric, reasons, gates, alternatives)
+        return Recommendation(None, step, "blocked", metric, reasons, gates, alternatives, changes)
     reasons.append(f"Recommend {best.name} (step {step}).")
     return Recommendation(best.name, step, "meets-target", metric, reasons, gates, alternatives)
 

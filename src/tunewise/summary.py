@@ -109,4 +109,9 @@ def _decision(recommendation: dict[str, Any]) -> Text:
         text.append(headline[recommendation["verdict"]] + "\n", style="bold yellow")
     for reason in recommendation["reasons"]:
         text.append(f"  - {reason}\n")
+    changes = recommendation.get("changes") or []
+    if changes:
+        text.append("What would change it:\n")
+    for change in changes:
+        text.append(f"  - {change}\n")
     return text

@@ -438,3 +438,39 @@ def test_step_four_checks_the_hybrid_against_both_its_parts() -> None:
     parts = next(g for g in rec.gates if g.question == "Does the hybrid beat both its parts?")
     assert parts.passed is True
     assert "rag: accuracy 0.600" in parts.detail and "lora: accuracy 0.680" in parts.detail
+
+
+def test_what_would_change_a_blocked_or_prompting_decision() -> None:
+    blocked = decide(
+        [
+            summary("few-shot", "few-shot", 0.6, compute=0.5),
+            summary("lora", "lora", 0.9, compute=0.25, setup=36_000),
+        ],
+        TARGET,
+        "accuracy",
+        train_examples=300,
+        has_documents=False,
+        requests_per_month=1000,
+        horizon_months=12,
+    )
+    assert blocked.verdict == "blocked"
+    # 36,000 s / 0.25 s saved = 144,000 requests, i.e. 12,000 a month over 12 months.
+    assert any("12,000 requests/month or more" in c for c in blocked.changes)
+    assert any("At least 500 training examples" in c for c in blocked.changes)
+    prompting = decide(
+        [
+            summary("few-shot", "few-shot", 0.9, compute=0.5),
+            summary("lora", "lora", 0.95, compute=0.25, setup=36_000),
+        ],
+        TARGET,
+        "accuracy",
+        train_examples=1000,
+        has_documents=False,
+        requests_per_month=1000,
+        horizon_months=12,
+    )
+    assert prompting.candidate == "few-shot"
+    assert prompting.changes == [
+        "Above 12,000 requests/month, lora (fine-tuned, also meets the target) would pay for "
+        "its setup within 12 months against few-shot."
+    ]

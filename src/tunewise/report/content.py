@@ -45,6 +45,7 @@ class Decision:
     reasons: list[str]
     gates: Table
     alternatives: list[str]
+    changes: list[str]
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ def _decision(rec: dict[str, Any]) -> Decision:
         reasons=list(rec.get("reasons", [])),
         gates=Table(["Step", "Question", "Passed", "Detail"], gates),
         alternatives=list(rec.get("alternatives", [])),
+        changes=list(rec.get("changes", [])),
     )
 
 

@@ -60,6 +60,8 @@ def _decision(report: Report) -> list[str]:
         lines += ["Gates:", "", *table(d.gates)]
     if d.alternatives:
         lines += ["Alternatives:", "", *(f"- {escape(a)}" for a in d.alternatives), ""]
+    if d.changes:
+        lines += ["What would change it:", "", *(f"- {escape(c)}" for c in d.changes), ""]
     return lines
 
 
