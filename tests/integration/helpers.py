@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,47 @@ def tunewise(*args: str, home: Path, timeout: float = 600) -> subprocess.Complet
     return subprocess.run(
         command, env=environment(home), capture_output=True, text=True, timeout=timeout
     )
+
+
+_DESCRIBED = re.compile(
+    r"(?P<name>[\w@.+:-]+): (?P<metric>\w+) (?P<value>\d+\.\d+) "
+    r"\(95% CI (?P<low>\d+\.\d+)-(?P<high>\d+\.\d+), n=(?P<n>\d+)\)"
+)
+STEP_STRATEGIES = {
+    1: {"zero-shot", "few-shot"},
+    2: {"rag"},
+    3: {"lora", "qlora"},
+    4: {"hybrid"},
+}
+
+
+def assert_decision_matches(results: dict) -> None:
+    """The recommendation agrees with the measured numbers in the same results.json: every
+    candidate figure quoted in its reasons, gates and alternatives is that candidate's metric,
+    and the recommended candidate meets the target at the step its strategy belongs to."""
+    recommendation = results["recommendation"]
+    metrics = {c["name"]: c.get("metrics", {}) for c in results["candidates"]}
+    texts = [
+        *recommendation["reasons"],
+        *recommendation["alternatives"],
+        *(gate["detail"] for gate in recommendation["gates"]),
+    ]
+    quoted = [match for text in texts for match in _DESCRIBED.finditer(text)]
+    assert quoted, "the recommendation quotes no measured figure"
+    for match in quoted:
+        measured = metrics[match["name"]][match["metric"]]
+        for key in ("value", "ci_low", "ci_high"):
+            field = {"value": "value", "ci_low": "low", "ci_high": "high"}[key]
+            assert f"{measured[key]:.3f}" == match[field], (match.group(0), measured)
+        assert measured["n"] == int(match["n"])
+    chosen, target = recommendation["candidate"], results["task"]["target"]
+    if chosen is not None and target is not None:
+        entry = next(c for c in results["candidates"] if c["name"] == chosen)
+        assert entry["metrics"][target["metric"]]["value"] >= target["min"]
+        assert entry["strategy"] in STEP_STRATEGIES[recommendation["step"]]
+    if recommendation["verdict"] == "target-missed":
+        assert all(
+            c["metrics"][target["metric"]]["value"] < target["min"]
+            for c in results["candidates"]
+            if c["status"] == "measured" and c["strategy"] in {"zero-shot", "few-shot", "rag"}
+        )

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import environment, fresh_home, tunewise
+from helpers import assert_decision_matches, environment, fresh_home, tunewise
 
 from tunewise.models.local import EMBEDDED_NAME, LocalModel
 
@@ -86,6 +86,7 @@ def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     results = json.loads((run_dir / "results.json").read_text())
     by_name = {c["name"]: c for c in results["candidates"]}
     assert set(by_name) == {"zero-shot", "few-shot"}
+    assert_decision_matches(results)
     few = by_name["few-shot"]["metrics"]["accuracy"]
     assert few["n"] == 105
     assert few["ci_low"] > 2 / 7, f"few-shot should be well above chance (1/7): {few}"

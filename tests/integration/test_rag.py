@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import fresh_home, tunewise
+from helpers import assert_decision_matches, fresh_home, tunewise
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +46,7 @@ def test_rag_beats_closed_book_on_unseen_news_questions(
     out = tmp_path / "runs"
     result = tunewise("run", str(news_task), "--out", str(out), home=home)
     assert result.returncode == 0, result.stderr
+    assert_decision_matches(results_of(out))
     candidates = by_name(results_of(out))
     closed, rag = candidates["zero-shot"]["metrics"], candidates["rag"]["metrics"]
     assert rag["token_f1"]["n"] == 60
@@ -100,6 +101,7 @@ def test_freshness_probe_reads_the_patched_documents(converted_home: Path, tmp_p
     )
     assert result.returncode == 0, result.stderr
     results = results_of(out)
+    assert_decision_matches(results)  # the shipped example's decision agrees with its numbers
     updates = results["documents"]["updates"]
     assert updates["changed_documents"] == ["BGR.md", "HRV.md", "SLE.md", "TUR.md", "ZWE.md"]
     assert updates["index"]["embedded_chunks"] == len(updates["changed_documents"])
