@@ -137,7 +137,7 @@ def decide(
         volume = (requests_per_month, horizon_months)
         if tuned[0].strategy == "hybrid":
             gates.append(_hybrid_parts(tuned[0], candidates, metric))
-        return _fine_tuning_gate(
+        gated = _fine_tuning_gate(
             tuned[0],
             prompting,
             target,
@@ -148,6 +148,12 @@ def decide(
             min_examples,
             volume,
         )
+        if gated.verdict == "blocked" and train_examples < min_examples and learning_curve:
+            gated.reasons.append(f"Learning curve: {learning_curve}")
+            gated.changes.append(
+                f"More training examples, per the learning curve: {learning_curve}"
+            )
+        return gated
     missed = _target_missed(
         ranked, target, metric, gates, alternatives, train_examples, has_documents, min_examples
     )

@@ -474,3 +474,23 @@ def test_what_would_change_a_blocked_or_prompting_decision() -> None:
         "Above 12,000 requests/month, lora (fine-tuned, also meets the target) would pay for "
         "its setup within 12 months against few-shot."
     ]
+
+
+def test_fine_tuning_blocked_by_too_few_examples_gets_learning_curve_advice() -> None:
+    curve = "about 640 examples (80% interval 520-910) would reach accuracy 0.7"
+    rec = decide(
+        [
+            summary("few-shot", "few-shot", 0.6, compute=0.5),
+            summary("lora", "lora", 0.75, compute=0.25, setup=600),
+        ],
+        TARGET,
+        "accuracy",
+        train_examples=300,
+        has_documents=False,
+        learning_curve=curve,
+        requests_per_month=50_000,
+        horizon_months=12,
+    )
+    assert (rec.candidate, rec.step, rec.verdict) == (None, 3, "blocked")
+    assert f"Learning curve: {curve}" in rec.reasons
+    assert any(curve in change for change in rec.changes)
