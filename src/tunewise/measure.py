@@ -49,8 +49,12 @@ class CandidateResult:
 
     @property
     def compute_seconds_per_request(self) -> float:
-        """Mean wall time per answer on the measuring machine; the cost side prices it."""
-        return sum(p.latency_ms for p in self.predictions) / len(self.predictions) / 1000
+        """Mean compute per answer on the measuring machine (a batch's time shared by its
+        answers); the cost side prices it."""
+        total = sum(
+            p.compute_ms if p.compute_ms is not None else p.latency_ms for p in self.predictions
+        )
+        return total / len(self.predictions) / 1000
 
     def cost_inputs(self) -> CostInputs:
         """What the cost model prices: measured usage per request and the setup's parts."""

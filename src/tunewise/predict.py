@@ -28,7 +28,7 @@ class Prediction:
     output: str
     input_tokens: int
     output_tokens: int
-    latency_ms: float
+    latency_ms: float  # until this answer was ready (a batched answer waits for its batch)
     demo_ids: tuple[str, ...]
     cached: bool
     finish_reason: str
@@ -36,6 +36,7 @@ class Prediction:
     sources: tuple[str, ...] = ()  # passages in the context (retrieving candidates)
     retrieved: tuple[str, ...] = ()  # document ids in retrieval order
     context_tokens: int | None = None
+    compute_ms: float | None = None  # this answer's share of the compute (batch time / batch size)
 
 
 def predict(
@@ -105,6 +106,7 @@ def _prediction(
         sources=request.sources,
         retrieved=request.retrieved,
         context_tokens=request.context_tokens,
+        compute_ms=value.get("compute_seconds", value["seconds"]) * 1000,
     )
 
 
@@ -127,7 +129,7 @@ def _generate_all(
         chunk = missing[start : start + GENERATION_BATCH]
         answers = predictor.backend.generate([requests[i].messages for i in chunk], max_new_tokens)
         for i, answer in zip(chunk, answers, strict=True):
-            values[i] = asdict(answer)
+            values[i] = {**asdict(answer), "compute_seconds": answer.seconds / len(chunk)}
             cache.put(keys[i], values[i])
         advance(len(chunk))
     return [

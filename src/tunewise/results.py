@@ -206,6 +206,7 @@ def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
                         "input_tokens": p.input_tokens,
                         "output_tokens": p.output_tokens,
                         "latency_ms": round(p.latency_ms, 3),
+                        "compute_ms": round(p.compute_ms, 3) if p.compute_ms is not None else None,
                         "demo_ids": list(p.demo_ids),
                         "sources": list(p.sources),
                         "retrieved": list(p.retrieved),

@@ -238,3 +238,28 @@ def test_generation_only_sends_the_misses(scripted: ScriptedBackend, home: Path)
     )
     assert [p.cached for p in predictions] == [i % 2 == 0 for i in range(len(TESTS))]
     assert [p.output for p in predictions] == [e.input[::-1] for e in TESTS]
+
+
+def test_a_batched_answer_is_charged_its_share_of_the_batch(
+    scripted: ScriptedBackend, home: Path
+) -> None:
+    rows = [(f"sentence {i}", "positive") for i in range(GENERATION_BATCH)]
+    cache = ResponseCache(home / "cache.sqlite")
+    found = predict(
+        predictor(scripted, contract(TEXT_FORMAT)),
+        examples(rows),
+        contract(TEXT_FORMAT).output_format,
+        cache,
+        max_new_tokens=8,
+    )
+    # The scripted backend reports 0.02 s for the whole call: the latency every answer waited.
+    assert all(p.latency_ms == pytest.approx(20) for p in found)
+    assert all(p.compute_ms == pytest.approx(20 / GENERATION_BATCH) for p in found)
+    again = predict(
+        predictor(scripted, contract(TEXT_FORMAT)),
+        examples(rows),
+        contract(TEXT_FORMAT).output_format,
+        cache,
+        max_new_tokens=8,
+    )
+    assert [p.compute_ms for p in again] == [p.compute_ms for p in found]  # kept in the cache
