@@ -287,7 +287,10 @@ def _fine_tuning_gate(
             + ("." if pays else f": beyond the {horizon_months}-month horizon.")
         )
     passed = enough and pays
-    gates = [*gates, Gate(step, "Is fine-tuning justified?", passed, "; ".join(reasons))]
+    # The framework's "one repetitive task type" holds by construction: a task file has one
+    # contract and one output format, and every example is checked against them.
+    checks = [*reasons, "one repetitive task type: one contract and output format for all examples"]
+    gates = [*gates, Gate(step, "Is fine-tuning justified?", passed, "; ".join(checks))]
     changes = []
     if not enough:
         changes.append(
