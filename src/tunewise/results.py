@@ -126,6 +126,7 @@ def _index(index: Index | None) -> dict[str, Any] | None:
         "chunks": len(index.chunks),
         "embedded_chunks": index.embedded_chunks,
         "seconds": round(index.build_seconds, 3),
+        "cached": index.cached,
         **index.settings.model_dump(),
     }
 

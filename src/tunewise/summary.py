@@ -73,10 +73,10 @@ def render_table(document: dict[str, Any]) -> Group:
             "demo re-draws", *(_consistency_cell(c.get("consistency")) for c in candidates)
         )
     table.add_row("setup (s)", *(f"{c['cost']['setup_seconds']:.0f}" for c in candidates))
-    for label, cell in COST_ROWS:
+    priced = any(c["cost"]["per_request"]["usd"] is not None for c in candidates)
+    for label, cell in COST_ROWS if priced else ():  # dollars only once something has a price
         values = [cell(c["cost"]) for c in candidates]
-        if any(value is not None for value in values):
-            table.add_row(label, *("-" if v is None else f"{v:,.4g}" for v in values))
+        table.add_row(label, *("-" if v is None else f"{v:,.4g}" for v in values))
     notes = Text("".join(f"{c['name']}: skipped, {c['skipped_reason']}\n" for c in skipped))
     for candidate in candidates:
         training = candidate["setup"].get("training")

@@ -305,6 +305,7 @@ def test_prepare_records_the_index_and_its_settings(index: Index) -> None:
             "chunks": len(index.chunks),
             "embedded_chunks": len(index.chunks),
             "seconds": round(index.build_seconds, 3),
+            "cached": False,
         }
     }
     assert prepared.setup_seconds >= index.build_seconds

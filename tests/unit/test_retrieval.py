@@ -457,3 +457,13 @@ def test_store_embeds_each_distinct_text_once(tmp_path: Path) -> None:
         assert reopened.embedded == 0
     finally:
         reopened.close()
+
+
+def test_a_cached_index_keeps_what_building_it_cost(
+    fake_embedder: FakeEmbedder, home: Path
+) -> None:
+    documents = [Document("a.md", "A", "Alpha text about ferries.", "x")]
+    built = build_index(documents, Retrieval(), home)
+    again = build_index(documents, Retrieval(), home)
+    assert (built.cached, again.cached) == (False, True)
+    assert again.build_seconds == round(built.build_seconds, 3) and again.embedded_chunks == 0

@@ -52,8 +52,9 @@ class Index:
     chunks: list[Chunk]
     embeddings: np.ndarray
     embedder: Embedder
-    build_seconds: float = 0.0  # to chunk and embed, or to load when it was cached
+    build_seconds: float = 0.0  # to chunk and embed, as recorded when it was built
     embedded_chunks: int = 0  # chunks embedded anew by this build (0 when loaded)
+    cached: bool = False  # loaded from the index cache: this run built nothing
     _bm25: Any = field(default=None, repr=False)
     _queries: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -137,9 +138,7 @@ def build_index(
     folder = home / "indexes" / key
     embedder = load_embedder(settings.embedder)
     if (folder / "index.json").exists():
-        index = _load(folder, key, settings, embedder)
-        index.build_seconds = time.perf_counter() - start
-        return index
+        return _load(folder, key, settings, embedder)
     chunks = chunk_documents(
         documents, chunk_tokenizer(), settings.chunk_tokens, settings.chunk_overlap
     )
@@ -150,13 +149,18 @@ def build_index(
         embedded = store.embedded
     finally:
         store.close()
-    _save(folder, chunks, embeddings, len(documents), settings)
     seconds = time.perf_counter() - start
+    _save(folder, chunks, embeddings, len(documents), settings, seconds)
     return Index(key, settings, len(documents), chunks, embeddings, embedder, seconds, embedded)
 
 
 def _save(
-    folder: Path, chunks: list[Chunk], embeddings: np.ndarray, documents: int, settings: Retrieval
+    folder: Path,
+    chunks: list[Chunk],
+    embeddings: np.ndarray,
+    documents: int,
+    settings: Retrieval,
+    seconds: float,
 ) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -165,7 +169,12 @@ def _save(
             for chunk in chunks:
                 handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
         np.save(staging / "embeddings.npy", embeddings)
-        meta = {"documents": documents, "chunks": len(chunks), **settings.model_dump()}
+        meta = {
+            "documents": documents,
+            "chunks": len(chunks),
+            "build_seconds": round(seconds, 3),
+            **settings.model_dump(),
+        }
         (staging / "index.json").write_text(json.dumps(meta, indent=2) + "\n")
         try:
             os.rename(staging, folder)
@@ -181,7 +190,9 @@ def _load(folder: Path, key: str, settings: Retrieval, embedder: Embedder) -> In
         chunks = [Chunk(**json.loads(line)) for line in handle]
     embeddings = np.load(folder / "embeddings.npy")
     meta = json.loads((folder / "index.json").read_text())
-    return Index(key, settings, meta["documents"], chunks, embeddings, embedder)
+    # A cached index keeps what building it cost, as a cached adapter keeps its training time.
+    seconds = float(meta.get("build_seconds", 0.0))
+    return Index(key, settings, meta["documents"], chunks, embeddings, embedder, seconds, 0, True)
 
 
 class EmbeddingStore:

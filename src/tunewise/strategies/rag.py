@@ -120,4 +120,5 @@ def index_record(index: Index) -> dict[str, Any]:
         "chunks": len(index.chunks),
         "embedded_chunks": index.embedded_chunks,
         "seconds": round(index.build_seconds, 3),
+        "cached": index.cached,
     }
