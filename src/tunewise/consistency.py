@@ -70,7 +70,7 @@ def redraw(
     cache: ResponseCache,
     progress: Progress,
     metric: str,
-    examples: int = 100,
+    examples: int = 60,
 ) -> Consistency:
     """Re-draw the demos `spec.redraws - 1` more times (seeds seed+1, seed+2, ...)."""
     subset = sample_examples(

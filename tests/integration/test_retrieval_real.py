@@ -44,12 +44,12 @@ def test_rag_beats_closed_book_on_unseen_news_questions(
 ) -> None:
     home = fresh_home(converted_home, tmp_path)
     out = tmp_path / "runs"
-    result = tunewise("run", str(news_task), "--out", str(out), home=home)
+    result = tunewise("run", str(news_task), "--limit", "40", "--out", str(out), home=home)
     assert result.returncode == 0, result.stderr
     assert_decision_matches(results_of(out))
     candidates = by_name(results_of(out))
     closed, rag = candidates["zero-shot"]["metrics"], candidates["rag"]["metrics"]
-    assert rag["token_f1"]["n"] == 60
+    assert rag["token_f1"]["n"] == 40
     # Retrieval is measured against each question's gold doc_id.
     assert rag["recall@5"]["value"] >= 0.8 and "recall@5" not in closed
     # RAG wins by a margin outside both confidence intervals.
