@@ -169,13 +169,14 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     dataset, test = load_data(task, options)
     task = with_answer_budget(task, dataset.train)
     specs = candidate_specs(task, options)
+    # Documents are read (and indexed) before any model loads: bad data fails fast.
+    retrieving = any(spec.strategy in RETRIEVING for spec in specs)
+    knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
     backends: dict[str, Backend] = {}
     for spec in specs:
         model = model_for(spec, task, options)
         if model not in backends:
             backends[model] = load_backend(model)
-    retrieving = any(spec.strategy in RETRIEVING for spec in specs)
-    knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
 
     def measure(spec: CandidateSpec, name: str) -> CandidateResult:

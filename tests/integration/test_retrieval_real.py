@@ -169,8 +169,10 @@ def test_bad_documents_are_named(
     else:
         (folder / name).write_bytes(content)
     news_task.write_text(news_task.read_text().replace("documents.jsonl", "docs"))
+    # An empty home: the documents fail before any model is loaded (or converted).
     result = tunewise("run", str(news_task), "--out", str(tmp_path / "runs"), home=tmp_path)
     assert result.returncode == 2
+    assert not (tmp_path / "models").exists()
     assert name in result.stderr and problem in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
