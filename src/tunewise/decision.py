@@ -35,6 +35,7 @@ class CandidateSummary:
     compute_seconds_per_request: float = 0.0  # mean wall time per answer on the measuring machine
     setup_usd: float | None = None  # None: not priced (then break-even is in compute seconds)
     per_request_usd: float | None = None
+    latency_p95_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ def describe(summary: CandidateSummary, metric: str) -> str:
     )
 
 
+def _bar(target: Target, metric: str) -> str:
+    """'accuracy >= 0.85', with ' and p95 latency <= 500 ms' when a ceiling is set."""
+    latency = f" and p95 latency <= {target.max_latency_ms:.0f} ms" if target.max_latency_ms else ""
+    return f"{metric} >= {target.min}{latency}"
+
+
+def meets(summary: CandidateSummary, target: Target) -> bool:
+    """Quality at or above the target, and p95 latency within its ceiling when one is set."""
+    fast = target.max_latency_ms is None or summary.latency_p95_ms <= target.max_latency_ms
+    return summary.quality.value >= target.min and fast
+
+
 def _cost_order(summary: CandidateSummary) -> tuple[float, float]:
     return (summary.tokens_per_request, summary.latency_p50_ms)
 
@@ -101,15 +114,15 @@ def decide(
         ]
         return Recommendation(best.name, 1, "no-target", metric, reasons, [], alternatives)
     prompting = [c for c in candidates if c.strategy in PROMPTING]
-    meeting = sorted((c for c in prompting if c.quality.value >= target.min), key=_cost_order)
+    meeting = sorted((c for c in prompting if meets(c, target)), key=_cost_order)
     gate = Gate(
         1,
         "Does a prompting candidate meet the target?",
         bool(meeting),
-        f"target {metric} >= {target.min}; " + "; ".join(describe(c, metric) for c in prompting),
+        f"target {_bar(target, metric)}; " + "; ".join(describe(c, metric) for c in prompting),
     )
     tuned = sorted(
-        (c for c in candidates if c.strategy in FINE_TUNED and c.quality.value >= target.min),
+        (c for c in candidates if c.strategy in FINE_TUNED and meets(c, target)),
         key=_cost_order,
     )
     if meeting:
@@ -119,13 +132,12 @@ def decide(
     gates = [gate]
     retrieving = [c for c in candidates if c.strategy in RAG]
     if retrieving:
-        with_rag = sorted((c for c in retrieving if c.quality.value >= target.min), key=_cost_order)
+        with_rag = sorted((c for c in retrieving if meets(c, target)), key=_cost_order)
         gate = Gate(
             2,
             "Does prompting with retrieved documents (RAG) meet the target?",
             bool(with_rag),
-            f"target {metric} >= {target.min}; "
-            + "; ".join(describe(c, metric) for c in retrieving),
+            f"target {_bar(target, metric)}; " + "; ".join(describe(c, metric) for c in retrieving),
         )
         gates.append(gate)
         if with_rag:
@@ -286,6 +298,14 @@ def _fine_tuning_gate(
             f"{setup} pays for itself against {rival} {when}{requests_per_month:,} requests/month"
             + ("." if pays else f": beyond the {horizon_months}-month horizon.")
         )
+    slow = [c for c in prompting if c.latency_p95_ms > (target.max_latency_ms or math.inf)]
+    if not pays and prompting and len(slow) == len(prompting):
+        pays = True  # the framework's other reason: a latency target that only fine-tuning meets
+        reasons.append(
+            f"A latency target needs it: every prompting and RAG candidate exceeds p95 "
+            f"{target.max_latency_ms:.0f} ms; {best.name} meets it at "
+            f"{best.latency_p95_ms:.0f} ms."
+        )
     passed = enough and pays
     # The framework's "one repetitive task type" holds by construction: a task file has one
     # contract and one output format, and every example is checked against them.
@@ -321,7 +341,7 @@ def _target_missed(
     prompting = [c for c in ranked if c.strategy in PROMPTING]
     best = (prompting or ranked)[0]
     reasons = [
-        f"No prompting candidate reaches {metric} >= {target.min}; "
+        f"No prompting candidate reaches {_bar(target, metric)}; "
         f"the best is {describe(best, metric)}."
     ]
     if best.quality.ci_high >= target.min:

@@ -296,6 +296,7 @@ def decide_from(
                 inputs.compute_seconds_per_request,
                 setup_cost(inputs, prices).usd,
                 request_cost(inputs, prices).usd,
+                r.usage["latency_p95_ms"],
             )
         )
     return decide(

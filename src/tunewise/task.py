@@ -145,6 +145,12 @@ class Target(_Strict):
 
     metric: str = Field(description="A metric of the output format, e.g. accuracy.")
     min: float = Field(ge=0, le=1, description="Lowest acceptable value.")
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Highest acceptable p95 latency per request, as measured (a batched "
+        "generation's answer waits for its batch). A candidate over it does not meet the target.",
+    )
 
 
 class Usage(_Strict):

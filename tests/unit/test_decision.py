@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tunewise.decision import MIN_FINE_TUNING_EXAMPLES, CandidateSummary, Recommendation, decide
@@ -494,3 +496,41 @@ def test_fine_tuning_blocked_by_too_few_examples_gets_learning_curve_advice() ->
     assert (rec.candidate, rec.step, rec.verdict) == (None, 3, "blocked")
     assert f"Learning curve: {curve}" in rec.reasons
     assert any(curve in change for change in rec.changes)
+
+
+def latency(name: str, strategy: str, value: float, p95: float, **kw: float) -> CandidateSummary:
+    return dataclasses.replace(summary(name, strategy, value, **kw), latency_p95_ms=p95)
+
+
+def test_a_latency_ceiling_rules_out_slow_candidates_and_can_justify_fine_tuning() -> None:
+    fast = Target(metric="accuracy", min=0.7, max_latency_ms=500)
+    rec = decide(
+        [
+            latency("few-shot", "few-shot", 0.9, 900, compute=0.5),
+            latency("lora", "lora", 0.85, 300, compute=0.45, setup=360_000),
+        ],
+        fast,
+        "accuracy",
+        train_examples=1000,
+        has_documents=False,
+        requests_per_month=1000,
+        horizon_months=12,
+    )
+    # few-shot is accurate enough but too slow; lora's training would not pay within 12 months
+    # on cost alone, but it is the only candidate under the latency ceiling.
+    assert (rec.candidate, rec.step, rec.verdict) == ("lora", 3, "meets-target")
+    assert "p95 latency <= 500 ms" in rec.gates[0].detail and not rec.gates[0].passed
+    assert any(r.startswith("A latency target needs it") for r in rec.reasons)
+    without = decide(
+        [
+            latency("few-shot", "few-shot", 0.9, 900, compute=0.5),
+            latency("lora", "lora", 0.85, 300, compute=0.45, setup=360_000),
+        ],
+        TARGET,
+        "accuracy",
+        train_examples=1000,
+        has_documents=False,
+        requests_per_month=1000,
+        horizon_months=12,
+    )
+    assert (without.candidate, without.step) == ("few-shot", 1)
