@@ -244,22 +244,10 @@ def test_a_batched_answer_is_charged_its_share_of_the_batch(
     scripted: ScriptedBackend, home: Path
 ) -> None:
     rows = [(f"sentence {i}", "positive") for i in range(GENERATION_BATCH)]
-    cache = ResponseCache(home / "cache.sqlite")
-    found = predict(
-        predictor(scripted, contract(TEXT_FORMAT)),
-        examples(rows),
-        contract(TEXT_FORMAT).output_format,
-        cache,
-        max_new_tokens=8,
-    )
+    text = contract(TEXT_FORMAT)
+    found = run(scripted, text, examples(rows), home / "cache.sqlite")
     # The scripted backend reports 0.02 s for the whole call: the latency every answer waited.
     assert all(p.latency_ms == pytest.approx(20) for p in found)
     assert all(p.compute_ms == pytest.approx(20 / GENERATION_BATCH) for p in found)
-    again = predict(
-        predictor(scripted, contract(TEXT_FORMAT)),
-        examples(rows),
-        contract(TEXT_FORMAT).output_format,
-        cache,
-        max_new_tokens=8,
-    )
+    again = run(scripted, text, examples(rows), home / "cache.sqlite")
     assert [p.compute_ms for p in again] == [p.compute_ms for p in found]  # kept in the cache

@@ -16,7 +16,7 @@ from tunewise.models.backend import Backend
 from tunewise.progress import Progress
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot import stratified_demos
-from tunewise.strategies.lora import local_model, short_prompt, train_adapter_for
+from tunewise.strategies.lora import Prompt, local_model, short_prompt, train_adapter_for
 from tunewise.strategies.rag import (
     RagPredictor,
     index_record,
@@ -44,20 +44,11 @@ def prepare(
     rag = RagPredictor(name, spec.strategy, base, task.contract, index, spec, demos)
     retrieval = retrieval_params(spec, index, demos)
     if spec.adapter == "rag-trained":
-        adapter = train_adapter_for(
-            task,
-            spec,
-            base,
-            train,
-            lambda example: rag.request(example).messages,
-            {"prompt": "rag", **retrieval},
-            name,
-            progress,
-        )
+        prompt: Prompt = lambda example: rag.request(example).messages  # noqa: E731
+        recipe = {"prompt": "rag", **retrieval}
     else:
-        adapter = train_adapter_for(
-            task, spec, base, train, short_prompt(task), {"prompt": "short"}, name, progress
-        )
+        prompt, recipe = short_prompt(task), {"prompt": "short"}
+    adapter = train_adapter_for(task, spec, base, train, prompt, recipe, name, progress)
     return replace(
         rag,
         backend=adapter.model(base, spec.strategy),
