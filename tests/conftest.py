@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import tunewise.retrieval.index as index_module
-from tunewise.models.backend import Generation, LabelScores, Message
+from tunewise.models.backend import Generation, LabelScores, Message, one_by_one
 from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.run import RunOptions, RunResult, run_task
@@ -41,6 +41,7 @@ class ScriptedBackend:
     """A deterministic stand-in for a model: answers come from a rule, calls are counted."""
 
     spec = "scripted:test"
+    batch_size = 8
 
     def __init__(self, rule: Rule | None = None, seconds: float = 0.0) -> None:
         self.rule: Rule = rule or (lambda messages: "")
@@ -61,7 +62,12 @@ class ScriptedBackend:
         if self.seconds:
             time.sleep(self.seconds)
 
-    def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
+    def score_labels(
+        self, batch: Sequence[Sequence[Message]], labels: Sequence[str]
+    ) -> list[LabelScores]:
+        return one_by_one(batch, lambda messages: self._score(messages, labels))
+
+    def _score(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
         self._record(messages)
         answer = self.rule(messages)
         chosen = answer if answer in labels else labels[0]
@@ -74,7 +80,11 @@ class ScriptedBackend:
         for messages in batch:
             self._record(messages)
             text = self.rule(messages)
-            results.append(Generation(text, self.count_tokens(messages), 3, 0.02, "stop"))
+            tokens = self.count_tokens(messages)
+            # Like a batched local model: each answer waits for the batch, and is charged a share.
+            results.append(
+                Generation(text, tokens, 3, 0.02, "stop", compute_seconds=0.02 / len(batch))
+            )
         return results
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from tunewise.cache import ResponseCache, cache_key
 from tunewise.data import Example
+from tunewise.models.backend import BatchIncomplete, Message
 from tunewise.strategies.predictor import Predictor, Request
 from tunewise.task import OutputFormat
-
-GENERATION_BATCH = 8
 
 Advance = Callable[[int], None]
 
@@ -37,6 +37,7 @@ class Prediction:
     retrieved: tuple[str, ...] = ()  # document ids in retrieval order
     context_tokens: int | None = None
     compute_ms: float | None = None  # this answer's share of the compute (batch time / batch size)
+    tokens_estimated: bool = False  # the server reported no usage; token counts are estimates
 
 
 def predict(
@@ -48,50 +49,55 @@ def predict(
     max_new_tokens: int,
     advance: Advance = lambda n: None,
 ) -> list[Prediction]:
-    """Answers for every example, in the examples' order."""
+    """Answers for every example, in the examples' order. Each answer is cached as soon as it
+    exists, so an interrupted or failed run resumes with only the rest."""
+    backend = predictor.backend
     requests = [predictor.request(example) for example in examples]
+    answer: Callable[[list[list[Message]]], Sequence[Any]]
     if output_format.type == "label":
         labels = list(output_format.labels)
-        return [
-            _score_one(predictor, example, request, labels, cache, advance)
-            for example, request in zip(examples, requests, strict=True)
-        ]
-    return _generate_all(predictor, examples, requests, cache, max_new_tokens, advance)
-
-
-def _key(predictor: Predictor, operation: str, request: Request, **params: Any) -> str:
-    backend = predictor.backend
-    return cache_key(
-        model=backend.spec,
-        weights=backend.fingerprint(),
-        operation=operation,
-        messages=request.messages,
-        **params,
-    )
-
-
-def _score_one(
-    predictor: Predictor,
-    example: Example,
-    request: Request,
-    labels: list[str],
-    cache: ResponseCache,
-    advance: Advance,
-) -> Prediction:
-    key = _key(predictor, "score_labels", request, labels=labels)
-    value = cache.get(key)
-    cached = value is not None
-    if value is None:
-        value = asdict(predictor.backend.score_labels(request.messages, labels))
-        cache.put(key, value)
-    advance(1)
-    return _prediction(predictor.name, example, request, value, cached)
+        params: dict[str, Any] = {"operation": "score_labels", "labels": labels}
+        answer = partial(backend.score_labels, labels=labels)
+    else:
+        params = {"operation": "generate", "max_new_tokens": max_new_tokens}
+        answer = partial(backend.generate, max_new_tokens=max_new_tokens)
+    keys = [
+        cache_key(model=backend.spec, weights=backend.fingerprint(), messages=r.messages, **params)
+        for r in requests
+    ]
+    values: list[dict[str, Any] | None] = [cache.get(key) for key in keys]
+    cached = [value is not None for value in values]
+    advance(sum(cached))
+    missing = [i for i, value in enumerate(values) if value is None]
+    # Similar lengths batch together, so little compute goes to padding.
+    missing.sort(key=lambda i: sum(len(m["content"]) for m in requests[i].messages))
+    for start in range(0, len(missing), backend.batch_size):
+        chunk = missing[start : start + backend.batch_size]
+        try:
+            answers: Sequence[Any] = answer([requests[i].messages for i in chunk])
+        except BatchIncomplete as incomplete:
+            for i, done in zip(chunk, incomplete.done, strict=True):
+                if done is not None:
+                    cache.put(keys[i], asdict(done))
+            raise incomplete.error from None
+        for i, done in zip(chunk, answers, strict=True):
+            values[i] = asdict(done)
+            cache.put(keys[i], values[i])
+        advance(len(chunk))
+    return [
+        _prediction(predictor.name, example, request, value, was_cached)
+        for example, request, value, was_cached in zip(
+            examples, requests, values, cached, strict=True
+        )
+        if value is not None
+    ]
 
 
 def _prediction(
     candidate: str, example: Example, request: Request, value: dict[str, Any], cached: bool
 ) -> Prediction:
     """A Prediction from a cached or fresh LabelScores / Generation record."""
+    compute = value.get("compute_seconds")
     return Prediction(
         candidate=candidate,
         example_id=example.id,
@@ -106,36 +112,6 @@ def _prediction(
         sources=request.sources,
         retrieved=request.retrieved,
         context_tokens=request.context_tokens,
-        compute_ms=value.get("compute_seconds", value["seconds"]) * 1000,
+        compute_ms=(value["seconds"] if compute is None else compute) * 1000,
+        tokens_estimated=value.get("tokens_estimated", False),
     )
-
-
-def _generate_all(
-    predictor: Predictor,
-    examples: Sequence[Example],
-    requests: Sequence[Request],
-    cache: ResponseCache,
-    max_new_tokens: int,
-    advance: Advance,
-) -> list[Prediction]:
-    keys = [_key(predictor, "generate", r, max_new_tokens=max_new_tokens) for r in requests]
-    values: list[dict[str, Any] | None] = [cache.get(key) for key in keys]
-    cached = [value is not None for value in values]
-    advance(sum(cached))
-    missing = [i for i, value in enumerate(values) if value is None]
-    # Similar lengths batch together, so little compute goes to padding.
-    missing.sort(key=lambda i: sum(len(m["content"]) for m in requests[i].messages))
-    for start in range(0, len(missing), GENERATION_BATCH):
-        chunk = missing[start : start + GENERATION_BATCH]
-        answers = predictor.backend.generate([requests[i].messages for i in chunk], max_new_tokens)
-        for i, answer in zip(chunk, answers, strict=True):
-            values[i] = {**asdict(answer), "compute_seconds": answer.seconds / len(chunk)}
-            cache.put(keys[i], values[i])
-        advance(len(chunk))
-    return [
-        _prediction(predictor.name, example, request, value, was_cached)
-        for example, request, value, was_cached in zip(
-            examples, requests, values, cached, strict=True
-        )
-        if value is not None
-    ]

@@ -59,11 +59,13 @@ def test_shared_prefix_scores_match_the_plain_pass(
     ]
     inputs = ["Absolutely wonderful blender", "Terrible, returned it", "Ships in a box"]
     fast = [
-        model.score_labels([system, *turns, {"role": "user", "content": x}], labels) for x in inputs
+        model.score_labels([[system, *turns, {"role": "user", "content": x}]], labels)[0]
+        for x in inputs
     ]
     monkeypatch.setattr(model, "_prefix_cache", lambda messages, ids: (None, 0))
     plain = [
-        model.score_labels([system, *turns, {"role": "user", "content": x}], labels) for x in inputs
+        model.score_labels([[system, *turns, {"role": "user", "content": x}]], labels)[0]
+        for x in inputs
     ]
     for a, b in zip(fast, plain, strict=True):
         assert a.label == b.label and a.input_tokens == b.input_tokens
@@ -163,5 +165,7 @@ def test_special_tokens_inside_user_text_stay_text(model: LocalModel) -> None:
     plain = model.encode(model.render([{"role": "user", "content": "great blender"}]))
     # Only the template's own turn markers: the input cannot close its turn or open another.
     assert (ids.count(end), ids.count(start)) == (plain.count(end), plain.count(start))
-    scores = model.score_labels([{"role": "user", "content": hostile}], ["positive", "negative"])
+    scores = model.score_labels([[{"role": "user", "content": hostile}]], ["positive", "negative"])[
+        0
+    ]
     assert set(scores.probabilities) == {"positive", "negative"}

