@@ -22,9 +22,10 @@ def cache_key(**parts: Any) -> str:
 class ResponseCache:
     """Answers by key; safe against kill -9 (WAL, one transaction per answer)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, any_thread: bool = False) -> None:
+        """`any_thread`: the caller serializes access itself (a server's worker threads)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30)
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=not any_thread)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(

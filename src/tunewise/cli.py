@@ -222,6 +222,46 @@ def export(
 
 
 @app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A runs/<run-id> folder.")],
+    candidate: Annotated[str, typer.Option(help="The candidate to serve, by its name.")],
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Require 'Authorization: Bearer <key>' with the key in this variable."),
+    ] = None,
+    max_request_bytes: Annotated[int, typer.Option(min=1)] = 1_000_000,
+    max_input_chars: Annotated[int, typer.Option(min=1)] = 32_000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve a measured candidate as an OpenAI-compatible endpoint (/v1/chat/completions,
+    /v1/models, /health)."""
+    _quiet_libraries(verbose)
+    with _user_errors(verbose):
+        import uvicorn
+
+        from tunewise.serve import create_app, load_candidate
+
+        api_key = None
+        if api_key_env is not None:
+            api_key = os.environ.get(api_key_env)
+            if not api_key:
+                raise TunewiseError(f"--api-key-env {api_key_env}: the variable is not set")
+        served = load_candidate(run_dir, candidate)
+        app_ = create_app(
+            served,
+            api_key=api_key,
+            max_request_bytes=max_request_bytes,
+            max_input_chars=max_input_chars,
+        )
+        errors.print(f"serving '{candidate}' on http://{host}:{port}/v1 (Ctrl-C stops)")
+        uvicorn.run(app_, host=host, port=port, log_level="info" if verbose else "warning")
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A runs/<run-id> folder.")],
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,

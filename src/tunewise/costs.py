@@ -54,6 +54,9 @@ class CostInputs:
     labelled_examples: int = 0  # training examples a fine-tuned candidate needed labelled
     setup_tokens_input: float = 0.0  # tokens spent during setup on a priced model
     setup_tokens_output: float = 0.0
+    remote: bool = (
+        False  # served by an API: its time is waiting, not compute we pay for by the hour
+    )
 
     @property
     def setup_seconds(self) -> float:
@@ -131,6 +134,12 @@ def request_cost(c: CostInputs, prices: PriceList) -> PricedAmount:
         detail = _tokens_detail(c.input_tokens_per_request, c.output_tokens_per_request, price)
         return PricedAmount(usd, "tokens", detail + _base_note(key, c.model))
     rate = prices.compute_usd_per_hour
+    if c.remote:
+        return PricedAmount(
+            None,
+            "unpriced",
+            f"no token price for the API model {c.model}; set prices.tokens or its models: prices",
+        )
     if rate is not None:
         seconds = c.compute_seconds_per_request
         return PricedAmount(
@@ -312,6 +321,8 @@ def _break_even(
             detail += f"({_sig(months, 2)} months at {requests_per_month:,.0f} requests/month)"
             if not within:
                 detail += f", beyond the {horizon_months:g}-month horizon"
+    if basis == "compute-seconds" and (tuned.remote or prompt.remote):
+        detail += " (an API model's seconds are request wall time, not compute; give it a price)"
     return BreakEven(a, b, basis, requests, months, within, detail)
 
 

@@ -42,6 +42,7 @@ class CandidateResult:
     skipped: str | None = None  # why the candidate could not run here; then nothing is measured
     freshness: Freshness | None = None
     consistency: Consistency | None = None  # few-shot: spread across demo re-draws
+    remote: bool = False  # answered by an API endpoint rather than a model on this machine
 
     @property
     def measured(self) -> bool:
@@ -72,6 +73,7 @@ class CandidateResult:
             # A fine-tuned candidate needs every example it trained and validated on labelled.
             labelled_examples=int(training.get("examples", 0))
             + int(training.get("validation_examples", 0)),
+            remote=self.remote,
         )
 
 
@@ -120,14 +122,23 @@ def measure_candidate(
         strategy=spec.strategy,
         model=predictor.backend.spec,  # a fine-tuned candidate's names its adapter
         fingerprint=predictor.backend.fingerprint(),
-        params=predictor.params,
+        params={**predictor.params, **_endpoint(predictor.backend)},
         metrics=metrics,
         usage=usage_of(predictions),
         setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
         predictions=predictions,
         freshness=freshness,
         consistency=consistency,
+        remote=bool(getattr(predictor.backend, "remote", False)),
     )
+
+
+def _endpoint(backend: Backend) -> dict[str, Any]:
+    """Where an API model was reached (never its key), for the results."""
+    endpoint = getattr(backend, "endpoint", None)
+    if endpoint is None:
+        return {}
+    return {"endpoint": {"base_url": endpoint.base_url, "model": endpoint.model}}
 
 
 def _evaluate(
@@ -194,6 +205,8 @@ def usage_of(predictions: Sequence[Prediction]) -> dict[str, float]:
         ),
         "latency_p50_ms": round(float(np.percentile(latency, 50)), 2),
         "latency_p95_ms": round(float(np.percentile(latency, 95)), 2),
+        # Answers whose token counts the server did not report (estimated from characters).
+        "estimated_token_counts": sum(p.tokens_estimated for p in predictions),
     }
 
 

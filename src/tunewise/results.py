@@ -27,7 +27,7 @@ from tunewise.evaluation import per_example, validate
 from tunewise.measure import CandidateResult
 from tunewise.report import write_report
 from tunewise.retrieval.index import Index
-from tunewise.run import RunResult, price_list
+from tunewise.run import RunResult, candidate_names, candidate_specs, model_for, price_list
 
 SCHEMA_VERSION = 1
 
@@ -143,7 +143,7 @@ def break_even_rows(run: RunResult) -> list[BreakEven]:
     measured = [c.cost_inputs() for c in run.candidates if c.measured]
     usage = run.task.usage
     return break_even_table(
-        measured, price_list(run.task.prices), usage.requests_per_month, usage.horizon_months
+        measured, price_list(run.task), usage.requests_per_month, usage.horizon_months
     )
 
 
@@ -164,7 +164,7 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
         "setup": setup,
         "cost": candidate_costs(
             result.cost_inputs(),
-            price_list(run.task.prices),
+            price_list(run.task),
             run.task.usage.requests_per_month,
             run.task.usage.horizon_months,
         ).to_dict(),
@@ -214,9 +214,26 @@ def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
                         "context_tokens": p.context_tokens,
                         "finish_reason": p.finish_reason,
                         "cached": p.cached,
+                        "tokens_estimated": p.tokens_estimated,
                     }
                 )
     return lines
+
+
+def task_document(run: RunResult) -> dict[str, Any]:
+    """The task as the run used it, and each candidate's settings: what `tunewise serve` needs
+    to rebuild a candidate exactly (data paths are absolute; no secrets are in a task)."""
+    specs = candidate_specs(run.task, run.options)
+    return {
+        "task": run.task.model_dump(mode="json", by_alias=True),
+        "candidates": {
+            name: {
+                "spec": spec.model_dump(mode="json", by_alias=True),
+                "model": model_for(spec, run.task, run.options),
+            }
+            for spec, name in zip(specs, candidate_names(specs), strict=True)
+        },
+    }
 
 
 def write_run(run: RunResult, out: Path) -> Path:
@@ -228,6 +245,9 @@ def write_run(run: RunResult, out: Path) -> Path:
         with (staging / "predictions.jsonl").open("w", encoding="utf-8") as handle:
             for line in prediction_lines(run):
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        (staging / "task.json").write_text(
+            json.dumps(task_document(run), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         for result in run.candidates:
             if "adapter_path" in result.setup:  # the run keeps its own copy for export and serve
                 shutil.copytree(result.setup["adapter_path"], staging / "adapters" / result.name)

@@ -35,7 +35,6 @@ from tunewise.task import (
     FewShotCandidate,
     HybridCandidate,
     LoraCandidate,
-    Prices,
     RagCandidate,
     Task,
     ZeroShotCandidate,
@@ -176,7 +175,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     for spec in specs:
         model = model_for(spec, task, options)
         if model not in backends:
-            backends[model] = load_backend(model)
+            backends[model] = load_backend(model, task.models)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
 
     def measure(spec: CandidateSpec, name: str) -> CandidateResult:
@@ -222,7 +221,7 @@ def train_only(
     knowledge = load_knowledge(task, True, progress) if retrieving else None
     trained = []
     for spec, name in zip(specs, candidate_names(specs), strict=True):
-        backend = load_backend(model_for(spec, task, options))
+        backend = load_backend(model_for(spec, task, options), task.models)
         extra = {"index": knowledge.index} if knowledge and spec.strategy in RETRIEVING else {}
         predictor = PREPARERS[spec.strategy](
             task, spec, dataset.train, backend, name, progress, **extra
@@ -231,12 +230,18 @@ def train_only(
     return trained
 
 
-def price_list(prices: Prices) -> PriceList:
-    """The task's prices as the cost model reads them."""
+def price_list(task: Task) -> PriceList:
+    """The task's prices as the cost model reads them; a `models:` entry's prices count as
+    token prices of its name."""
+    prices = task.prices
     tokens = {
         spec: TokenPrice(p.input_per_million, p.output_per_million)
         for spec, p in prices.tokens.items()
     }
+    for name, endpoint in task.models.items():
+        if endpoint.prices is not None and name not in tokens:
+            p = endpoint.prices
+            tokens[name] = TokenPrice(p.input_per_million, p.output_per_million)
     return PriceList(prices.compute_usd_per_hour, prices.labelling_usd_per_example, tokens)
 
 
@@ -281,7 +286,7 @@ def decide_from(
     curve: CurveFit | None = None,
 ) -> Recommendation:
     metric = primary_metric(task)
-    prices = price_list(task.prices)
+    prices = price_list(task)
     summaries = []
     for r in (r for r in results if r.measured):
         inputs = r.cost_inputs()

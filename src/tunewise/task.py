@@ -295,6 +295,31 @@ class Prices(_Strict):
     )
 
 
+class ModelEndpoint(_Strict):
+    """A model on an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp server), under a
+    name that `model:` (task or candidate) and --model can use."""
+
+    model: str = Field(min_length=1, description="The server's model id.")
+    base_url: str = Field(
+        default="https://api.openai.com/v1",
+        pattern=r"^https?://\S+$",
+        description="The server's /v1 URL, e.g. http://127.0.0.1:8000/v1 for vLLM.",
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the API key (default OPENAI_API_KEY for "
+        "api.openai.com, none otherwise); the key itself never goes in a file.",
+    )
+    prices: TokenPrices | None = Field(default=None, description="USD per million tokens.")
+    concurrency: int = Field(default=8, ge=1, le=256, description="Requests in flight at once.")
+    timeout_s: float = Field(default=60, gt=0, description="Seconds per attempt.")
+    deadline_s: float = Field(
+        default=300, gt=0, description="Seconds per request, all retries and waits included."
+    )
+    max_retries: int = Field(default=5, ge=0, le=20)
+
+
 class Task(_Strict):
     """A task file, validated. Build it with load_task()."""
 
@@ -306,6 +331,12 @@ class Task(_Strict):
     prices: Prices = Prices()
     retrieval: Retrieval = Retrieval()
     model: str = DEFAULT_MODEL
+    models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], ModelEndpoint] = (
+        Field(
+            default_factory=dict,
+            description="Named OpenAI-compatible endpoints; `model:` can name one.",
+        )
+    )
     seed: int = Field(default=0, description="Seed for splits, demo draws and bootstrap.")
     max_new_tokens: int | None = Field(
         default=None,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tunewise.errors import ModelError
 from tunewise.models.backend import Backend
@@ -13,6 +14,9 @@ from tunewise.models.local import (
     embedded_model_folder,
     tunewise_home,
 )
+
+if TYPE_CHECKING:
+    from tunewise.task import ModelEndpoint
 
 BackendFactory = Callable[[str], Backend]
 """Builds a backend from the part of the spec after its prefix (e.g. "ORG/NAME" for "hf:")."""
@@ -36,11 +40,22 @@ def unregister_backend(prefix: str) -> None:
 
 def known_specs() -> list[str]:
     """Spec forms a user can write, for error messages and --help."""
-    return [EMBEDDED_NAME, "hf:ORG/NAME", "PATH/TO/MODEL_FOLDER", *(f"{p}:..." for p in _FACTORIES)]
+    return [
+        EMBEDDED_NAME,
+        "hf:ORG/NAME",
+        "PATH/TO/MODEL_FOLDER",
+        "openai:MODEL",
+        "openai-compatible:MODEL@BASE_URL",
+        "a name from the task's models: section",
+        *(f"{p}:..." for p in _FACTORIES if not p.startswith("openai")),
+    ]
 
 
-def load_backend(spec: str) -> Backend:
-    """Resolve a model spec. Nothing heavy is loaded until the backend is first used."""
+def load_backend(spec: str, models: Mapping[str, ModelEndpoint] | None = None) -> Backend:
+    """Resolve a model spec, or a name from the task's `models:` section. Nothing heavy is loaded
+    until the backend is first used."""
+    if models and spec in models:
+        return _endpoint_backend(spec, models[spec])
     home = tunewise_home()
     if spec == EMBEDDED_NAME:
         return LocalModel(spec, embedded_model_folder(home), home)
@@ -53,6 +68,37 @@ def load_backend(spec: str) -> Backend:
     if folder.is_dir() and (folder / "config.json").exists():
         return LocalModel(spec, folder.resolve(), home)
     raise ModelError(f"unknown model '{spec}'; use one of: {', '.join(known_specs())}")
+
+
+def _endpoint_backend(name: str, config: ModelEndpoint) -> Backend:
+    from tunewise.models.openai_compat import OPENAI_BASE_URL, Endpoint, OpenAICompatible
+
+    key_env = config.api_key_env
+    if key_env is None and config.base_url.rstrip("/") == OPENAI_BASE_URL:
+        key_env = "OPENAI_API_KEY"
+    endpoint = Endpoint(
+        model=config.model,
+        base_url=config.base_url.rstrip("/"),
+        api_key_env=key_env,
+        concurrency=config.concurrency,
+        timeout_s=config.timeout_s,
+        deadline_s=config.deadline_s,
+        max_retries=config.max_retries,
+    )
+    return OpenAICompatible(name, endpoint)
+
+
+def _openai_factory(prefix: str) -> BackendFactory:
+    def build(rest: str) -> Backend:
+        from tunewise.models.openai_compat import OpenAICompatible, parse_spec
+
+        return OpenAICompatible(f"{prefix}:{rest}", parse_spec(prefix, rest))
+
+    return build
+
+
+for _prefix in ("openai", "openai-compatible"):
+    register_backend(_prefix, _openai_factory(_prefix))
 
 
 def _hub_folder(repo_id: str) -> Path:
