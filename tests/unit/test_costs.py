@@ -62,6 +62,22 @@ def test_request_priced_by_compute_when_the_model_has_no_token_price() -> None:
     assert cost.detail == "0.412 s at $1.20/hour"
 
 
+def test_an_api_model_without_a_token_price_is_unpriced_not_priced_by_the_hour() -> None:
+    cost = request_cost(inputs(model="vllm-qwen", remote=True), PRICES)
+    assert cost.usd is None and cost.basis == "unpriced"
+    assert "vllm-qwen" in cost.detail and "prices" in cost.detail
+    priced = request_cost(inputs(model="gpt-mini", remote=True), PRICES)
+    assert priced.basis == "tokens"
+
+
+def test_break_even_in_seconds_says_when_one_side_is_an_api_model() -> None:
+    api = inputs("few-shot", "few-shot", "vllm-qwen", seconds=0.9, remote=True)
+    tuned = inputs("lora", "lora", "local+lora:1", seconds=0.1, training_seconds=600.0)
+    [row] = break_even_table([tuned, api], PriceList(), 1000, 12)
+    assert row.basis == "compute-seconds"
+    assert "request wall time, not compute" in row.detail
+
+
 def test_a_fine_tuned_model_falls_back_to_its_base_model_token_price() -> None:
     cost = request_cost(inputs(model="smol+lora:abc123", tokens=(1000, 10)), PRICES)
     assert cost.basis == "tokens"

@@ -51,6 +51,48 @@ def probe() -> Iterator[list[str]]:
 # ---- the registry --------------------------------------------------------------------------
 
 
+def test_openai_specs_resolve_to_the_endpoint_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunewise.models.openai_compat import OPENAI_BASE_URL, OpenAICompatible
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-registry-test")
+    hosted = load_backend("openai:gpt-4.1-mini")
+    assert isinstance(hosted, OpenAICompatible)
+    assert hosted.spec == "openai:gpt-4.1-mini"
+    assert (hosted.endpoint.base_url, hosted.endpoint.model) == (OPENAI_BASE_URL, "gpt-4.1-mini")
+    assert hosted.endpoint.api_key_env == "OPENAI_API_KEY"
+    local = load_backend("openai-compatible:llama3.2:3b@http://127.0.0.1:11434/v1")
+    assert isinstance(local, OpenAICompatible)
+    assert local.endpoint.model == "llama3.2:3b"
+    assert local.endpoint.base_url == "http://127.0.0.1:11434/v1"
+    assert local.endpoint.api_key_env is None
+    assert "openai-compatible:MODEL@BASE_URL" in known_specs()
+
+
+def test_a_task_models_entry_resolves_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunewise.models.openai_compat import OpenAICompatible
+    from tunewise.task import ModelEndpoint
+
+    endpoint = ModelEndpoint(
+        model="Qwen/Qwen2.5-7B-Instruct",
+        base_url="http://127.0.0.1:8000/v1/",
+        api_key_env="VLLM_KEY",
+        concurrency=32,
+        deadline_s=20,
+    )
+    with pytest.raises(ModelError, match="VLLM_KEY"):
+        load_backend("qwen", {"qwen": endpoint})
+    monkeypatch.setenv("VLLM_KEY", "sk-vllm-secret")
+    backend = load_backend("qwen", {"qwen": endpoint})
+    assert isinstance(backend, OpenAICompatible)
+    assert backend.spec == "qwen"
+    assert backend.endpoint.base_url == "http://127.0.0.1:8000/v1"
+    assert (backend.endpoint.concurrency, backend.endpoint.deadline_s) == (32, 20)
+    assert "sk-vllm-secret" not in repr(backend.endpoint)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    hosted = load_backend("mini", {"mini": ModelEndpoint(model="gpt-4.1-mini")})
+    assert hosted.endpoint.api_key_env == "OPENAI_API_KEY"  # type: ignore[attr-defined]
+
+
 def test_a_registered_prefix_resolves_with_the_rest_of_the_spec(probe: list[str]) -> None:
     backend = load_backend("probe:org/name:v2")
     assert isinstance(backend, ScriptedBackend)

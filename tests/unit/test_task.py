@@ -31,8 +31,8 @@ SHIPPED = {
 
 CONTRACT_FIELDS = ("objective", "audience", "source_material", "output_format")
 TOP_KEYS = (
-    "name, contract, data, target, usage, prices, retrieval, model, seed, max_new_tokens, "
-    "candidates"
+    "name, contract, data, target, usage, prices, retrieval, model, models, seed, "
+    "max_new_tokens, candidates"
 )
 
 BASE = """\
@@ -542,3 +542,44 @@ def test_task_hash_independent_of_folder(tmp_path: Path) -> None:
     second.parent.mkdir()
     shutil.copy(first, second)
     assert task_hash(load_task(first)) == task_hash(load_task(second))
+
+
+# --- named endpoints ------------------------------------------------------------------------
+
+ENDPOINTS = """\
+models:
+  qwen-vllm:
+    model: Qwen/Qwen2.5-7B-Instruct
+    base_url: http://127.0.0.1:8000/v1
+    api_key_env: VLLM_API_KEY
+    prices: {input_per_million: 0.2, output_per_million: 0.6}
+  gpt-mini:
+    model: gpt-4.1-mini
+model: qwen-vllm
+"""
+
+
+def test_models_section_names_endpoints_and_their_prices(tmp_path: Path) -> None:
+    from tunewise.costs import TokenPrice
+    from tunewise.run import price_list
+
+    task = load_task(write_task(tmp_path, BASE + ENDPOINTS))
+    assert task.model == "qwen-vllm"
+    assert task.models["qwen-vllm"].api_key_env == "VLLM_API_KEY"
+    assert task.models["gpt-mini"].base_url == "https://api.openai.com/v1"
+    assert price_list(task).tokens == {"qwen-vllm": TokenPrice(0.2, 0.6)}
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("    base_url: 127.0.0.1:8000", "base_url"),
+        ("    api_key_env: sk-live-not-a-name", "api_key_env"),
+        ("    concurrency: 0", "concurrency"),
+        ("    api_key: sk-abc", "api_key"),
+    ],
+)
+def test_bad_endpoint_settings_name_the_key(tmp_path: Path, line: str, field: str) -> None:
+    text = BASE + "models:\n  mine:\n    model: m\n" + line + "\n"
+    message = task_error(write_task(tmp_path, text))
+    assert f"models.mine.{field}" in message, message
