@@ -123,7 +123,7 @@ def test_write_report_writes_both_files_atomically(run_dir: Path) -> None:
     assert (html_path, md_path) == (run_dir / "report.html", run_dir / "report.md")
     assert html_path.stat().st_size > 0 and md_path.stat().st_size > 0
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["predictions.jsonl", "report.html", "report.md", "results.json"]
+    assert names == ["predictions.jsonl", "report.html", "report.md", "results.json", "task.json"]
     assert write_report(run_dir) == (html_path, md_path)  # a rewrite replaces, leaves no temp
 
 
@@ -136,7 +136,11 @@ def test_a_failed_render_writes_nothing(run_dir: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(report_module, "render_markdown", broken)
     with pytest.raises(RuntimeError, match="boom"):
         write_report(run_dir)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["predictions.jsonl", "results.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "predictions.jsonl",
+        "results.json",
+        "task.json",
+    ]
 
 
 def test_dataset_text_and_model_output_are_escaped(written: tuple[str, str]) -> None:

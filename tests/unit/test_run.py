@@ -37,7 +37,7 @@ def test_artifacts_validate_against_their_schemas(written: Path) -> None:
         line_schema.validate(line)
     assert document["run_id"] == written.name
     names = sorted(p.name for p in written.iterdir())
-    assert names == ["predictions.jsonl", "report.html", "report.md", "results.json"]
+    assert names == ["predictions.jsonl", "report.html", "report.md", "results.json", "task.json"]
 
 
 def test_every_candidate_answers_every_test_example(written: Path) -> None:

@@ -22,13 +22,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    wait_exponential,
-    wait_random,
-)
+import tenacity
+from tenacity import RetryCallState
 
 from tunewise.errors import ModelError
 from tunewise.models.backend import BatchIncomplete, Generation, LabelScores, Message
@@ -56,12 +51,11 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        if (
-            self.concurrency < 1
-            or self.max_retries < 0
-            or min(self.timeout_s, self.deadline_s) <= 0
-        ):
-            raise ValueError(f"invalid endpoint settings: {self}")
+        if self.concurrency < 1 or self.max_retries < 0 or self.deadline_s <= 0:
+            raise ModelError(
+                f"endpoint {self.base_url}: concurrency must be >= 1, max_retries >= 0 and "
+                "deadline_s > 0"
+            )
 
 
 def parse_spec(prefix: str, rest: str) -> Endpoint:
@@ -92,22 +86,16 @@ def parse_spec(prefix: str, rest: str) -> Endpoint:
     raise ModelError(f"unknown remote model prefix '{prefix}'; use openai: or openai-compatible:")
 
 
+@dataclass(eq=False)  # eq=False keeps exceptions hashable
 class _Failure(Exception):
     """One attempt's failure: `what` is for the user; `retryable` ones get another attempt."""
 
-    def __init__(
-        self,
-        what: str,
-        *,
-        retryable: bool,
-        status: int | None = None,
-        body: str = "",
-        retry_after: float | None = None,
-        timeout: bool = False,
-    ) -> None:
-        super().__init__(what)
-        self.what, self.retryable, self.status = what, retryable, status
-        self.body, self.retry_after, self.timeout = body, retry_after, timeout
+    what: str
+    retryable: bool
+    status: int | None = None
+    body: str = ""  # the raw response, to recognise a logprobs rejection; never shown
+    retry_after: float | None = None
+    timeout: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,7 +216,7 @@ class OpenAICompatible:
                 except asyncio.CancelledError:
                     # Ctrl-C under asyncio.run cancels us: keep what finished, as one_by_one does.
                     await asyncio.gather(*tasks, return_exceptions=True)  # let the rest unwind
-                    done = [_result(t) for t in tasks]
+                    done = [None if t.cancelled() or t.exception() else t.result() for t in tasks]
                     if any(d is not None for d in done):
                         raise BatchIncomplete(done, KeyboardInterrupt()) from None  # type: ignore[arg-type]
                     raise
@@ -250,9 +238,8 @@ class OpenAICompatible:
         deadline = start + endpoint.deadline_s
         # wait_exponential + wait_random rather than wait_exponential_jitter, whose arguments
         # changed across tenacity releases.
-        backoff = wait_exponential(multiplier=endpoint.backoff_s) + wait_random(
-            0, endpoint.backoff_s
-        )
+        backoff = tenacity.wait_exponential(multiplier=endpoint.backoff_s)
+        backoff += tenacity.wait_random(0, endpoint.backoff_s)
 
         def wait(state: RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
@@ -268,11 +255,9 @@ class OpenAICompatible:
 
         attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop,
-                wait=wait,
-                retry=retry_if_exception(lambda e: isinstance(e, _Failure) and e.retryable),
-                reraise=True,
+            retry = tenacity.retry_if_exception(lambda e: isinstance(e, _Failure) and e.retryable)
+            async for attempt in tenacity.AsyncRetrying(
+                stop=stop, wait=wait, retry=retry, reraise=True
             ):
                 with attempt:
                     attempts += 1
@@ -292,7 +277,7 @@ class OpenAICompatible:
                 what = f"no answer within {endpoint.timeout_s} s, {tries}"
             else:
                 what = f"{failure.what} after {tries}"
-            raise _Failure(what, retryable=False) from None
+            raise _Failure(what, False) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt(
@@ -305,10 +290,10 @@ class OpenAICompatible:
             async with asyncio.timeout(left):
                 response = await client.post(url, json=body, timeout=left)
         except (httpx.TimeoutException, TimeoutError):
-            raise _Failure("timed out", retryable=True, timeout=True) from None
+            raise _Failure("timed out", True, timeout=True) from None
         except httpx.TransportError as error:
             what = f"cannot reach the server ({type(error).__name__})"
-            raise _Failure(what, retryable=True) from None
+            raise _Failure(what, True) from None
         status = response.status_code
         if status == 200:
             try:
@@ -317,16 +302,14 @@ class OpenAICompatible:
                     raise TypeError
                 return data  # type: ignore[no-any-return]
             except (ValueError, LookupError, TypeError):
-                raise _Failure("malformed JSON from the server", retryable=True) from None
+                raise _Failure("malformed JSON from the server", True) from None
         detail = self._redact(_server_message(response))
         retryable = status in (408, 429) or status >= 500  # 408: the server's own timeout
         if retryable:
             what = f"HTTP {status}" + (f" ({detail})" if detail else "")
             wait = _retry_after(response)
-            raise _Failure(what, retryable=True, status=status, retry_after=wait)
-        raise _Failure(
-            self._explain(status, detail), retryable=False, status=status, body=response.text
-        )
+            raise _Failure(what, True, status, retry_after=wait)
+        raise _Failure(self._explain(status, detail), False, status, body=response.text)
 
     def _explain(self, status: int, detail: str) -> str:
         """What a non-retryable status means, in words a user can act on."""
@@ -394,12 +377,6 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def _result(task: asyncio.Future[T]) -> T | None:
-    if task.done() and not task.cancelled() and task.exception() is None:
-        return task.result()
-    return None
-
-
 def _estimate(text: str) -> int:
     return math.ceil(len(text) / 4)
 
@@ -449,7 +426,7 @@ def _from_logprobs(choice: dict[str, Any], labels: Sequence[str]) -> dict[str, f
             starting = [lab for lab in labels if lab.casefold().startswith(piece)]
             label = starting[0] if len(starting) == 1 else None
         if label is not None:
-            mass[label] += math.exp(logprob)
+            mass[label] += math.exp(min(logprob, 0.0))
     total = sum(mass.values())
     if not total > 0:
         return None
