@@ -173,3 +173,24 @@ def test_refuses_to_serve_when_the_training_data_changed(run_dir: Path) -> None:
     write_jsonl(train, [("a different sentence", "neutral"), ("and another", "positive")])
     with pytest.raises(TunewiseError, match=r"training data .* changed since the run"):
         load_candidate(run_dir, "few-shot")
+
+
+def test_a_fine_tuned_candidate_gets_its_adapter_back_from_the_run(
+    home: Path, tmp_path: Path
+) -> None:
+    from tunewise.serve import _restore_adapter
+
+    run = tmp_path / "run"
+    (run / "adapters" / "lora").mkdir(parents=True)
+    (run / "adapters" / "lora" / "training.json").write_text('{"seconds": 1}')
+    (run / "adapters" / "lora" / "adapter_model.safetensors").write_bytes(b"weights")
+    entry = {"setup": {"adapter": "adapters/lora"}, "params": {"adapter": "abc123"}}
+    _restore_adapter(run, "lora", entry)
+    cached = home / "adapters" / "abc123"
+    assert (cached / "adapter_model.safetensors").read_bytes() == b"weights"
+    _restore_adapter(run, "lora", entry)  # already there: left alone
+    assert sorted(p.name for p in (home / "adapters").iterdir()) == ["abc123"]
+    (cached / "training.json").unlink()
+    (run / "adapters" / "lora" / "training.json").unlink()
+    with pytest.raises(TunewiseError, match="adapter copy is missing"):
+        _restore_adapter(run, "lora", entry)
