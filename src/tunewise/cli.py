@@ -114,6 +114,12 @@ def _split_csv(value: str | None) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+_DTYPE = typer.Option(
+    help="Local models' inference dtype: auto (bfloat16 on a bf16-capable GPU or a CPU with AMX "
+    "or AVX-512 BF16, else float32), float32 or bfloat16."
+)
+
+
 @app.command()
 def run(
     task_file: Annotated[Path, typer.Argument(help="The task.yaml to measure.")],
@@ -139,6 +145,7 @@ def run(
         str | None,
         typer.Option(help="Train the lora candidate on these sizes too, e.g. 100,250,500."),
     ] = None,
+    dtype: Annotated[str, _DTYPE] = "auto",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Measure every candidate on the same held-out examples, then recommend one."""
@@ -150,7 +157,7 @@ def run(
 
         task = load_task(task_file)
         sizes = _sizes(learning_curve)
-        options = RunOptions(_split_csv(strategies), model, limit, strict, sizes)
+        options = RunOptions(_split_csv(strategies), model, limit, strict, sizes, dtype)
         with _bars() as bars:
             result = run_task(task, options, BarProgress(bars))
         if result.dataset.leaked:

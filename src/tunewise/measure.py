@@ -122,7 +122,7 @@ def measure_candidate(
         strategy=spec.strategy,
         model=predictor.backend.spec,  # a fine-tuned candidate's names its adapter
         fingerprint=predictor.backend.fingerprint(),
-        params={**predictor.params, **_endpoint(predictor.backend)},
+        params={**predictor.params, **_backend_params(predictor.backend)},
         metrics=metrics,
         usage=usage_of(predictions),
         setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
@@ -133,12 +133,13 @@ def measure_candidate(
     )
 
 
-def _endpoint(backend: Backend) -> dict[str, Any]:
-    """Where an API model was reached (never its key), for the results."""
+def _backend_params(backend: Backend) -> dict[str, Any]:
+    """A local model's dtype; where an API model was reached (never its key)."""
     endpoint = getattr(backend, "endpoint", None)
-    if endpoint is None:
-        return {}
-    return {"endpoint": {"base_url": endpoint.base_url, "model": endpoint.model}}
+    if endpoint is not None:
+        return {"endpoint": {"base_url": endpoint.base_url, "model": endpoint.model}}
+    dtype = getattr(backend, "dtype", None)
+    return {"dtype": dtype} if dtype else {}
 
 
 def _evaluate(

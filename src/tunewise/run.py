@@ -51,6 +51,7 @@ class RunOptions:
     limit: int | None = None
     strict: bool = False
     learning_curve: tuple[int, ...] | None = None  # training-set sizes for the first lora
+    dtype: str = "auto"  # local models' inference dtype: auto | float32 | bfloat16
 
 
 @dataclass
@@ -175,7 +176,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     for spec in specs:
         model = model_for(spec, task, options)
         if model not in backends:
-            backends[model] = load_backend(model, task.models)
+            backends[model] = load_backend(model, task.models, dtype=options.dtype)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
 
     def measure(spec: CandidateSpec, name: str) -> CandidateResult:
@@ -221,7 +222,7 @@ def train_only(
     knowledge = load_knowledge(task, True, progress) if retrieving else None
     trained = []
     for spec, name in zip(specs, candidate_names(specs), strict=True):
-        backend = load_backend(model_for(spec, task, options), task.models)
+        backend = load_backend(model_for(spec, task, options), task.models, dtype=options.dtype)
         extra = {"index": knowledge.index} if knowledge and spec.strategy in RETRIEVING else {}
         predictor = PREPARERS[spec.strategy](
             task, spec, dataset.train, backend, name, progress, **extra

@@ -102,7 +102,8 @@ def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
         plain = task.model_copy(update={"data": task.data.model_copy(update={"updates": None})})
         extra["index"] = load_knowledge(plain, True, SilentProgress()).index
     _restore_adapter(run_dir, name, entry)
-    backend = load_backend(saved["candidates"][name]["model"], task.models)
+    dtype = entry["params"].get("dtype", "float32")  # as measured
+    backend = load_backend(saved["candidates"][name]["model"], task.models, dtype=dtype)
     predictor = PREPARERS[spec.strategy](
         task, spec, dataset.train, backend, name, SilentProgress(), **extra
     )

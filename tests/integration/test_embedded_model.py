@@ -70,6 +70,7 @@ def test_shared_prefix_scores_match_the_plain_pass(
     for a, b in zip(fast, plain, strict=True):
         assert a.label == b.label and a.input_tokens == b.input_tokens
         for label in labels:
+            assert a.logprobs[label] == pytest.approx(b.logprobs[label], abs=1e-4)
             assert a.probabilities[label] == pytest.approx(b.probabilities[label], abs=1e-4)
     # The reused prefix must not leak one input's state into the next.
     assert len({round(s.probabilities["positive"], 6) for s in fast}) == len(inputs)

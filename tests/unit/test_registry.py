@@ -279,3 +279,39 @@ def test_local_model_fingerprint_is_cached_on_the_instance(
     first = model.fingerprint()
     monkeypatch.setattr(local, "weights_fingerprint", lambda folder, home: "should not be used")
     assert model.fingerprint() == first
+
+
+# ---- dtype -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requested", "cuda", "cuda_bf16", "flags", "expected"),
+    [
+        ("auto", False, False, {"avx2", "avx512f"}, "float32"),
+        ("auto", False, False, {"avx512f", "avx512_bf16"}, "bfloat16"),
+        ("auto", False, False, {"amx_tile", "amx_bf16"}, "bfloat16"),
+        ("auto", True, True, set(), "bfloat16"),
+        ("auto", True, False, {"amx_bf16"}, "float32"),  # the GPU decides, not the host CPU
+        ("float32", True, True, {"amx_bf16"}, "float32"),
+        ("bfloat16", False, False, set(), "bfloat16"),
+    ],
+)
+def test_dtype_auto_picks_bf16_only_where_the_hardware_computes_it(
+    requested: str, cuda: bool, cuda_bf16: bool, flags: set[str], expected: str
+) -> None:
+    chosen = local.dtype_for(requested, cuda=cuda, cuda_bf16=cuda_bf16, cpu_flags=frozenset(flags))
+    assert chosen == expected
+
+
+def test_an_unknown_dtype_is_a_clear_error() -> None:
+    with pytest.raises(ModelError, match="unknown dtype 'float16'; use one of: auto, float32"):
+        local.resolve_dtype("float16")
+
+
+def test_a_bf16_model_has_its_own_fingerprint(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    plain = LocalModel("m", folder, tmp_path / "home")
+    half = LocalModel("m", folder, tmp_path / "home", dtype="bfloat16")
+    assert plain.fingerprint() != half.fingerprint()

