@@ -18,6 +18,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from tunewise.across_datasets import dataset_table, macro_average
 from tunewise.costs import (
     BreakEven,
     break_even_table,
@@ -94,6 +95,8 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         "recommendation": asdict(run.recommendation),
         "learning_curve": _learning_curve(run),
         "documents": _documents(run),
+        "datasets": [d.to_dict() for d in run.datasets] or None,
+        "macro": macro_average(dataset_table(run.datasets)) if run.datasets else None,
     }
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tunewise import __version__
+from tunewise.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
 from tunewise.cache import ResponseCache
 from tunewise.costs import PriceList, TokenPrice, request_cost, setup_cost
 from tunewise.data import (
@@ -32,6 +33,7 @@ from tunewise.task import (
     RETRIEVING,
     STRATEGIES,
     CandidateSpec,
+    ExtraDataset,
     FewShotCandidate,
     HybridCandidate,
     LoraCandidate,
@@ -69,6 +71,7 @@ class RunResult:
     learning_curve: CurveFit | None = None
     knowledge: Knowledge | None = None
     code_version: str = __version__
+    datasets: list[DatasetResult] = field(default_factory=list)  # main first, when datasets: set
 
 
 def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
@@ -137,11 +140,14 @@ def with_answer_budget(task: Task, train: Sequence[Example]) -> Task:
     return task.model_copy(update={"max_new_tokens": budget})
 
 
-def load_data(task: Task, options: RunOptions) -> tuple[Dataset, list[Example]]:
-    """The task's data, checked for leakage; the test examples to evaluate after --limit."""
+def load_data(
+    task: Task, options: RunOptions, files: ExtraDataset | None = None
+) -> tuple[Dataset, list[Example]]:
+    """The task's data (or one of its extra datasets), checked for leakage; the test examples
+    to evaluate after --limit."""
     dataset = load_dataset(
-        task.data.train,
-        task.data.test,
+        files.train if files else task.data.train,
+        files.test if files else task.data.test,
         task.contract.output_format,
         test_fraction=task.data.test_fraction,
         seed=task.seed,
@@ -191,9 +197,28 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         curve = None
         if options.learning_curve:
             curve = learning_curve(task, specs, results, options.learning_curve, measure)
+        datasets = []
+        if task.datasets:
+            datasets.append(DatasetResult(PRIMARY, dataset, test, results))
+        # The other datasets: the same candidates, trained and tested on each dataset's own data;
+        # the freshness probe belongs to the documents and runs once, on the main dataset.
+        quiet = replace(knowledge, questions=()) if knowledge else None
+        for files in task.datasets:
+            extra, extra_test = load_data(task, options, files)
+            measured = [
+                measure_candidate(
+                    task, spec, name, backends[model_for(spec, task, options)], extra,
+                    extra_test, cache, progress, quiet,
+                )
+                for spec, name in zip(specs, names, strict=True)
+            ]  # fmt: skip
+            datasets.append(DatasetResult(files.name, extra, extra_test, measured))
     finally:
         cache.close()
     recommendation = decide_from(task, dataset, results, curve)
+    if datasets:
+        flags = disagreements(dataset_table(datasets), recommendation.metric)
+        recommendation = replace(recommendation, reasons=[*recommendation.reasons, *flags])
     return RunResult(
         task,
         hashed,
@@ -205,6 +230,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         time.perf_counter() - started,
         learning_curve=curve,
         knowledge=knowledge,
+        datasets=datasets,
     )
 
 

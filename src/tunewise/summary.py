@@ -38,6 +38,22 @@ def _metric_cell(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
 
 
+def _dataset_rows(table: Table, document: dict[str, Any], names: list[str]) -> None:
+    """With several datasets: the primary metric on each other dataset, then the macro mean."""
+    datasets = document.get("datasets") or []
+    metric = document["recommendation"]["metric"]
+    for dataset in datasets[1:]:  # the first is the main dataset, shown above
+        scores = dataset["candidates"]
+        cells = [
+            _metric_cell(scores[n][metric]) if metric in scores.get(n, {}) else "-" for n in names
+        ]
+        table.add_row(f"{metric.replace('_', ' ')} on {dataset['name']}", *cells)
+    if datasets:
+        macro = document.get("macro") or {}
+        cells = [f"{macro[n][metric]:.3f}" if metric in macro.get(n, {}) else "-" for n in names]
+        table.add_row(f"macro {metric.replace('_', ' ')}", *cells)
+
+
 def render_table(document: dict[str, Any]) -> Group:
     """One column per candidate: each metric (value and 95% CI), tokens, latency; then the
     decision. Candidates are columns so the table stays readable in a narrow terminal."""
@@ -66,6 +82,7 @@ def render_table(document: dict[str, Any]) -> Group:
     for name in dict.fromkeys(name for f in fresh for name in f["metrics"]):
         cells = [_metric_cell(f["metrics"][name]) if name in f["metrics"] else "-" for f in fresh]
         table.add_row(f"after update: {name.replace('_', ' ')}", *cells)
+    _dataset_rows(table, document, [c["name"] for c in candidates])
     for label, key, form in USAGE_ROWS:
         table.add_row(label, *(form.format(c["usage"][key]) for c in candidates))
     if any(c.get("consistency") for c in candidates):

@@ -114,6 +114,14 @@ class DataFiles(_Strict):
         return self
 
 
+class ExtraDataset(_Strict):
+    """Another representative dataset of the same task: every candidate is measured on it too."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    train: Path = Field(description="JSONL or CSV of training examples (demos, fine-tuning).")
+    test: Path | None = Field(default=None, description="Held-out examples; else split from train.")
+
+
 class Retrieval(_Strict):
     """How documents become a searchable index (shared by every rag and hybrid candidate)."""
 
@@ -345,6 +353,19 @@ class Task(_Strict):
         "(about 3 characters a token), at least 32 and at most 512.",
     )
     candidates: list[CandidateSpec] = Field(default_factory=list)
+    datasets: list[ExtraDataset] = Field(
+        default_factory=list,
+        description="More representative datasets besides data: every candidate is measured on "
+        "each; results per dataset and macro-averaged, and the decision flags a candidate that "
+        "wins on one dataset but loses on others.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_dataset_names(self) -> Task:
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names) or "main" in names:
+            raise ValueError(f"datasets need distinct names other than 'main', got {names}")
+        return self
 
     @model_validator(mode="after")
     def _retrieval_needs_documents(self) -> Task:
@@ -385,6 +406,10 @@ def task_hash(task: Task) -> str:
             files[key] = Path(files[key]).name
     if files["updates"]:
         files["updates"] = {k: Path(v).name for k, v in files["updates"].items()}
+    for extra in document["datasets"]:
+        for key in ("train", "test"):
+            if extra[key]:
+                extra[key] = Path(extra[key]).name
     blob = json.dumps(document, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -427,4 +452,6 @@ def _resolve_paths(task: Task, base: Path) -> Task:
             for key, value in fields.items()
         }
 
-    return task.model_copy(update={"data": DataFiles(**resolve(task.data.model_dump()))})
+    datasets = [ExtraDataset(**resolve(d.model_dump())) for d in task.datasets]
+    data = DataFiles(**resolve(task.data.model_dump()))
+    return task.model_copy(update={"data": data, "datasets": datasets})

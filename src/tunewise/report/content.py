@@ -58,6 +58,7 @@ class Report:
     break_even: Table | None
     seed: Table
     freshness: Table | None
+    datasets: Table | None
     learning_curve: str | None
     errors: list[tuple[str, list[ErrorExample]]]
 
@@ -80,6 +81,7 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
         break_even=_break_even_table(results.get("break_even") or []),
         seed=_seed_table(measured, primary_metric(results)),
         freshness=_freshness_table(measured),
+        datasets=_datasets_table(results),
         learning_curve=curve.get("summary"),
         errors=[(c["name"], worst_errors(output_format, c["name"], predictions)) for c in measured],
     )
@@ -293,6 +295,23 @@ def _latest(c: dict[str, Any], primary: str | None) -> str:
     if "stale_rate" in fresh:
         text += f", stale rate {fresh['stale_rate']['value']:.3f}"
     return text
+
+
+def _datasets_table(results: dict[str, Any]) -> Table | None:
+    """The primary metric of every candidate on every dataset, then the macro average."""
+    datasets = results.get("datasets") or []
+    metric = primary_metric(results)
+    if not datasets or metric is None:
+        return None
+    names = list(dict.fromkeys(n for d in datasets for n in d["candidates"]))
+    rows = [
+        [f"{d['name']} (n={d['data']['test_examples']})",
+         *(metric_cell(d["candidates"].get(n, {}).get(metric)) for n in names)]
+        for d in datasets
+    ]  # fmt: skip
+    macro = results.get("macro") or {}
+    rows.append([f"macro {metric}", *(_fmt(macro.get(n, {}).get(metric), "{:.3f}") for n in names)])
+    return Table(["dataset", *names], rows)
 
 
 def _freshness_table(measured: list[dict[str, Any]]) -> Table | None:

@@ -37,6 +37,8 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
     lines += [f"- **{label}:** {escape(value)}" for label, value in report.facts]
     lines += ["", *_decision(report), *_plots(results, report), *_candidates(report)]
     lines += ["## The seed table, measured", "", *table(report.seed)]
+    if report.datasets:
+        lines += ["## Across datasets", "", *table(report.datasets)]
     if report.freshness:
         lines += ["## Freshness", "", "Answers to the questions a document update changed.", ""]
         lines += table(report.freshness)
