@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import tunewise.retrieval.index as index_module
-from tunewise.models.backend import Generation, LabelScores, Message, one_by_one
+from tunewise.models.backend import Generation, LabelScores, Message, Sampling, one_by_one
 from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.run import RunOptions, RunResult, run_task
@@ -48,6 +48,8 @@ class ScriptedBackend:
         self.seconds = seconds
         self.calls: list[list[Message]] = []
         self.fail_after: int | None = None  # raise KeyboardInterrupt after this many calls
+        # Answers under sampled decoding, from the messages and the sample's seed.
+        self.sample: Callable[[list[Message], int], str] | None = None
 
     def fingerprint(self) -> str:
         return "scripted-weights-v1"
@@ -75,11 +77,17 @@ class ScriptedBackend:
         probabilities = {label: 0.7 if label == chosen else rest for label in labels}
         return LabelScores(chosen, probabilities, self.count_tokens(messages), 2, 0.01)
 
-    def generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self,
+        batch: Sequence[Sequence[Message]],
+        max_new_tokens: int,
+        sampling: Sampling | None = None,
+    ) -> list[Generation]:
         results = []
         for messages in batch:
             self._record(messages)
-            text = self.rule(messages)
+            sampled = sampling is not None and self.sample is not None
+            text = self.sample(messages, sampling.seed) if sampled else self.rule(messages)  # type: ignore[union-attr,misc]
             tokens = self.count_tokens(messages)
             # Like a batched local model: each answer waits for the batch, and is charged a share.
             results.append(

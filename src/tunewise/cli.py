@@ -146,6 +146,12 @@ def run(
         typer.Option(help="Train the lora candidate on these sizes too, e.g. 100,250,500."),
     ] = None,
     dtype: Annotated[str, _DTYPE] = "auto",
+    repeats: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Sample each answer N more times (temperature 0.7) to measure flakiness."
+        ),
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Measure every candidate on the same held-out examples, then recommend one."""
@@ -157,7 +163,7 @@ def run(
 
         task = load_task(task_file)
         sizes = _sizes(learning_curve)
-        options = RunOptions(_split_csv(strategies), model, limit, strict, sizes, dtype)
+        options = RunOptions(_split_csv(strategies), model, limit, strict, sizes, dtype, repeats)
         with _bars() as bars:
             result = run_task(task, options, BarProgress(bars))
         if result.dataset.leaked:

@@ -15,6 +15,7 @@ from tunewise.costs import CostInputs
 from tunewise.data import Dataset, Example
 from tunewise.evaluation import MetricValue, score
 from tunewise.evaluation.knowledge import knowledge_metrics, retrieval_metrics, stale_rate
+from tunewise.flakiness import SUBSET, Flakiness, measure_flakiness
 from tunewise.knowledge import Knowledge
 from tunewise.models.backend import Backend
 from tunewise.predict import Prediction, predict
@@ -43,6 +44,7 @@ class CandidateResult:
     freshness: Freshness | None = None
     consistency: Consistency | None = None  # few-shot: spread across demo re-draws
     remote: bool = False  # answered by an API endpoint rather than a model on this machine
+    flakiness: Flakiness | None = None  # --repeats: how answers move between samples
 
     @property
     def measured(self) -> bool:
@@ -96,7 +98,10 @@ def measure_candidate(
     cache: ResponseCache,
     progress: Progress,
     knowledge: Knowledge | None = None,
+    repeats: int = 0,
 ) -> CandidateResult:
+    """Prepare one candidate, answer the test examples, score; then, where they apply, the
+    freshness probe, demo re-draws, and `repeats` sampled answers for flakiness."""
     extra = {"index": knowledge.index if knowledge else None} if spec.strategy in RETRIEVING else {}
     try:
         predictor: Predictor = PREPARERS[spec.strategy](
@@ -117,6 +122,13 @@ def measure_candidate(
         consistency = redraw(
             task, spec, name, backend, dataset.train, measured, test, cache, progress, metric
         )
+    flakiness = None
+    if repeats > 0:
+        advance = progress.stage(f"{name} samples", min(len(test), SUBSET) * repeats)
+        measured = {p.example_id: p for p in predictions}
+        flakiness = measure_flakiness(
+            task, predictor, measured, test, cache, advance, primary_metric(task), repeats
+        )
     return CandidateResult(
         name=name,
         strategy=spec.strategy,
@@ -129,6 +141,7 @@ def measure_candidate(
         predictions=predictions,
         freshness=freshness,
         consistency=consistency,
+        flakiness=flakiness,
         remote=bool(getattr(predictor.backend, "remote", False)),
     )
 

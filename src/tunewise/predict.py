@@ -12,7 +12,7 @@ from typing import Any
 
 from tunewise.cache import ResponseCache, cache_key
 from tunewise.data import Example
-from tunewise.models.backend import BatchIncomplete, Message
+from tunewise.models.backend import BatchIncomplete, Message, Sampling
 from tunewise.strategies.predictor import Predictor, Request
 from tunewise.task import OutputFormat
 
@@ -48,9 +48,11 @@ def predict(
     *,
     max_new_tokens: int,
     advance: Advance = lambda n: None,
+    sampling: Sampling | None = None,
 ) -> list[Prediction]:
-    """Answers for every example, in the examples' order. Each answer is cached as soon as it
-    exists, so an interrupted or failed run resumes with only the rest."""
+    """Answers for every example, in the examples' order (sampled with `sampling`, generation
+    only). Each answer is cached as soon as it exists, so an interrupted or failed run resumes
+    with only the rest."""
     backend = predictor.backend
     requests = [predictor.request(example) for example in examples]
     answer: Callable[[list[list[Message]]], Sequence[Any]]
@@ -60,7 +62,9 @@ def predict(
         answer = partial(backend.score_labels, labels=labels)
     else:
         params = {"operation": "generate", "max_new_tokens": max_new_tokens}
-        answer = partial(backend.generate, max_new_tokens=max_new_tokens)
+        if sampling is not None:  # greedy answers keep the keys they always had
+            params |= {"temperature": sampling.temperature, "seed": sampling.seed}
+        answer = partial(backend.generate, max_new_tokens=max_new_tokens, sampling=sampling)
     keys = [
         cache_key(model=backend.spec, weights=backend.fingerprint(), messages=r.messages, **params)
         for r in requests

@@ -173,6 +173,7 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
         ).to_dict(),
         "freshness": _freshness(result),
         "consistency": result.consistency.to_dict() if result.consistency else None,
+        "flakiness": result.flakiness.to_dict() if result.flakiness else None,
     }
 
 

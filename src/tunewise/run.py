@@ -54,6 +54,7 @@ class RunOptions:
     strict: bool = False
     learning_curve: tuple[int, ...] | None = None  # training-set sizes for the first lora
     dtype: str = "auto"  # local models' inference dtype: auto | float32 | bfloat16
+    repeats: int = 0  # sampled answers per example for flakiness (0: none)
 
 
 @dataclass
@@ -188,7 +189,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     def measure(spec: CandidateSpec, name: str) -> CandidateResult:
         backend = backends[model_for(spec, task, options)]
         return measure_candidate(
-            task, spec, name, backend, dataset, test, cache, progress, knowledge
+            task, spec, name, backend, dataset, test, cache, progress, knowledge, options.repeats
         )
 
     try:

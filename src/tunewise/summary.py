@@ -34,6 +34,12 @@ def _consistency_cell(consistency: dict[str, Any] | None) -> str:
     )
 
 
+def _flaky_cell(flakiness: dict[str, Any] | None) -> str:
+    if not flakiness:
+        return "-"
+    return f"{_metric_cell(flakiness['flaky_examples'])} ({flakiness['repeats']} samples)"
+
+
 def _metric_cell(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
 
@@ -89,6 +95,8 @@ def render_table(document: dict[str, Any]) -> Group:
         table.add_row(
             "demo re-draws", *(_consistency_cell(c.get("consistency")) for c in candidates)
         )
+    if any(c.get("flakiness") for c in candidates):
+        table.add_row("flaky examples", *(_flaky_cell(c.get("flakiness")) for c in candidates))
     table.add_row("setup (s)", *(f"{c['cost']['setup_seconds']:.0f}" for c in candidates))
     priced = any(c["cost"]["per_request"]["usd"] is not None for c in candidates)
     for label, cell in COST_ROWS if priced else ():  # dollars only once something has a price

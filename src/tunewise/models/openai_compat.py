@@ -26,7 +26,7 @@ import tenacity
 from tenacity import RetryCallState
 
 from tunewise.errors import ModelError
-from tunewise.models.backend import BatchIncomplete, Generation, LabelScores, Message
+from tunewise.models.backend import BatchIncomplete, Generation, LabelScores, Message, Sampling
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 MAX_BACKOFF_S = 30.0
@@ -137,9 +137,17 @@ class OpenAICompatible:
 
     # ---- the two operations -----------------------------------------------------------------
 
-    def generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self,
+        batch: Sequence[Sequence[Message]],
+        max_new_tokens: int,
+        sampling: Sampling | None = None,
+    ) -> list[Generation]:
         async def one(client: httpx.AsyncClient, messages: Sequence[Message]) -> Generation:
-            answer = await self._request(client, self._body(messages, max_new_tokens))
+            body = self._body(messages, max_new_tokens)
+            if sampling is not None:  # `seed` is honoured by OpenAI and vLLM, ignored elsewhere
+                body.update(temperature=sampling.temperature, seed=sampling.seed)
+            answer = await self._request(client, body)
             message = answer.data["choices"][0]["message"]
             text = str(message.get("content") or "").strip()
             finish = answer.data["choices"][0].get("finish_reason")

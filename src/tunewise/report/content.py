@@ -283,6 +283,12 @@ def _consistency(c: dict[str, Any]) -> str:
         )
     if extra.get("agreement"):
         parts.append(f"agreement {extra['agreement']['value']:.3f}")
+    flaky = c.get("flakiness")
+    if flaky:
+        parts.append(
+            f"flaky on {flaky['flaky_examples']['value']:.3f} of examples over "
+            f"{flaky['repeats']} samples"
+        )
     return "; ".join(parts) or "-"
 
 
