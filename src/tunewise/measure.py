@@ -13,13 +13,15 @@ from tunewise.cache import ResponseCache
 from tunewise.consistency import Consistency, redraw
 from tunewise.costs import CostInputs
 from tunewise.data import Dataset, Example
-from tunewise.evaluation import MetricValue, score
+from tunewise.evaluation import MetricValue, score, validate
 from tunewise.evaluation.knowledge import knowledge_metrics, retrieval_metrics, stale_rate
+from tunewise.evaluation.stats import mean_with_ci
 from tunewise.flakiness import SUBSET, Flakiness, measure_flakiness
 from tunewise.knowledge import Knowledge
 from tunewise.models.backend import Backend
 from tunewise.predict import Prediction, predict
 from tunewise.progress import Progress
+from tunewise.repair import RepairRecord, repair
 from tunewise.strategies import PREPARERS
 from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
@@ -45,6 +47,7 @@ class CandidateResult:
     consistency: Consistency | None = None  # few-shot: spread across demo re-draws
     remote: bool = False  # answered by an API endpoint rather than a model on this machine
     flakiness: Flakiness | None = None  # --repeats: how answers move between samples
+    repair: RepairRecord | None = None  # generated answers: what the repair loop did
 
     @property
     def measured(self) -> bool:
@@ -111,10 +114,13 @@ def measure_candidate(
         return CandidateResult(
             name, spec.strategy, backend.spec, "", {}, {}, {}, {}, [], skipped=str(reason)
         )
-    predictions, metrics = _evaluate(task, predictor, test, cache, progress.stage(name, len(test)))
+    max_repairs = repairs_for(task, spec)
+    predictions, metrics, repaired = _evaluate(
+        task, predictor, test, cache, progress.stage(name, len(test)), max_repairs
+    )
     freshness = None
     if knowledge is not None and knowledge.questions:
-        freshness = _freshness(task, predictor, knowledge, cache, progress)
+        freshness = _freshness(task, predictor, knowledge, cache, progress, max_repairs)
     consistency = None
     if isinstance(spec, FewShotCandidate) and spec.selection == "stratified" and spec.redraws > 1:
         measured = {p.example_id: p for p in predictions}
@@ -142,6 +148,7 @@ def measure_candidate(
         freshness=freshness,
         consistency=consistency,
         flakiness=flakiness,
+        repair=repaired,
         remote=bool(getattr(predictor.backend, "remote", False)),
     )
 
@@ -155,34 +162,54 @@ def _backend_params(backend: Backend) -> dict[str, Any]:
     return {"dtype": dtype} if dtype else {}
 
 
+def repairs_for(task: Task, spec: CandidateSpec) -> int:
+    """Repair rounds for a candidate's answers; label scoring always yields a valid label."""
+    if task.contract.output_format.type == "label":
+        return 0
+    return task.max_repairs if spec.max_repairs is None else spec.max_repairs
+
+
 def _evaluate(
     task: Task,
     predictor: Predictor,
     examples: Sequence[Example],
     cache: ResponseCache,
     advance: Callable[[int], None],
-) -> tuple[list[Prediction], dict[str, MetricValue]]:
-    """Answers and their metrics: the format's, plus hallucination and abstention rates on
-    knowledge tasks, plus recall@k and MRR when examples name their gold doc_id."""
+    max_repairs: int = 0,
+) -> tuple[list[Prediction], dict[str, MetricValue], RepairRecord | None]:
+    """Answers (repaired up to max_repairs times) and their metrics: the format's, plus
+    validity before repair, hallucination and abstention rates on knowledge tasks, plus
+    recall@k and MRR when examples name their gold doc_id."""
     output_format = task.contract.output_format
+    budget = task.max_new_tokens or 0  # set by with_answer_budget
     predictions = predict(
-        predictor,
-        examples,
-        output_format,
-        cache,
-        max_new_tokens=task.max_new_tokens or 0,  # set by with_answer_budget
-        advance=advance,
+        predictor, examples, output_format, cache, max_new_tokens=budget, advance=advance
     )
+    repaired = None
+    if max_repairs > 0:
+        predictions, repaired = repair(
+            predictor,
+            examples,
+            predictions,
+            output_format,
+            cache,
+            max_new_tokens=budget,
+            max_repairs=max_repairs,
+        )
     outputs = [p.output for p in predictions]
     references = [e.output for e in examples]
     metrics = score(output_format, outputs, references, seed=task.seed)
+    if repaired is not None:
+        first = [p.output if p.first_output is None else p.first_output for p in predictions]
+        valid = np.array([validate(output_format, o) is None for o in first], dtype=float)
+        metrics["format_validity_before_repair"] = mean_with_ci(valid, seed=task.seed)
     if task.data.documents is not None and output_format.type == "text":
         metrics |= knowledge_metrics(outputs, references, output_format.abstention, seed=task.seed)
     gold = [e.extra.get("doc_id") for e in examples]
     if predictions and all(p.retrieved for p in predictions) and all(gold):
         ranked = [p.retrieved for p in predictions]
         metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
-    return predictions, metrics
+    return predictions, metrics, repaired
 
 
 def _freshness(
@@ -191,6 +218,7 @@ def _freshness(
     knowledge: Knowledge,
     cache: ResponseCache,
     progress: Progress,
+    max_repairs: int,
 ) -> Freshness:
     """Ask the changed questions; retrieving candidates read the patched documents, the others
     answer from what they had (prompt or adapter), as they would in production."""
@@ -200,7 +228,7 @@ def _freshness(
         asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, arg-type]
     questions = list(knowledge.questions)
     advance = progress.stage(f"{predictor.name} freshness", len(questions))
-    predictions, metrics = _evaluate(task, asked, questions, cache, advance)
+    predictions, metrics, _ = _evaluate(task, asked, questions, cache, advance, max_repairs)
     previous = [str(q.extra.get("previous", "")) for q in questions]
     if all(previous):
         outputs = [p.output for p in predictions]

@@ -38,6 +38,8 @@ class Prediction:
     context_tokens: int | None = None
     compute_ms: float | None = None  # this answer's share of the compute (batch time / batch size)
     tokens_estimated: bool = False  # the server reported no usage; token counts are estimates
+    repairs: int = 0  # repair requests this answer took (tokens and time include them)
+    first_output: str | None = None  # the answer before repair, when it was repaired
 
 
 def predict(

@@ -27,13 +27,18 @@ def format_instruction(output_format: OutputFormat) -> str:
     limit = (
         f" Keep it under {output_format.max_chars} characters." if output_format.max_chars else ""
     )
+    pattern = (
+        f" The answer must match this regular expression: {output_format.pattern}"
+        if output_format.pattern
+        else ""
+    )
     abstain = (
         f" If the source material does not give the answer, reply exactly: "
         f"{output_format.abstention}"
         if output_format.abstention
         else ""
     )
-    return f"Reply with the answer only.{limit}{abstain}"
+    return f"Reply with the answer only.{limit}{pattern}{abstain}"
 
 
 def system_prompt(contract: Contract) -> str:

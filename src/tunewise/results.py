@@ -174,6 +174,7 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
         "freshness": _freshness(result),
         "consistency": result.consistency.to_dict() if result.consistency else None,
         "flakiness": result.flakiness.to_dict() if result.flakiness else None,
+        "repair": result.repair.to_dict() if result.repair else None,
     }
 
 
@@ -219,6 +220,8 @@ def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
                         "finish_reason": p.finish_reason,
                         "cached": p.cached,
                         "tokens_estimated": p.tokens_estimated,
+                        "repairs": p.repairs,
+                        "first_output": p.first_output,
                     }
                 )
     return lines

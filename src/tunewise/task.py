@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -65,12 +66,27 @@ class TextFormat(_Strict):
 
     type: Literal["text"]
     max_chars: int | None = Field(default=None, gt=0, description="Longest valid answer.")
+    pattern: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A regular expression (Python syntax) the whole stripped answer must match.",
+    )
     abstention: str | None = Field(
         default=None,
         min_length=1,
         description="What the model may answer when the source lacks the answer, e.g. \"I don't "
         'know"; such answers count as abstentions, not hallucinations.',
     )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return pattern
 
 
 OutputFormat = Annotated[LabelFormat | JsonFormat | TextFormat, Field(discriminator="type")]
@@ -171,6 +187,9 @@ class Usage(_Strict):
 class _Named(_Strict):
     name: str | None = None
     model: str | None = None
+    max_repairs: int | None = Field(
+        default=None, ge=0, le=10, description="Overrides the task's max_repairs for this one."
+    )
 
 
 class ZeroShotCandidate(_Named):
@@ -351,6 +370,14 @@ class Task(_Strict):
         ge=1,
         description="Generation budget per answer; default: twice the longest training answer "
         "(about 3 characters a token), at least 32 and at most 512.",
+    )
+    max_repairs: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Generated answers that break the output format are re-asked with the "
+        "validator's reason up to this many times; the repairs' tokens and time count in the "
+        "candidate's cost. 0 turns repair off.",
     )
     candidates: list[CandidateSpec] = Field(default_factory=list)
     datasets: list[ExtraDataset] = Field(

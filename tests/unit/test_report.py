@@ -168,7 +168,14 @@ def test_html_sections_follow_the_framework(written: tuple[str, str], run_dir: P
     html, _ = written
     results, _ = read_run(run_dir)
     headings = re.findall(r"<h2>(.*?)</h2>", html)
-    expected = ["The decision", "Plots", "Candidates", "The seed table, measured", "Worst errors"]
+    expected = [
+        "The decision",
+        "Plots",
+        "Candidates",
+        "The seed table, measured",
+        "Validation and repair",  # a generated-text task: answers go through the repair loop
+        "Worst errors",
+    ]
     assert headings == expected
     assert results["run_id"] in html and results["data"]["hash"][:12] in html
     assert f"Recommended: {results['recommendation']['candidate'] or 'none yet'}" in html

@@ -32,7 +32,7 @@ SHIPPED = {
 CONTRACT_FIELDS = ("objective", "audience", "source_material", "output_format")
 TOP_KEYS = (
     "name, contract, data, target, usage, prices, retrieval, model, models, seed, "
-    "max_new_tokens, candidates"
+    "max_new_tokens, max_repairs, candidates, datasets"
 )
 
 BASE = """\
@@ -227,7 +227,7 @@ def test_unknown_key_in_candidate(tmp_path: Path) -> None:
     message = task_error(path)
     assert_where(message, path, line_of(text, "shots:"))
     assert "unknown key 'candidates.1.shots'" in message
-    assert "allowed keys here: strategy, name, model, k, selection" in message
+    assert "allowed keys here: strategy, name, model, max_repairs, k, selection" in message
     assert "few-shot" not in message
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -52,9 +53,14 @@ def _validate_json(output_format: JsonFormat, text: str) -> str | None:
 
 def _validate_text(output_format: TextFormat, text: str) -> str | None:
     # Surrounding whitespace is not part of the answer; generations often end in a newline.
+    answer = text.strip()
     limit = output_format.max_chars
-    if limit is not None and len(text.strip()) > limit:
+    if limit is not None and len(answer) > limit:
         return f"longer than {limit} characters"
+    pattern = output_format.pattern
+    abstained = output_format.abstention is not None and answer == output_format.abstention
+    if pattern is not None and not abstained and re.fullmatch(pattern, answer) is None:
+        return f"does not match the pattern {pattern}"
     return None
 
 

@@ -58,6 +58,7 @@ class Report:
     break_even: Table | None
     seed: Table
     freshness: Table | None
+    repair: Table | None
     datasets: Table | None
     learning_curve: str | None
     errors: list[tuple[str, list[ErrorExample]]]
@@ -81,6 +82,7 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
         break_even=_break_even_table(results.get("break_even") or []),
         seed=_seed_table(measured, primary_metric(results)),
         freshness=_freshness_table(measured),
+        repair=_repair_table(measured),
         datasets=_datasets_table(results),
         learning_curve=curve.get("summary"),
         errors=[(c["name"], worst_errors(output_format, c["name"], predictions)) for c in measured],
@@ -318,6 +320,34 @@ def _datasets_table(results: dict[str, Any]) -> Table | None:
     macro = results.get("macro") or {}
     rows.append([f"macro {metric}", *(_fmt(macro.get(n, {}).get(metric), "{:.3f}") for n in names)])
     return Table(["dataset", *names], rows)
+
+
+REPAIR_NOTE = (
+    "Generated answers that broke the output format were sent back with the validator's reason; "
+    "the repair requests' tokens and time are included in usage and cost."
+)
+
+
+def _repair_table(measured: list[dict[str, Any]]) -> Table | None:
+    """Validity before and after the repair loop, and what the repairs cost."""
+    repaired = [c for c in measured if c.get("repair")]
+    if not repaired:
+        return None
+    blocks = [c["repair"] for c in repaired]
+    metrics = [c.get("metrics", {}) for c in repaired]
+    rows = [
+        ["validity before repair", *(metric_cell(m.get("format_validity_before_repair"))
+                                     for m in metrics)],
+        ["validity after repair", *(metric_cell(m.get("format_validity")) for m in metrics)],
+        ["invalid answers", *(str(b["invalid_before"]) for b in blocks)],
+        ["repaired", *(str(b["repaired"]) for b in blocks)],
+        ["repair requests", *(f"{b['requests']} (at most {b['max_repairs']} per answer)"
+                              for b in blocks)],
+        ["repair tokens in / out", *(f"{b['input_tokens']} / {b['output_tokens']}"
+                                     for b in blocks)],
+        ["repair time", *(seconds(b["seconds"]) for b in blocks)],
+    ]  # fmt: skip
+    return Table(["", *(c["name"] for c in repaired)], rows)
 
 
 def _freshness_table(measured: list[dict[str, Any]]) -> Table | None:

@@ -7,7 +7,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from tunewise.report.content import build_report
+from tunewise.report.content import REPAIR_NOTE, build_report
 from tunewise.report.plots import render_plots
 
 # autoescape=True everywhere: dataset text and model outputs reach the page, and none of it is
@@ -29,4 +29,6 @@ def render_html(results: dict[str, Any], predictions: list[dict[str, Any]]) -> s
         for p in render_plots(results)
     ]
     template = _ENV.get_template("report.html.j2")
-    return template.render(report=build_report(results, predictions), plots=plots)
+    return template.render(
+        report=build_report(results, predictions), plots=plots, repair_note=REPAIR_NOTE
+    )

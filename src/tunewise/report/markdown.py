@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tunewise.report.content import Report, Table, build_report
+from tunewise.report.content import REPAIR_NOTE, Report, Table, build_report
 from tunewise.report.plots import plot_titles
 from tunewise.report.worst import ErrorExample
 
@@ -42,6 +42,9 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
     if report.freshness:
         lines += ["## Freshness", "", "Answers to the questions a document update changed.", ""]
         lines += table(report.freshness)
+    if report.repair:
+        lines += ["## Validation and repair", "", REPAIR_NOTE, ""]
+        lines += table(report.repair)
     lines += ["## Worst errors", ""]
     for name, examples in report.errors:
         lines += [f"### {escape(name)}", ""]
