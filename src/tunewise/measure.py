@@ -21,7 +21,7 @@ from tunewise.knowledge import Knowledge
 from tunewise.models.backend import Backend
 from tunewise.predict import Prediction, predict
 from tunewise.progress import Progress
-from tunewise.repair import RepairRecord, repair
+from tunewise.repair import RepairRecord, repair, repairs_for
 from tunewise.strategies import PREPARERS
 from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
@@ -160,13 +160,6 @@ def _backend_params(backend: Backend) -> dict[str, Any]:
         return {"endpoint": {"base_url": endpoint.base_url, "model": endpoint.model}}
     dtype = getattr(backend, "dtype", None)
     return {"dtype": dtype} if dtype else {}
-
-
-def repairs_for(task: Task, spec: CandidateSpec) -> int:
-    """Repair rounds for a candidate's answers; label scoring always yields a valid label."""
-    if task.contract.output_format.type == "label":
-        return 0
-    return task.max_repairs if spec.max_repairs is None else spec.max_repairs
 
 
 def _evaluate(

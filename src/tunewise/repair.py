@@ -19,7 +19,14 @@ from tunewise.models.backend import Backend, Message
 from tunewise.predict import Prediction, predict
 from tunewise.prompts import format_instruction
 from tunewise.strategies.predictor import Predictor, Request
-from tunewise.task import OutputFormat
+from tunewise.task import CandidateSpec, OutputFormat, Task
+
+
+def repairs_for(task: Task, spec: CandidateSpec) -> int:
+    """Repair rounds for a candidate's answers; label scoring always yields a valid label."""
+    if task.contract.output_format.type == "label":
+        return 0
+    return task.max_repairs if spec.max_repairs is None else spec.max_repairs
 
 
 def repair_message(output_format: OutputFormat, reason: str) -> str:

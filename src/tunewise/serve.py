@@ -31,8 +31,10 @@ from starlette.exceptions import HTTPException
 from tunewise.cache import ResponseCache
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
+from tunewise.evaluation import validate
 from tunewise.models.local import LocalModel, tunewise_home
 from tunewise.predict import Prediction, predict
+from tunewise.repair import repair, repairs_for
 from tunewise.strategies import PREPARERS
 from tunewise.strategies.predictor import Predictor
 from tunewise.task import RETRIEVING, CandidateSpec, Task
@@ -51,6 +53,7 @@ class ServedCandidate:
     predictor: Predictor
     cache: ResponseCache
     lock: threading.Lock
+    max_repairs: int = 0  # as measured: invalid answers are re-asked with the reason
 
     def answer(self, text: str, max_tokens: int | None) -> Prediction:
         """One answer, through the cache; one request at a time (the model is not
@@ -59,15 +62,22 @@ class ServedCandidate:
         if max_tokens is not None:
             budget = min(max_tokens, MAX_TOKENS_CAP)
         example = Example(id="request", input=text, output="", source="request")
+        output_format = self.task.contract.output_format
         with self.lock:
-            [prediction] = predict(
-                self.predictor,
-                [example],
-                self.task.contract.output_format,
-                self.cache,
-                max_new_tokens=budget,
+            answers = predict(
+                self.predictor, [example], output_format, self.cache, max_new_tokens=budget
             )
-        return prediction
+            if self.max_repairs:
+                answers, _ = repair(
+                    self.predictor,
+                    [example],
+                    answers,
+                    output_format,
+                    self.cache,
+                    max_new_tokens=budget,
+                    max_repairs=self.max_repairs,
+                )
+        return answers[0]
 
 
 def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
@@ -110,7 +120,7 @@ def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
     if isinstance(predictor.backend, LocalModel):
         _ = predictor.backend.model  # load now, so the first request is not the slow one
     cache = ResponseCache(tunewise_home() / "cache.sqlite", any_thread=True)
-    return ServedCandidate(name, task, predictor, cache, threading.Lock())
+    return ServedCandidate(name, task, predictor, cache, threading.Lock(), repairs_for(task, spec))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -225,6 +235,8 @@ def completion(served: ServedCandidate, request: ChatRequest, p: Prediction) -> 
             "sources": list(p.sources),
             "latency_ms": round(p.latency_ms, 3),
             "cached": p.cached,
+            "repairs": p.repairs,
+            "invalid_reason": validate(served.task.contract.output_format, p.output),
         },
     }
 

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import jsonschema
+import pytest
 from conftest import ScriptedBackend, write_jsonl
+from fastapi.testclient import TestClient
 
 from tunewise.cache import ResponseCache
 from tunewise.data import Example
@@ -18,6 +20,7 @@ from tunewise.predict import predict
 from tunewise.repair import repair, repair_message
 from tunewise.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
+from tunewise.serve import create_app, load_candidate
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task import Contract, TextFormat, load_task
 
@@ -149,15 +152,20 @@ candidates:
 """
 
 
-def test_a_run_reports_validity_before_and_after_repair_and_counts_repair_tokens(
-    tmp_path: Path, scripted: ScriptedBackend
-) -> None:
+@pytest.fixture
+def json_run(tmp_path: Path, scripted: ScriptedBackend) -> Path:
     scripted.rule = fixes_after(1)
     rows = [(f"{i} Main St, Boston", '{"city": "Boston"}') for i in range(8)]
     write_jsonl(tmp_path / "train.jsonl", rows)
     write_jsonl(tmp_path / "test.jsonl", rows[:5])
     (tmp_path / "task.yaml").write_text(TASK, encoding="utf-8")
-    folder = write_run(run_task(load_task(tmp_path / "task.yaml"), RunOptions()), tmp_path / "runs")
+    return write_run(run_task(load_task(tmp_path / "task.yaml"), RunOptions()), tmp_path / "runs")
+
+
+def test_a_run_reports_validity_before_and_after_repair_and_counts_repair_tokens(
+    json_run: Path,
+) -> None:
+    folder = json_run
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(load_schema("results")).validate(results)
     repaired, plain = results["candidates"]
@@ -181,3 +189,15 @@ def test_a_run_reports_validity_before_and_after_repair_and_counts_repair_tokens
     assert first["repairs"] == 1 and first["first_output"] == "The city is Boston."
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "## Validation and repair" in report and "validity before repair" in report
+
+
+def test_serve_repairs_as_the_run_measured(json_run: Path) -> None:
+    request = {"messages": [{"role": "user", "content": "9 Elm St, Boston"}]}
+    repaired = TestClient(create_app(load_candidate(json_run, "zero-shot")))
+    body = repaired.post("/v1/chat/completions", json={**request, "model": "zero-shot"}).json()
+    assert body["choices"][0]["message"]["content"] == '{"city": "Boston"}'
+    assert body["tunewise"]["repairs"] == 1 and body["tunewise"]["invalid_reason"] is None
+    plain = TestClient(create_app(load_candidate(json_run, "no-repair")))
+    body = plain.post("/v1/chat/completions", json={**request, "model": "no-repair"}).json()
+    assert body["tunewise"]["repairs"] == 0
+    assert body["tunewise"]["invalid_reason"].startswith("not valid JSON")
