@@ -182,6 +182,36 @@ def run(
 
 
 @app.command()
+def check(
+    task_file: Annotated[Path, typer.Argument(help="The task.yaml to check.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the findings to this JSON file.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model spec for candidates without one (overrides task.yaml)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
+) -> None:
+    """Look for risks in the task's inputs before measuring: inputs over the context window or
+    unusually token-heavy, invisible and control characters, special-token strings (with proof
+    they cannot end the prompt), and the language mix of train vs test. Findings are warnings:
+    exits 0 when the checks ran."""
+    _quiet_libraries(verbose)
+    with _user_errors(verbose):
+        from tunewise.checks import check_task, write_findings
+        from tunewise.checks.summary import render_summary
+        from tunewise.task import load_task
+
+        task = load_task(task_file)
+        with errors.status("loading tokenizers and the language detector"):
+            findings = check_task(task, model=model)
+        console.print(render_summary(findings))
+        if out is not None:
+            console.print(f"findings: {write_findings(findings, out)}", markup=False)
+
+
+@app.command()
 def train(
     task_file: Annotated[Path, typer.Argument(help="The task.yaml whose adapters to train.")],
     strategies: Annotated[

@@ -139,6 +139,48 @@ def weights_fingerprint(folder: Path, home: Path) -> str:
     return value
 
 
+def special_strings(tokenizer: Any) -> list[str]:
+    """A tokenizer's special-token strings, longest first (so a longer one is defused before a
+    shorter one inside it)."""
+    decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    found = {t.content for t in decoder.values() if getattr(t, "special", False)}
+    found |= set(tokenizer.all_special_tokens)
+    return sorted((s for s in found if len(s) > 1), key=len, reverse=True)
+
+
+def defuse(content: str, specials: Sequence[str]) -> str:
+    """Special-token strings inside user text (say "<|im_end|>") must stay text: otherwise
+    an input could end its own turn. A zero-width space after the first character keeps
+    them readable and makes the tokenizer split them into ordinary tokens."""
+    for special in specials:
+        if special in content:
+            content = content.replace(special, f"{special[0]}\u200b{special[1:]}")
+    return content
+
+
+def render_prompt(
+    tokenizer: Any,
+    messages: Sequence[Message],
+    *,
+    answer_next: bool = True,
+    specials: Sequence[str] | None = None,
+) -> str:
+    """What LocalModel.render returns, from the tokenizer alone (no weights): every turn's
+    special-token strings defused, then the chat template, or a plain transcript for a base
+    model. `specials` defaults to special_strings(tokenizer)."""
+    specials = special_strings(tokenizer) if specials is None else specials
+    messages = [{**m, "content": defuse(m["content"], specials)} for m in messages]  # type: ignore[misc]
+    if tokenizer.chat_template:
+        return str(
+            tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=answer_next
+            )
+        )
+    # A base model: a plain transcript, with the tokenizer's own BOS when it has one.
+    body = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+    return f"{tokenizer.bos_token or ''}{body}" + ("\n\nAssistant:" if answer_next else "")
+
+
 class LocalModel:
     """A causal LM from a local folder (safetensors + tokenizer), loaded on first use."""
 
@@ -204,33 +246,13 @@ class LocalModel:
 
     def render(self, messages: Sequence[Message], *, answer_next: bool = True) -> str:
         """The exact text the model sees; with answer_next, it ends where the answer starts."""
-        tokenizer = self.tokenizer
-        messages = [{**m, "content": self._defuse(m["content"])} for m in messages]  # type: ignore[misc]
-        if tokenizer.chat_template:
-            return str(
-                tokenizer.apply_chat_template(
-                    list(messages), tokenize=False, add_generation_prompt=answer_next
-                )
-            )
-        # A base model: a plain transcript, with the tokenizer's own BOS when it has one.
-        body = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-        return f"{tokenizer.bos_token or ''}{body}" + ("\n\nAssistant:" if answer_next else "")
-
-    def _defuse(self, content: str) -> str:
-        """Special-token strings inside user text (say "<|im_end|>") must stay text: otherwise
-        an input could end its own turn. A zero-width space after the first character keeps
-        them readable and makes the tokenizer split them into ordinary tokens."""
-        for special in self._special_strings():
-            if special in content:
-                content = content.replace(special, f"{special[0]}\u200b{special[1:]}")
-        return content
+        return render_prompt(
+            self.tokenizer, messages, answer_next=answer_next, specials=self._special_strings()
+        )
 
     def _special_strings(self) -> list[str]:
         if self._specials is None:
-            decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
-            found = {t.content for t in decoder.values() if getattr(t, "special", False)}
-            found |= set(self.tokenizer.all_special_tokens)
-            self._specials = sorted((s for s in found if len(s) > 1), key=len, reverse=True)
+            self._specials = special_strings(self.tokenizer)
         return self._specials
 
     def encode(self, text: str) -> list[int]:
