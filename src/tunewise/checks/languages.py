@@ -145,7 +145,9 @@ def language_mix(train: Sequence[str], test: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def gold_accuracy(tags: Sequence[Any], detected: Sequence[str], *, seed: int = 0) -> dict | None:
+def gold_accuracy(
+    tags: Sequence[Any], detected: Sequence[str], *, seed: int = 0
+) -> dict[str, Any] | None:
     """The detector's accuracy against the examples' own language tags; None without tags."""
     pairs = [(normalize_tag(tag), found) for tag, found in zip(tags, detected, strict=True)]
     tagged = [(gold, found) for (gold, found), tag in zip(pairs, tags, strict=True) if tag]
@@ -164,7 +166,9 @@ def gold_accuracy(tags: Sequence[Any], detected: Sequence[str], *, seed: int = 0
     }
 
 
-def language_findings(train: Sequence[Text], test: Sequence[Text], *, seed: int = 0) -> dict:
+def language_findings(
+    train: Sequence[Text], test: Sequence[Text], *, seed: int = 0
+) -> dict[str, Any]:
     """The language mix of train vs test inputs, the test ids in languages train lacks, and the
     detector's accuracy where examples carry a gold `language` tag."""
     detected = detect_languages([t.text for t in [*train, *test]])
@@ -228,7 +232,7 @@ def language_breakdown(
 
 
 def _rate(expected: Sequence[str], found: Sequence[str], seed: int) -> dict[str, Any]:
-    pairs = [(e, f) for e, f in zip(expected, found, strict=True)]
+    pairs = list(zip(expected, found, strict=True))
     judged = [(e, f) for e, f in pairs if f != UNDETERMINED and e not in {UNKNOWN, UNDETERMINED}]
     rate = None
     if judged:

@@ -145,7 +145,8 @@ def script_costs(
     tokens: dict[str, float] = {}
     for index, text in enumerate(texts):
         for char in text.text:
-            chars[script_of(char)] = chars.get(script_of(char), 0) + 1
+            script = script_of(char)
+            chars[script] = chars.get(script, 0) + 1
         for script, share in _token_shares(tokenizer, text.text, offsets, index):
             tokens[script] = tokens.get(script, 0.0) + share
     ordered = sorted(chars, key=lambda script: -chars[script])
