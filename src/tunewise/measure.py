@@ -19,6 +19,8 @@ from tunewise.evaluation.stats import mean_with_ci
 from tunewise.flakiness import SUBSET, Flakiness, measure_flakiness
 from tunewise.knowledge import Knowledge
 from tunewise.models.backend import Backend
+from tunewise.models.constrained import grammar_for
+from tunewise.models.local import ConstrainedModel, LocalModel
 from tunewise.predict import Prediction, predict
 from tunewise.progress import Progress
 from tunewise.repair import RepairRecord, repair, repairs_for
@@ -110,6 +112,8 @@ def measure_candidate(
         predictor: Predictor = PREPARERS[spec.strategy](
             task, spec, dataset.train, backend, name, progress, **extra
         )
+        if spec.decoding == "constrained":
+            predictor.backend = constrained(predictor.backend, task, name)
     except CandidateSkipped as reason:
         return CandidateResult(
             name, spec.strategy, backend.spec, "", {}, {}, {}, {}, [], skipped=str(reason)
@@ -153,13 +157,28 @@ def measure_candidate(
     )
 
 
+def constrained(backend: Backend, task: Task, name: str) -> ConstrainedModel:
+    """The candidate's model with generation masked to the output format's grammar."""
+    if not isinstance(backend, LocalModel):
+        raise CandidateSkipped(
+            f"{name}: decoding: constrained masks a local model's logits; '{backend.spec}' is "
+            "answered by a server"
+        )
+    grammar = grammar_for(task.contract.output_format)
+    assert grammar is not None  # the task validator allows constrained only with a shape
+    return ConstrainedModel(backend, grammar)
+
+
 def _backend_params(backend: Backend) -> dict[str, Any]:
-    """A local model's dtype; where an API model was reached (never its key)."""
+    """A local model's dtype and decoding; where an API model was reached (never its key)."""
     endpoint = getattr(backend, "endpoint", None)
     if endpoint is not None:
         return {"endpoint": {"base_url": endpoint.base_url, "model": endpoint.model}}
+    params: dict[str, Any] = {}
+    if isinstance(backend, ConstrainedModel):
+        params["decoding"] = "constrained"
     dtype = getattr(backend, "dtype", None)
-    return {"dtype": dtype} if dtype else {}
+    return params | ({"dtype": dtype} if dtype else {})
 
 
 def _evaluate(

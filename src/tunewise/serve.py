@@ -32,7 +32,8 @@ from tunewise.cache import ResponseCache
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import validate
-from tunewise.models.local import LocalModel, tunewise_home
+from tunewise.measure import constrained
+from tunewise.models.local import ConstrainedModel, LocalModel, tunewise_home
 from tunewise.predict import Prediction, predict
 from tunewise.repair import repair, repairs_for
 from tunewise.strategies import PREPARERS
@@ -117,7 +118,9 @@ def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
     predictor = PREPARERS[spec.strategy](
         task, spec, dataset.train, backend, name, SilentProgress(), **extra
     )
-    if isinstance(predictor.backend, LocalModel):
+    if spec.decoding == "constrained":
+        predictor.backend = constrained(predictor.backend, task, name)
+    if isinstance(predictor.backend, (LocalModel, ConstrainedModel)):
         _ = predictor.backend.model  # load now, so the first request is not the slow one
     cache = ResponseCache(tunewise_home() / "cache.sqlite", any_thread=True)
     return ServedCandidate(name, task, predictor, cache, threading.Lock(), repairs_for(task, spec))

@@ -190,6 +190,11 @@ class _Named(_Strict):
     max_repairs: int | None = Field(
         default=None, ge=0, le=10, description="Overrides the task's max_repairs for this one."
     )
+    decoding: Literal["free", "constrained"] = Field(
+        default="free",
+        description="constrained: a local model's generation is masked to the output format "
+        "(JSON Schema, or a text pattern) token by token, so answers always parse.",
+    )
 
 
 class ZeroShotCandidate(_Named):
@@ -392,6 +397,20 @@ class Task(_Strict):
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names) or "main" in names:
             raise ValueError(f"datasets need distinct names other than 'main', got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _constrained_needs_a_shape(self) -> Task:
+        output_format = self.contract.output_format
+        shaped = output_format.type == "json" or (
+            output_format.type == "text" and output_format.pattern is not None
+        )
+        for number, candidate in enumerate(self.candidates):
+            if candidate.decoding == "constrained" and not shaped:
+                raise ValueError(
+                    f"candidates.{number}: decoding: constrained needs an output format with a "
+                    "shape to follow (type json, or type text with a pattern)"
+                )
         return self
 
     @model_validator(mode="after")

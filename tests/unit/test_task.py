@@ -227,7 +227,7 @@ def test_unknown_key_in_candidate(tmp_path: Path) -> None:
     message = task_error(path)
     assert_where(message, path, line_of(text, "shots:"))
     assert "unknown key 'candidates.1.shots'" in message
-    assert "allowed keys here: strategy, name, model, max_repairs, k, selection" in message
+    assert "allowed keys here: strategy, name, model, max_repairs, decoding, k, selection" in message
     assert "few-shot" not in message
 
 

