@@ -97,6 +97,8 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         "documents": _documents(run),
         "datasets": [d.to_dict() for d in run.datasets] or None,
         "macro": macro_average(dataset_table(run.datasets)) if run.datasets else None,
+        "checks": run.checks,
+        "languages": run.languages,
     }
 
 

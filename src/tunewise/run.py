@@ -6,10 +6,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from tunewise import __version__
 from tunewise.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
 from tunewise.cache import ResponseCache
+from tunewise.checks import check_task
 from tunewise.costs import PriceList, TokenPrice, request_cost, setup_cost
 from tunewise.data import (
     Dataset,
@@ -27,6 +29,7 @@ from tunewise.measure import CandidateResult, measure_candidate, primary_metric
 from tunewise.models.backend import Backend
 from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
+from tunewise.multilingual import drift
 from tunewise.progress import Progress, SilentProgress
 from tunewise.strategies import PREPARERS
 from tunewise.task import (
@@ -73,6 +76,8 @@ class RunResult:
     knowledge: Knowledge | None = None
     code_version: str = __version__
     datasets: list[DatasetResult] = field(default_factory=list)  # main first, when datasets: set
+    checks: dict[str, Any] | None = None  # tunewise check's findings on the task's inputs
+    languages: dict[str, Any] | None = None  # per-language quality, for multilingual test sets
 
 
 def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
@@ -176,6 +181,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     dataset, test = load_data(task, options)
     task = with_answer_budget(task, dataset.train)
     specs = candidate_specs(task, options)
+    checks = check_task(task, model=options.model)
     # Documents are read (and indexed) before any model loads: bad data fails fast.
     retrieving = any(spec.strategy in RETRIEVING for spec in specs)
     knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
@@ -217,6 +223,16 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     finally:
         cache.close()
     recommendation = decide_from(task, dataset, results, curve)
+    measured = [(c.name, c.predictions) for c in results if c.measured]
+    languages = drift(
+        task.contract.output_format,
+        primary_metric(task),
+        test,
+        measured,
+        answer_language=task.contract.answer_language,
+        trained_languages=checks["languages"]["train"].get("shares"),
+        seed=task.seed,
+    )
     if datasets:
         flags = disagreements(dataset_table(datasets), recommendation.metric)
         recommendation = replace(recommendation, reasons=[*recommendation.reasons, *flags])
@@ -232,6 +248,8 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         learning_curve=curve,
         knowledge=knowledge,
         datasets=datasets,
+        checks=checks,
+        languages=languages,
     )
 
 

@@ -99,6 +99,12 @@ class Contract(_Strict):
     audience: str = Field(min_length=1, description="Who reads the answers.")
     source_material: str = Field(min_length=1, description="What the model may rely on.")
     output_format: OutputFormat
+    answer_language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2}$",
+        description="ISO 639-1 code of the language answers must be in, whatever the input's; "
+        "default: the input's language. Multilingual drift measures answers against it.",
+    )
 
 
 class Updates(_Strict):

@@ -173,6 +173,7 @@ def test_html_sections_follow_the_framework(written: tuple[str, str], run_dir: P
         "Plots",
         "Candidates",
         "The seed table, measured",
+        "Risk checks",  # tunewise check runs with every run
         "Validation and repair",  # a generated-text task: answers go through the repair loop
         "Worst errors",
     ]

@@ -227,7 +227,9 @@ def test_unknown_key_in_candidate(tmp_path: Path) -> None:
     message = task_error(path)
     assert_where(message, path, line_of(text, "shots:"))
     assert "unknown key 'candidates.1.shots'" in message
-    assert "allowed keys here: strategy, name, model, max_repairs, decoding, k, selection" in message
+    assert (
+        "allowed keys here: strategy, name, model, max_repairs, decoding, k, selection" in message
+    )
     assert "few-shot" not in message
 
 
@@ -494,7 +496,7 @@ def test_task_schema() -> None:
     assert set(schema["required"]) == {"name", "contract", "data"}
     assert schema["additionalProperties"] is False
     contract = schema["$defs"]["Contract"]
-    assert set(contract["properties"]) == set(CONTRACT_FIELDS)
+    assert set(contract["properties"]) == {*CONTRACT_FIELDS, "answer_language"}
     assert set(contract["required"]) == set(CONTRACT_FIELDS)
     json_format = schema["$defs"]["JsonFormat"]["properties"]
     assert "schema" in json_format and "json_schema" not in json_format

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tunewise.report.cells import Table, metric_cell, seconds, usd
+from tunewise.report.risks import check_lines, languages_table, repair_table
 from tunewise.report.worst import ErrorExample, worst_errors
 
 PROMPTED = frozenset({"zero-shot", "few-shot", "rag", "optimized-prompt"})
@@ -27,12 +29,6 @@ HEADLINES = {
     "blocked": "A candidate meets the target, but a gate of step 3 blocks it.",
     "target-missed": "No candidate meets the target yet.",
 }
-
-
-@dataclass(frozen=True)
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +55,8 @@ class Report:
     seed: Table
     freshness: Table | None
     repair: Table | None
+    checks: list[str]
+    languages: Table | None
     datasets: Table | None
     learning_curve: str | None
     errors: list[tuple[str, list[ErrorExample]]]
@@ -82,7 +80,9 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
         break_even=_break_even_table(results.get("break_even") or []),
         seed=_seed_table(measured, primary_metric(results)),
         freshness=_freshness_table(measured),
-        repair=_repair_table(measured),
+        repair=repair_table(measured),
+        checks=check_lines(results),
+        languages=languages_table(results),
         datasets=_datasets_table(results),
         learning_curve=curve.get("summary"),
         errors=[(c["name"], worst_errors(output_format, c["name"], predictions)) for c in measured],
@@ -106,27 +106,6 @@ def primary_metric(results: dict[str, Any]) -> str | None:
     target = (results.get("task") or {}).get("target") or {}
     chosen = target.get("metric") or (results.get("recommendation") or {}).get("metric")
     return chosen if chosen in names else (names[0] if names else None)
-
-
-def metric_cell(metric: dict[str, Any] | None) -> str:
-    if not metric:
-        return "-"
-    low, high = metric["ci_low"], metric["ci_high"]
-    return f"{metric['value']:.3f} [{low:.3f}, {high:.3f}] (n={metric['n']})"
-
-
-def usd(amount: float | None) -> str:
-    if amount is None:
-        return "unpriced"
-    if amount == 0 or abs(amount) >= 100:
-        return f"${amount:,.0f}"
-    return f"${amount:,.2f}" if abs(amount) >= 0.1 else f"${amount:.3g}"
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.1f} s" if value >= 10 or value == 0 else f"{value:.3g} s"
 
 
 def _facts(results: dict[str, Any]) -> list[tuple[str, str]]:
@@ -320,34 +299,6 @@ def _datasets_table(results: dict[str, Any]) -> Table | None:
     macro = results.get("macro") or {}
     rows.append([f"macro {metric}", *(_fmt(macro.get(n, {}).get(metric), "{:.3f}") for n in names)])
     return Table(["dataset", *names], rows)
-
-
-REPAIR_NOTE = (
-    "Generated answers that broke the output format were sent back with the validator's reason; "
-    "the repair requests' tokens and time are included in usage and cost."
-)
-
-
-def _repair_table(measured: list[dict[str, Any]]) -> Table | None:
-    """Validity before and after the repair loop, and what the repairs cost."""
-    repaired = [c for c in measured if c.get("repair")]
-    if not repaired:
-        return None
-    blocks = [c["repair"] for c in repaired]
-    metrics = [c.get("metrics", {}) for c in repaired]
-    rows = [
-        ["validity before repair", *(metric_cell(m.get("format_validity_before_repair"))
-                                     for m in metrics)],
-        ["validity after repair", *(metric_cell(m.get("format_validity")) for m in metrics)],
-        ["invalid answers", *(str(b["invalid_before"]) for b in blocks)],
-        ["repaired", *(str(b["repaired"]) for b in blocks)],
-        ["repair requests", *(f"{b['requests']} (at most {b['max_repairs']} per answer)"
-                              for b in blocks)],
-        ["repair tokens in / out", *(f"{b['input_tokens']} / {b['output_tokens']}"
-                                     for b in blocks)],
-        ["repair time", *(seconds(b["seconds"]) for b in blocks)],
-    ]  # fmt: skip
-    return Table(["", *(c["name"] for c in repaired)], rows)
 
 
 def _freshness_table(measured: list[dict[str, Any]]) -> Table | None:

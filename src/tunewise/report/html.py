@@ -7,8 +7,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from tunewise.report.content import REPAIR_NOTE, build_report
+from tunewise.report.content import build_report
 from tunewise.report.plots import render_plots
+from tunewise.report.risks import LANGUAGES_NOTE, REPAIR_NOTE
 
 # autoescape=True everywhere: dataset text and model outputs reach the page, and none of it is
 # ever marked safe. Only the SVG drawn by plots.py is (its writer escapes the text inside).
@@ -30,5 +31,8 @@ def render_html(results: dict[str, Any], predictions: list[dict[str, Any]]) -> s
     ]
     template = _ENV.get_template("report.html.j2")
     return template.render(
-        report=build_report(results, predictions), plots=plots, repair_note=REPAIR_NOTE
+        report=build_report(results, predictions),
+        plots=plots,
+        repair_note=REPAIR_NOTE,
+        languages_note=LANGUAGES_NOTE,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tunewise.report.content import REPAIR_NOTE, Report, Table, build_report
+from tunewise.report.content import Report, Table, build_report
 from tunewise.report.plots import plot_titles
+from tunewise.report.risks import LANGUAGES_NOTE, REPAIR_NOTE
 from tunewise.report.worst import ErrorExample
 
 # Backslash-escaping these keeps dataset text and model output literal in any CommonMark viewer:
@@ -42,6 +43,10 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
     if report.freshness:
         lines += ["## Freshness", "", "Answers to the questions a document update changed.", ""]
         lines += table(report.freshness)
+    if report.languages:
+        lines += ["## Languages", "", LANGUAGES_NOTE, "", *table(report.languages)]
+    if report.checks:
+        lines += ["## Risk checks", "", *(f"- {escape(line)}" for line in report.checks), ""]
     if report.repair:
         lines += ["## Validation and repair", "", REPAIR_NOTE, ""]
         lines += table(report.repair)

@@ -1,0 +1,77 @@
+"""The report's risk sections: validity before and after repair, what `tunewise check` found,
+and quality per language (multilingual drift)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunewise.report.cells import Table, metric_cell, seconds
+
+REPAIR_NOTE = (
+    "Generated answers that broke the output format were sent back with the validator's reason; "
+    "the repair requests' tokens and time are included in usage and cost."
+)
+
+
+def repair_table(measured: list[dict[str, Any]]) -> Table | None:
+    """Validity before and after the repair loop, and what the repairs cost."""
+    repaired = [c for c in measured if c.get("repair")]
+    if not repaired:
+        return None
+    blocks = [c["repair"] for c in repaired]
+    metrics = [c.get("metrics", {}) for c in repaired]
+    rows = [
+        ["validity before repair", *(metric_cell(m.get("format_validity_before_repair"))
+                                     for m in metrics)],
+        ["validity after repair", *(metric_cell(m.get("format_validity")) for m in metrics)],
+        ["invalid answers", *(str(b["invalid_before"]) for b in blocks)],
+        ["repaired", *(str(b["repaired"]) for b in blocks)],
+        ["repair requests", *(f"{b['requests']} (at most {b['max_repairs']} per answer)"
+                              for b in blocks)],
+        ["repair tokens in / out", *(f"{b['input_tokens']} / {b['output_tokens']}"
+                                     for b in blocks)],
+        ["repair time", *(seconds(b["seconds"]) for b in blocks)],
+    ]  # fmt: skip
+    return Table(["", *(c["name"] for c in repaired)], rows)
+
+
+LANGUAGES_NOTE = (
+    "Quality per input language, with 95% CIs; the drop is from each candidate's best language; "
+    "answers count as in the expected language when the detector can tell their language."
+)
+
+
+def check_lines(results: dict[str, Any]) -> list[str]:
+    """What `tunewise check` warned about, then its notes (the special-token proof, ...)."""
+    checks = results.get("checks") or {}
+    return [*checks.get("warnings", []), *checks.get("notes", [])]
+
+
+def languages_table(results: dict[str, Any]) -> Table | None:
+    """Each candidate's quality per input language, its answers in the expected language, and
+    its largest drop from its best language."""
+    drift = results.get("languages") or {}
+    candidates = drift.get("candidates") or {}
+    if not candidates:
+        return None
+    names = list(candidates)
+    codes = list(dict.fromkeys(code for c in candidates.values() for code in c["languages"]))
+
+    def score(name: str, code: str) -> str:
+        row = candidates[name]["languages"].get(code)
+        return metric_cell(row["score"]) if row else "-"
+
+    def drop(name: str) -> str:
+        largest = (candidates[name].get("drop") or {}).get("largest")
+        return f"{largest['drop']:+.3f} ({largest['language']})" if largest else "-"
+
+    def in_language(name: str) -> str:
+        rate = candidates[name]["in_expected_language"]
+        cell = metric_cell(rate["rate"]) if rate["rate"] else "no answer carries a language"
+        return f"{cell}; {rate['undetermined']} undetermined"
+
+    rows = [[f"{drift.get('metric', '?')}: {code}", *(score(n, code) for n in names)]
+            for code in codes]  # fmt: skip
+    rows.append(["largest drop from the best language", *(drop(n) for n in names)])
+    rows.append(["answers in the expected language", *(in_language(n) for n in names)])
+    return Table(["", *names], rows)
