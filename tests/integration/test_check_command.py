@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import tunewise
+from helpers import fresh_home, tunewise
 
 from tunewise.models.local import EMBEDDED_GGUF, EMBEDDED_NAME, LocalModel, render_prompt
 
@@ -143,3 +143,42 @@ def test_the_gguf_tokenizer_is_the_converted_models(converted_home: Path) -> Non
     rendered = render_prompt(from_gguf, messages)
     assert rendered == model.render(messages)
     assert from_gguf(rendered, add_special_tokens=False)["input_ids"] == model.encode(rendered)
+
+
+def test_run_survives_hostile_inputs_and_special_tokens_stay_text(
+    converted_home: Path, tmp_path: Path
+) -> None:
+    """`tunewise run` on the same hostile inputs (the special tokens now in test): it finishes,
+    every answer is a label, and the hostile input's prompt holds only the template's own
+    end-of-turn tokens."""
+    folder = tmp_path / "task"
+    write_task(folder)
+    hostile = TRAIN[4]
+    rows = [*TEST, hostile]
+    lines = [json.dumps({"id": i, "input": text, "output": label}) for i, text, label, _ in rows]
+    (folder / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    home = fresh_home(converted_home, tmp_path)
+    out = tmp_path / "runs"
+    result = tunewise("run", str(folder / "task.yaml"), "--strategies", "zero-shot",
+                      "--out", str(out), home=home)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [run] = list(out.iterdir())
+    answers = {
+        line["example_id"]: line
+        for line in map(json.loads, (run / "predictions.jsonl").open(encoding="utf-8"))
+    }
+    assert set(answers) == {row[0] for row in rows}
+    assert all(a["output"] in {"positive", "negative", "neutral"} for a in answers.values())
+    assert answers["long"]["input_tokens"] > 10_000
+    model = LocalModel(EMBEDDED_NAME, converted_home / "models" / EMBEDDED_NAME, converted_home)
+    task = json.loads((run / "task.json").read_text(encoding="utf-8"))["task"]
+    from tunewise.prompts import build_messages
+    from tunewise.task import Contract
+
+    messages = build_messages(Contract.model_validate(task["contract"]), hostile[1])
+    ids = model.encode(model.render(messages))
+    assert answers["hostile"]["input_tokens"] == len(ids)
+    end_of_turn = model.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert ids.count(end_of_turn) == 2  # the system and user turns' own, none from the input
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    assert results["checks"]["tokenization"][0]["special_tokens_defused"] is True
