@@ -218,7 +218,8 @@ def _evaluate(
     if task.data.documents is not None and output_format.type == "text":
         metrics |= knowledge_metrics(outputs, references, output_format.abstention, seed=task.seed)
     gold = [e.extra.get("doc_id") for e in examples]
-    if predictions and all(p.retrieved for p in predictions) and all(gold):
+    # A retrieving candidate's empty ranking (nothing matched) is a miss, not a reason to skip.
+    if any(p.retrieved for p in predictions) and all(gold):
         ranked = [p.retrieved for p in predictions]
         metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
     return predictions, metrics, repaired

@@ -201,3 +201,42 @@ def test_serve_repairs_as_the_run_measured(json_run: Path) -> None:
     body = plain.post("/v1/chat/completions", json={**request, "model": "no-repair"}).json()
     assert body["tunewise"]["repairs"] == 0
     assert body["tunewise"]["invalid_reason"].startswith("not valid JSON")
+
+
+def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
+    """A retrieving candidate that found nothing for one question still gets recall and MRR,
+    with that question as a miss."""
+    from dataclasses import dataclass, field
+
+    from tunewise.measure import _evaluate
+    from tunewise.strategies.predictor import Request
+    from tunewise.task import Task
+
+    @dataclass
+    class Retrieving:
+        name: str = "rag"
+        strategy: str = "rag"
+        backend: ScriptedBackend = field(default_factory=lambda: ScriptedBackend(lambda m: "x"))
+        setup_seconds: float = 0.0
+        params: dict = field(default_factory=dict)  # type: ignore[type-arg]
+        details: dict = field(default_factory=dict)  # type: ignore[type-arg]
+
+        def request(self, example: Example) -> Request:
+            found = () if example.id == "t1" else ("d0", "d1")
+            return Request([{"role": "user", "content": example.input}], retrieved=found)
+
+    task = Task.model_validate(
+        {
+            "name": "t",
+            "contract": {**contract().model_dump(by_alias=True), "output_format": {"type": "text"}},
+            "data": {"train": "x.jsonl"},
+            "max_new_tokens": 8,
+        }
+    )
+    asked = [Example(f"t{i}", f"q{i}", "x", "t", {"doc_id": "d0"}) for i in range(4)]
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    try:
+        _, metrics, _ = _evaluate(task, Retrieving(), asked, cache, lambda n: None)
+    finally:
+        cache.close()
+    assert metrics["recall@1"].value == 0.75 and metrics["mrr"].value == 0.75
