@@ -90,7 +90,9 @@ def through_endpoint(task_file: Path, folder: Path, base_url: str) -> Path:
         }
     }
     task["model"] = "served"
-    task["candidates"] = [{"strategy": "zero-shot", "name": "endpoint"}]
+    # The served candidate repairs its own answers, as measured; repairing them again through
+    # the endpoint would send the repair request as a new input.
+    task["candidates"] = [{"strategy": "zero-shot", "name": "endpoint", "max_repairs": 0}]
     path = folder / "task.yaml"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(task), encoding="utf-8")
