@@ -16,7 +16,7 @@ from tunewise.costs import break_even_requests
 from tunewise.evaluation import MetricValue
 from tunewise.task import Target
 
-PROMPTING = frozenset({"zero-shot", "few-shot"})
+PROMPTING = frozenset({"zero-shot", "few-shot", "optimized-prompt"})
 RAG = frozenset({"rag"})
 FINE_TUNED = frozenset({"lora", "qlora", "hybrid"})  # everything that trains an adapter
 MIN_FINE_TUNING_EXAMPLES = 500

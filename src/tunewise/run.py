@@ -40,6 +40,7 @@ from tunewise.task import (
     FewShotCandidate,
     HybridCandidate,
     LoraCandidate,
+    OptimizedPromptCandidate,
     RagCandidate,
     Task,
     ZeroShotCandidate,
@@ -113,6 +114,8 @@ def default_candidate(strategy: str) -> CandidateSpec:
         return ZeroShotCandidate(strategy="zero-shot")
     if strategy == "few-shot":
         return FewShotCandidate(strategy="few-shot")
+    if strategy == "optimized-prompt":
+        return OptimizedPromptCandidate(strategy="optimized-prompt")
     if strategy == "rag":
         return RagCandidate(strategy="rag")
     if strategy == "hybrid":

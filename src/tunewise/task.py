@@ -227,6 +227,36 @@ class FewShotCandidate(_Named):
     )
 
 
+class OptimizedPromptCandidate(_Named):
+    """Step 1, searched: instruction candidates x demo sets scored on a validation slice of
+    train by successive halving; the winner is then measured on test like any candidate."""
+
+    strategy: Literal["optimized-prompt"]
+    trials: int = Field(
+        default=16, ge=1, le=256, description="Most (instruction, demo set) pairs searched."
+    )
+    k: int = Field(default=4, ge=1, le=64, description="Demonstrations per prompt.")
+    instructions: int = Field(
+        default=3,
+        ge=0,
+        le=32,
+        description="Instructions the proposer writes; the contract's objective is always tried.",
+    )
+    validation_examples: int = Field(
+        default=48,
+        ge=2,
+        description="Seeded slice of train the search scores on (at most half of train); the "
+        "rest of train is the demo pool. The test split is never seen.",
+    )
+    proposer: str | None = Field(
+        default=None,
+        description="Model spec that writes the instructions; default: the candidate's own model.",
+    )
+    opt_in: bool = Field(
+        default=False, description="Run only when --strategies names this strategy (slow arms)."
+    )
+
+
 class FineTuningOptions(_Named):
     """The fine-tuning settings a lora, qlora or hybrid candidate shares."""
 
@@ -302,10 +332,23 @@ class HybridCandidate(FineTuningOptions, RetrievalOptions):
 
 
 CandidateSpec = Annotated[
-    ZeroShotCandidate | FewShotCandidate | RagCandidate | LoraCandidate | HybridCandidate,
+    ZeroShotCandidate
+    | FewShotCandidate
+    | OptimizedPromptCandidate
+    | RagCandidate
+    | LoraCandidate
+    | HybridCandidate,
     Field(discriminator="strategy"),
 ]
-STRATEGIES: tuple[str, ...] = ("zero-shot", "few-shot", "rag", "lora", "qlora", "hybrid")
+STRATEGIES: tuple[str, ...] = (
+    "zero-shot",
+    "few-shot",
+    "optimized-prompt",
+    "rag",
+    "lora",
+    "qlora",
+    "hybrid",
+)
 RETRIEVING = frozenset({"rag", "hybrid"})
 # The tags pydantic inserts in error locations after a union field (output_format, a candidate).
 UNION_TAGS = frozenset({"label", "json", "text", *STRATEGIES})

@@ -6,11 +6,12 @@ results.json (cost, break_even, consistency, learning_curve, freshness) may be a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tunewise.report.cells import Table, metric_cell, seconds, usd
 from tunewise.report.risks import check_lines, languages_table, repair_table
+from tunewise.report.search import PromptSearch, prompt_searches
 from tunewise.report.worst import ErrorExample, worst_errors
 
 PROMPTED = frozenset({"zero-shot", "few-shot", "rag", "optimized-prompt"})
@@ -60,6 +61,7 @@ class Report:
     datasets: Table | None
     learning_curve: str | None
     errors: list[tuple[str, list[ErrorExample]]]
+    searches: list[PromptSearch] = field(default_factory=list)  # optimized-prompt candidates
 
 
 def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> Report:
@@ -86,6 +88,7 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
         datasets=_datasets_table(results),
         learning_curve=curve.get("summary"),
         errors=[(c["name"], worst_errors(output_format, c["name"], predictions)) for c in measured],
+        searches=prompt_searches(measured),
     )
 
 

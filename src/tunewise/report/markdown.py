@@ -37,6 +37,7 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
     lines = [f"# {escape(report.title)}", ""]
     lines += [f"- **{label}:** {escape(value)}" for label, value in report.facts]
     lines += ["", *_decision(report), *_plots(results, report), *_candidates(report)]
+    lines += _searches(report)
     lines += ["## The seed table, measured", "", *table(report.seed)]
     if report.datasets:
         lines += ["## Across datasets", "", *table(report.datasets)]
@@ -95,6 +96,20 @@ def _candidates(report: Report) -> list[str]:
         lines += ["Skipped:", "", *skipped, ""]
     if report.break_even:
         lines += ["### Break-even", "", *table(report.break_even)]
+    return lines
+
+
+def _searches(report: Report) -> list[str]:
+    if not report.searches:
+        return []
+    lines = ["## Prompt search", ""]
+    for search in report.searches:
+        lines += [f"### {escape(search.candidate)}", "", escape(search.summary), ""]
+        lines += table(search.trace)
+        # An indented block shows the prompt verbatim; no text inside can close it.
+        lines += ["Winning prompt (system message):", ""]
+        lines += ["    " + line for line in search.prompt.splitlines()]
+        lines += ["", f"Demonstrations: {escape(search.demos)}", ""]
     return lines
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tunewise.strategies import few_shot, hybrid, lora, rag, zero_shot
+from tunewise.strategies import few_shot, hybrid, lora, optimized_prompt, rag, zero_shot
 from tunewise.strategies.predictor import Predictor
 
 Prepare = Callable[..., Predictor]
@@ -14,6 +14,7 @@ Prepare = Callable[..., Predictor]
 PREPARERS: dict[str, Prepare] = {
     "zero-shot": zero_shot.prepare,
     "few-shot": few_shot.prepare,
+    "optimized-prompt": optimized_prompt.prepare,
     "rag": rag.prepare,
     "lora": lora.prepare,
     "qlora": lora.prepare,
