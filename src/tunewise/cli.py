@@ -126,8 +126,9 @@ def run(
     strategies: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated strategies to run: zero-shot, few-shot, rag, lora, qlora, "
-            "hybrid. Default: the task's candidates, else zero-shot,few-shot (+rag with documents)."
+            help="Comma-separated strategies to run: zero-shot, few-shot, optimized-prompt, rag, "
+            "lora, qlora, hybrid. Default: the task's candidates, else zero-shot,few-shot "
+            "(+rag with documents)."
         ),
     ] = None,
     model: Annotated[

@@ -68,6 +68,9 @@ class CandidateResult:
         """What the cost model prices: measured usage per request and the setup's parts."""
         training = self.setup.get("training") or {}
         index = self.setup.get("index") or {}
+        search = self.setup.get("search") or {}  # optimized-prompt: the prompt search
+        # An API model's search is paid by the token; a local one's by its compute time.
+        tokens = (search.get("input_tokens", 0), search.get("output_tokens", 0))
         return CostInputs(
             name=self.name,
             strategy=self.strategy,
@@ -77,6 +80,9 @@ class CandidateResult:
             compute_seconds_per_request=self.compute_seconds_per_request,
             training_seconds=float(training.get("seconds", 0.0)),
             index_seconds=float(index.get("seconds", 0.0)),
+            search_seconds=0.0 if self.remote else float(search.get("seconds", 0.0)),
+            setup_tokens_input=float(tokens[0]) if self.remote else 0.0,
+            setup_tokens_output=float(tokens[1]) if self.remote else 0.0,
             # A fine-tuned candidate needs every example it trained and validated on labelled.
             labelled_examples=int(training.get("examples", 0))
             + int(training.get("validation_examples", 0)),

@@ -34,7 +34,7 @@ _DESCRIBED = re.compile(
     r"\(95% CI (?P<low>\d+\.\d+)-(?P<high>\d+\.\d+), n=(?P<n>\d+)\)"
 )
 STEP_STRATEGIES = {
-    1: {"zero-shot", "few-shot"},
+    1: {"zero-shot", "few-shot", "optimized-prompt"},
     2: {"rag"},
     3: {"lora", "qlora"},
     4: {"hybrid"},

@@ -340,11 +340,6 @@ def test_a_separate_proposer_model_writes_the_instructions(
     assert search["proposer"]["requests"] == 3 and opt.params["proposer"] == "writer:x"
 
 
-@pytest.mark.xfail(
-    reason="measure.CandidateResult.cost_inputs does not read setup['search'] into "
-    "CostInputs.search_seconds yet",
-    strict=False,
-)
 def test_the_search_compute_counts_as_setup_cost(scripted: ScriptedBackend, tmp_path: Path) -> None:
     scripted.rule = knows_words
     (opt,) = measure(task_file(tmp_path, only(instructions=0))).candidates
