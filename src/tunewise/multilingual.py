@@ -12,13 +12,9 @@ from typing import Any
 
 from tunewise.checks.languages import UNKNOWN, detect_languages, language_breakdown, normalize_tag
 from tunewise.data import Example
-from tunewise.evaluation import per_example
+from tunewise.evaluation.scoring import example_scores
 from tunewise.predict import Prediction
 from tunewise.task import OutputFormat
-
-# results.json metric -> per-example score (predictions.jsonl "scores"); macro F1 has no
-# per-example value, so accuracy stands in for it.
-_SCORE_OF = {"accuracy": "correct", "macro_f1": "correct", "format_validity": "valid"}
 
 
 def example_languages(examples: Sequence[Example]) -> list[str]:
@@ -29,20 +25,6 @@ def example_languages(examples: Sequence[Example]) -> list[str]:
     for i, code in zip(missing, detected, strict=True):
         tags[i] = code
     return [tag or UNKNOWN for tag in tags]
-
-
-def example_scores(
-    output_format: OutputFormat,
-    metric: str,
-    predictions: Sequence[Prediction],
-    examples: Sequence[Example],
-) -> list[float]:
-    """Each answer's score on `metric` (or its per-example stand-in)."""
-    key = _SCORE_OF.get(metric, metric)
-    return [
-        per_example(output_format, p.output, e.output)[key]
-        for p, e in zip(predictions, examples, strict=True)
-    ]
 
 
 def drift(
@@ -70,7 +52,12 @@ def drift(
             name: language_breakdown(
                 languages,
                 [p.output for p in predictions],
-                example_scores(output_format, metric, predictions, examples),
+                example_scores(
+                    output_format,
+                    metric,
+                    [p.output for p in predictions],
+                    [e.output for e in examples],
+                ),
                 expected_output_languages=expected,
                 seed=seed,
             )

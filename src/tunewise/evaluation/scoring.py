@@ -141,3 +141,19 @@ def per_example(output_format: OutputFormat, prediction: str, reference: str) ->
             "valid": valid,
         }
     raise ValueError(f"unknown output format type: {output_format.type!r}")
+
+
+# results.json metric -> per-example score key; macro F1 has no per-example value, so
+# accuracy stands in for it.
+_PER_EXAMPLE_KEY = {"accuracy": "correct", "macro_f1": "correct", "format_validity": "valid"}
+
+
+def example_scores(
+    output_format: OutputFormat, metric: str, outputs: Sequence[str], references: Sequence[str]
+) -> list[float]:
+    """Each answer's score on `metric` (accuracy for macro_f1, field F1 for micro field_f1)."""
+    if metric == "json_validity":
+        return [float(parse_json(o)[0]) for o in outputs]
+    key = _PER_EXAMPLE_KEY.get(metric, metric)
+    rows = [per_example(output_format, o, r) for o, r in zip(outputs, references, strict=True)]
+    return [float(row[key]) for row in rows]

@@ -27,6 +27,7 @@ from tunewise import predict as prediction  # a module: predict imports the stra
 from tunewise.cache import ResponseCache
 from tunewise.data import Example, sample_examples, stratify_by_label
 from tunewise.errors import TunewiseError
+from tunewise.evaluation.scoring import example_scores
 from tunewise.models.backend import Backend, Sampling
 from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
@@ -40,7 +41,6 @@ from tunewise.strategies.optimized_prompt_trials import (
     capped,
     clean_instruction,
     demo_sets,
-    example_scores,
     proposal_examples,
     proposal_messages,
     rung_score,

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunewise.data import Example
-from tunewise.evaluation import per_example
-from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1, parse_json
+from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1
+from tunewise.evaluation.scoring import example_scores
 from tunewise.models.backend import Backend, Message
 from tunewise.prompts import format_instruction
 from tunewise.strategies.few_shot import similar_demos, stratified_demos
@@ -22,8 +22,6 @@ from tunewise.task import Contract, OutputFormat
 PROPOSER_SYSTEM = "You write the instruction line of a prompt for a small language model."
 PROPOSAL_EXAMPLES = 4  # training examples shown to the proposer
 MAX_INSTRUCTION_CHARS = 400
-# Per-example keys of evaluation.per_example for metrics whose name differs there.
-PER_EXAMPLE_KEY = {"accuracy": "correct", "format_validity": "valid"}
 
 
 @dataclass(frozen=True)
@@ -135,17 +133,6 @@ def bootstrap_choice(
         return stratified_demos(right, min(k, len(right)), seed)
     ranked = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i))
     return [tried[i] for i in ranked[:k]]
-
-
-def example_scores(
-    output_format: OutputFormat, metric: str, outputs: Sequence[str], references: Sequence[str]
-) -> list[float]:
-    """Each answer's score on the metric (accuracy for macro_f1, field F1 for micro field_f1)."""
-    key = {"macro_f1": "correct", **PER_EXAMPLE_KEY}.get(metric, metric)
-    if metric == "json_validity":
-        return [float(parse_json(o)[0]) for o in outputs]
-    rows = [per_example(output_format, o, r) for o, r in zip(outputs, references, strict=True)]
-    return [float(row[key]) for row in rows]
 
 
 def rung_score(
