@@ -91,7 +91,9 @@ def test_address_task_is_json_with_the_script_fields() -> None:
         assert schema["properties"][field] == {"type": "string", "description": description}
     assert set(build.TAG_FIELDS.values()) == set(build.FIELDS)
     assert task.target is not None and task.target.metric == "field_f1"
-    assert [c.strategy for c in task.candidates] == ["zero-shot", "few-shot", "lora"]
+    strategies = [c.strategy for c in task.candidates]
+    assert strategies == ["zero-shot", "few-shot", "few-shot", "lora"]
+    assert [c.decoding for c in task.candidates] == ["free", "free", "constrained", "free"]
     assert [c.opt_in for c in task.candidates if c.strategy == "lora"] == [True]
 
 
