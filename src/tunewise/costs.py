@@ -57,11 +57,20 @@ class CostInputs:
     remote: bool = (
         False  # served by an API: its time is waiting, not compute we pay for by the hour
     )
+    # Distillation: the teacher that labelled the training inputs, priced by its own tokens when
+    # it is an API model (teacher_tokens_*), else by its compute time here (teacher_seconds).
+    teacher_model: str | None = None
+    teacher_seconds: float = 0.0
+    teacher_tokens_input: float = 0.0
+    teacher_tokens_output: float = 0.0
 
     @property
     def setup_seconds(self) -> float:
-        """Compute spent once before the first request: training, indexing and prompt search."""
-        return self.training_seconds + self.index_seconds + self.search_seconds
+        """Compute spent once before the first request: training, indexing, prompt search and
+        a local teacher's labelling."""
+        return (
+            self.training_seconds + self.index_seconds + self.search_seconds + self.teacher_seconds
+        )
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,19 @@ def setup_cost(c: CostInputs, prices: PriceList) -> PricedAmount:
             key, price = found
             formula = "setup " + _tokens_detail(tokens_in, tokens_out, price)
             formula += _base_note(key, c.model)
+            parts.append(("tokens", _tokens_usd(tokens_in, tokens_out, price), formula))
+    if c.teacher_model and (c.teacher_tokens_input > 0 or c.teacher_tokens_output > 0):
+        teacher = _token_price(c.teacher_model, prices)
+        tokens_in, tokens_out = c.teacher_tokens_input, c.teacher_tokens_output
+        if teacher is None:
+            unpriced.append(
+                f"{_sig(tokens_in)} input + {_sig(tokens_out)} output tokens of the teacher "
+                f"{c.teacher_model}"
+            )
+        else:
+            key, price = teacher
+            formula = f"teacher {c.teacher_model} " + _tokens_detail(tokens_in, tokens_out, price)
+            formula += _base_note(key, c.teacher_model)
             parts.append(("tokens", _tokens_usd(tokens_in, tokens_out, price), formula))
     if not parts and not unpriced:
         return PricedAmount(0.0, "none", "nothing to set up")

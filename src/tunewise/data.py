@@ -93,6 +93,76 @@ def read_examples(path: Path, output_format: OutputFormat) -> list[Example]:
     return examples
 
 
+OUTPUT_KEYS = ("output", "completion", "messages")
+
+
+def read_inputs(path: Path, output_format: OutputFormat) -> list[Example]:
+    """Read a JSONL or CSV file of inputs for a teacher to label: the example formats with the
+    output left out ({"input"}, {"prompt"}, {"instruction", "input"}, {"messages"} ending in a
+    user turn, or a CSV with an input column). A record that has an output keeps it (checked
+    like a training example) to measure the teacher against; the student never sees it."""
+    if not path.exists():
+        raise DataError(path, None, None, "no such file")
+    if path.is_dir():
+        raise DataError(path, None, None, "is a folder; expected a .jsonl or .csv file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(path, None, None, "the file is empty; expected at least one input")
+    records = _csv_records(path, raw) if path.suffix.lower() == ".csv" else jsonl_records(path, raw)
+    examples: list[Example] = []
+    first_line: dict[str, str] = {}
+    for line, record in records:
+        example = _to_input(path, line, record, output_format)
+        if example.id in first_line:
+            problem = f"id '{example.id}' repeats {first_line[example.id]}; ids must be unique"
+            raise DataError(path, line, "id", problem)
+        first_line[example.id] = example.source
+        examples.append(example)
+    if not examples:
+        raise DataError(path, None, None, "the file holds no inputs")
+    return examples
+
+
+def _to_input(
+    path: Path, line: int, record: dict[str, Any], output_format: OutputFormat
+) -> Example:
+    """One unlabeled record as an Example whose output is "" when the record has none."""
+    messages = record.get("messages")
+    has_output = any(record.get(key) not in (None, "") for key in ("output", "completion")) or (
+        isinstance(messages, list)
+        and any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
+    )
+    if has_output:
+        return _to_example(path, line, record, output_format)
+    if isinstance(messages, list):
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if not users:
+            raise DataError(path, line, "messages", "has no user turn to label")
+        text: Any = users[-1].get("content", "")
+        used = ("messages",)
+    elif "instruction" in record:
+        instruction, extra_input = record["instruction"], record.get("input") or ""
+        if not isinstance(instruction, str) or not isinstance(extra_input, str):
+            raise DataError(path, line, "instruction", "instruction and input must be strings")
+        text = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
+        used = ("instruction", "input")
+    elif "input" in record or "prompt" in record:
+        used = ("input",) if "input" in record else ("prompt",)
+        text = record[used[0]]
+    else:
+        keys = ", ".join(sorted(record)) or "none"
+        raise DataError(
+            path, line, None, f"no input (keys: {keys}); use input, prompt, instruction or messages"
+        )
+    if not isinstance(text, str):
+        raise DataError(path, line, used[0], "must be a string")
+    if not text.strip():
+        raise DataError(path, line, used[0], "is empty; every record needs an input")
+    example_id = str(record.get("id", f"{path.stem}-{line}"))
+    extra = {k: v for k, v in record.items() if k not in {*used, *OUTPUT_KEYS, "id"}}
+    return Example(example_id, text, "", f"{path.name}:{line}", extra)
+
+
 def _decode_lines(path: Path, raw: bytes) -> Iterator[tuple[int, str]]:
     for number, chunk in enumerate(raw.split(b"\n"), start=1):
         try:

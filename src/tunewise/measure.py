@@ -71,6 +71,11 @@ class CandidateResult:
         search = self.setup.get("search") or {}  # optimized-prompt: the prompt search
         # An API model's search is paid by the token; a local one's by its compute time.
         tokens = (search.get("input_tokens", 0), search.get("output_tokens", 0))
+        # Distillation: a teacher's labelling is setup, by the token (API) or by compute time;
+        # the labels a distilled student needed from people are only the teacher's demos.
+        teacher = self.setup.get("distillation") or {}
+        by_token = bool(teacher.get("remote"))
+        labelled = int(training.get("examples", 0)) + int(training.get("validation_examples", 0))
         return CostInputs(
             name=self.name,
             strategy=self.strategy,
@@ -84,9 +89,12 @@ class CandidateResult:
             setup_tokens_input=float(tokens[0]) if self.remote else 0.0,
             setup_tokens_output=float(tokens[1]) if self.remote else 0.0,
             # A fine-tuned candidate needs every example it trained and validated on labelled.
-            labelled_examples=int(training.get("examples", 0))
-            + int(training.get("validation_examples", 0)),
+            labelled_examples=int(teacher["human_labels"]) if teacher else labelled,
             remote=self.remote,
+            teacher_model=teacher.get("teacher"),
+            teacher_seconds=0.0 if by_token else float(teacher.get("seconds", 0.0)),
+            teacher_tokens_input=float(teacher.get("input_tokens", 0)) if by_token else 0.0,
+            teacher_tokens_output=float(teacher.get("output_tokens", 0)) if by_token else 0.0,
         )
 
 

@@ -128,6 +128,12 @@ class DataFiles(_Strict):
     documents: Path | None = Field(default=None, description="Folder or JSONL of documents.")
     updates: Updates | None = Field(default=None, description="Freshness probe (needs documents).")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Used when test is absent.")
+    unlabeled: Path | None = Field(
+        default=None,
+        description="JSONL or CSV of inputs without outputs, for a teacher model to label "
+        "(distillation: a lora or hybrid candidate's `teacher`); else the teacher labels the "
+        "training inputs.",
+    )
 
     @model_validator(mode="after")
     def _updates_need_documents(self) -> DataFiles:
@@ -287,6 +293,36 @@ class FineTuningOptions(_Named):
     opt_in: bool = Field(
         default=False, description="Run only when --strategies names this strategy (slow arms)."
     )
+    teacher: str | None = Field(
+        default=None,
+        description="Distillation: a model spec (or a name from `models:`) that labels the "
+        "inputs (data.unlabeled, else the training inputs without their outputs); the student "
+        "trains on the labels that pass the output format's validators.",
+    )
+    teacher_prompt: Literal["zero-shot", "few-shot"] = Field(
+        default="few-shot",
+        description="How the teacher is prompted: the contract alone, or with teacher_k "
+        "stratified demos from the human-labelled train split (never the input being labelled).",
+    )
+    teacher_k: int = Field(default=4, ge=1, le=64, description="The teacher's few-shot demos.")
+    min_confidence: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Label tasks: a teacher label is kept only when the teacher's probability "
+        "of it reaches this.",
+    )
+
+    @model_validator(mode="after")
+    def _teacher_settings_need_a_teacher(self) -> FineTuningOptions:
+        if self.teacher is None:
+            given = {"teacher_prompt", "teacher_k", "min_confidence"} & self.model_fields_set
+            if given:
+                raise ValueError(
+                    f"{', '.join(sorted(given))} configure distillation; set teacher to a model "
+                    "spec too"
+                )
+        return self
 
 
 class LoraCandidate(FineTuningOptions):
@@ -463,6 +499,24 @@ class Task(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _distillation_settings_fit(self) -> Task:
+        is_label = self.contract.output_format.type == "label"
+        teachers = [c for c in self.candidates if getattr(c, "teacher", None) is not None]
+        for number, candidate in enumerate(self.candidates):
+            if getattr(candidate, "min_confidence", 0.0) > 0 and not is_label:
+                raise ValueError(
+                    f"candidates.{number}.min_confidence applies to label tasks (the teacher's "
+                    "probability of its label); remove it for "
+                    f"{self.contract.output_format.type} output"
+                )
+        if self.data.unlabeled is not None and not teachers:
+            raise ValueError(
+                "data.unlabeled holds inputs for a teacher to label; give a lora or hybrid "
+                "candidate a teacher, or remove data.unlabeled"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _retrieval_needs_documents(self) -> Task:
         if self.data.documents is not None:
             return self
@@ -496,7 +550,7 @@ def task_hash(task: Task) -> str:
     the data hash, and the same task must hash the same in any folder."""
     document = task.model_dump(mode="json", by_alias=True)
     files = document["data"]
-    for key in ("train", "test", "documents"):
+    for key in ("train", "test", "documents", "unlabeled"):
         if files[key]:
             files[key] = Path(files[key]).name
     if files["updates"]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunewise.report.cells import Table, metric_cell, seconds, usd
+from tunewise.report.distill import DistillationSection, distillation_section
 from tunewise.report.risks import check_lines, languages_table, repair_table
 from tunewise.report.search import PromptSearch, prompt_searches
 from tunewise.report.worst import ErrorExample, worst_errors
@@ -62,6 +63,7 @@ class Report:
     learning_curve: str | None
     errors: list[tuple[str, list[ErrorExample]]]
     searches: list[PromptSearch] = field(default_factory=list)  # optimized-prompt candidates
+    distillation: DistillationSection | None = None  # students trained on a teacher's labels
 
 
 def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> Report:
@@ -89,6 +91,7 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
         learning_curve=curve.get("summary"),
         errors=[(c["name"], worst_errors(output_format, c["name"], predictions)) for c in measured],
         searches=prompt_searches(measured),
+        distillation=distillation_section(measured, primary_metric(results)),
     )
 
 

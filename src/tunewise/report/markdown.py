@@ -38,6 +38,10 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
     lines += [f"- **{label}:** {escape(value)}" for label, value in report.facts]
     lines += ["", *_decision(report), *_plots(results, report), *_candidates(report)]
     lines += _searches(report)
+    if report.distillation:
+        lines += ["## Distillation", "", report.distillation.note, ""]
+        lines += [f"- {escape(line)}" for line in report.distillation.summaries]
+        lines += ["", *table(report.distillation.table)]
     lines += ["## The seed table, measured", "", *table(report.seed)]
     if report.datasets:
         lines += ["## Across datasets", "", *table(report.datasets)]

@@ -16,7 +16,14 @@ from tunewise.models.backend import Backend
 from tunewise.progress import Progress
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot import stratified_demos
-from tunewise.strategies.lora import Prompt, local_model, short_prompt, train_adapter_for
+from tunewise.strategies.lora import (
+    Prompt,
+    distillation_seconds,
+    distilled,
+    local_model,
+    short_prompt,
+    train_adapter_for,
+)
 from tunewise.strategies.rag import (
     RagPredictor,
     index_record,
@@ -48,11 +55,16 @@ def prepare(
         recipe = {"prompt": "rag", **retrieval}
     else:
         prompt, recipe = short_prompt(task), {"prompt": "short"}
-    adapter = train_adapter_for(task, spec, base, train, prompt, recipe, name, progress)
+    # With a teacher, the adapter trains on its labels; the serving demos stay human-labelled.
+    train, teacher, distillation = distilled(task, spec, train, base, name, progress)
+    adapter = train_adapter_for(
+        task, spec, base, train, prompt, {**recipe, **teacher}, name, progress
+    )
+    seconds = adapter.record["seconds"] + index.build_seconds + distillation_seconds(distillation)
     return replace(
         rag,
         backend=adapter.model(base, spec.strategy),
-        setup_seconds=adapter.record["seconds"] + index.build_seconds,
-        params={**adapter.params(base), **retrieval, "adapter_recipe": spec.adapter},
-        details={**adapter.details(task), "index": index_record(index)},
+        setup_seconds=seconds,
+        params={**adapter.params(base), **retrieval, "adapter_recipe": spec.adapter, **teacher},
+        details={**adapter.details(task), "index": index_record(index), **distillation},
     )

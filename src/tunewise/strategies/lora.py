@@ -36,6 +36,7 @@ from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
 from tunewise.progress import Progress
 from tunewise.prompts import build_messages, system_prompt
+from tunewise.strategies.distill import teacher_labels
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task import FineTuningOptions, LoraCandidate, Task
 
@@ -110,10 +111,12 @@ def prepare(
     progress: Progress | None = None,
     index: Any = None,
 ) -> PromptPredictor:
-    """Train (or reuse) the adapter, then predict with the adapted model and the short prompt."""
+    """Train (or reuse) the adapter, then predict with the adapted model and the short prompt.
+    With a teacher, the adapter trains on the teacher's labels instead of the human ones."""
     base = local_model(backend, spec, name)
+    train, recipe, distillation = distilled(task, spec, train, base, name, progress)
     adapter = train_adapter_for(
-        task, spec, base, train, short_prompt(task), {"prompt": "short"}, name, progress
+        task, spec, base, train, short_prompt(task), {"prompt": "short", **recipe}, name, progress
     )
     return PromptPredictor(
         name,
@@ -121,10 +124,32 @@ def prepare(
         adapter.model(base, spec.strategy),
         task.contract,
         lambda _: (),
-        adapter.record["seconds"],
-        adapter.params(base),
-        adapter.details(task),
+        adapter.record["seconds"] + distillation_seconds(distillation),
+        {**adapter.params(base), **recipe},
+        {**adapter.details(task), **distillation},
     )
+
+
+def distilled(
+    task: Task,
+    spec: FineTuningOptions,
+    train: Sequence[Example],
+    base: LocalModel,
+    name: str,
+    progress: Progress | None,
+) -> tuple[Sequence[Example], dict[str, Any], dict[str, Any]]:
+    """Without a teacher: the human-labelled train split, unchanged. With one: the teacher's
+    filtered labels, the recipe entry that keys the adapter apart from a human-trained one, and
+    the distillation record for setup."""
+    if spec.teacher is None:
+        return train, {}, {}
+    labelled, record = teacher_labels(task, spec, train, base, name, progress)
+    return labelled, {"teacher": spec.teacher}, {"distillation": record}
+
+
+def distillation_seconds(details: dict[str, Any]) -> float:
+    """The teacher's labelling time, part of a distilled candidate's setup."""
+    return float((details.get("distillation") or {}).get("seconds", 0.0))
 
 
 def short_prompt(task: Task) -> Prompt:
