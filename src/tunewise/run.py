@@ -16,7 +16,9 @@ from tunewise.costs import PriceList, TokenPrice, request_cost, setup_cost
 from tunewise.data import (
     Dataset,
     Example,
+    find_leaks,
     load_dataset,
+    read_inputs,
     sample_examples,
     stratify_by_label,
 )
@@ -161,12 +163,18 @@ def load_data(
         test_fraction=task.data.test_fraction,
         seed=task.seed,
     )
+    if files is None and task.data.unlabeled is not None:
+        # Read now, so a bad line fails before any model loads; a student trained on teacher
+        # labels of test inputs has seen the test, so those inputs count as leaked.
+        unlabeled = read_inputs(task.data.unlabeled, task.contract.output_format)
+        extra = [i for i in find_leaks(unlabeled, dataset.test) if i not in dataset.leaked]
+        dataset = replace(dataset, leaked=[*dataset.leaked, *extra])
     if dataset.leaked and options.strict:
         raise DataError(
             task.data.test or task.data.train,
             None,
             None,
-            f"{len(dataset.leaked)} test inputs also appear in train "
+            f"{len(dataset.leaked)} test inputs also appear in train or data.unlabeled "
             f"(first: {dataset.leaked[0]}); remove them or run without --strict",
         )
     test = dataset.test

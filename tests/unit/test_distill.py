@@ -446,3 +446,22 @@ def test_results_schema_documents_the_distillation_record() -> None:
 def test_lora_candidate_defaults_leave_distillation_off() -> None:
     spec = LoraCandidate(strategy="lora")
     assert spec.teacher is None and spec.teacher_prompt == "few-shot" and spec.min_confidence == 0
+
+
+def test_unlabeled_inputs_that_are_test_inputs_count_as_leaked(
+    tmp_path: Path, scripted: ScriptedBackend
+) -> None:
+    """A student trained on teacher labels of test inputs has seen the test: load_data reads
+    data.unlabeled before any model loads and counts the overlap as leakage."""
+    from tunewise.run import RunOptions, load_data
+
+    task_path = task_file(tmp_path, DISTILLED, data="  unlabeled: data/unlabeled.jsonl\n")
+    rows = [UNLABELED[0], {"id": "u9", "input": SENTIMENT_TEST[2][0]}]
+    write_unlabeled(task_path.parent / "data" / "unlabeled.jsonl", rows)
+    dataset, _ = load_data(load_task(task_path), RunOptions())
+    assert dataset.leaked == ["test-2"]
+    with pytest.raises(DataError, match=r"1 test inputs also appear in train or data\.unlabeled"):
+        load_data(load_task(task_path), RunOptions(strict=True))
+    write_unlabeled(task_path.parent / "data" / "unlabeled.jsonl", ["{not json"])
+    with pytest.raises(DataError, match=r"unlabeled\.jsonl:1: malformed JSON"):
+        load_data(load_task(task_path), RunOptions())
