@@ -24,11 +24,12 @@ TASK = ROOT / "examples" / "review-sentiment" / "task.yaml"
 
 def score(dtype: str, limit: int | None) -> tuple[list[str], list[str], float]:
     """(example ids, predicted labels, seconds of scoring) for one dtype, cache bypassed."""
+    from tunewise.candidates import FewShotCandidate
     from tunewise.data import sample_examples, stratify_by_label
     from tunewise.models.local import LocalModel, embedded_model_folder, tunewise_home
     from tunewise.run import RunOptions, load_data
     from tunewise.strategies import PREPARERS
-    from tunewise.task import FewShotCandidate, load_task
+    from tunewise.task import load_task
 
     task = load_task(TASK)
     dataset, test = load_data(task, RunOptions())

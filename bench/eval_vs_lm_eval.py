@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
+    from tunewise.candidates import FewShotCandidate
     from tunewise.data import load_dataset, sample_examples, stratify_by_label
     from tunewise.models.local import (
         LocalModel,
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tunewise_home,
     )
     from tunewise.strategies import PREPARERS
-    from tunewise.task import FewShotCandidate, load_task
+    from tunewise.task import load_task
 
     # The same data, demos and --limit sample as `tunewise run ... --limit N`.
     task = load_task(TASK)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.cache import ResponseCache
+from tunewise.candidates import FewShotCandidate
 from tunewise.data import Example, sample_examples, stratify_by_label
 from tunewise.evaluation import MetricValue, score
 from tunewise.evaluation.stats import mean_with_ci
@@ -21,7 +22,7 @@ from tunewise.models.backend import Backend
 from tunewise.predict import Prediction, predict
 from tunewise.progress import Progress
 from tunewise.strategies import few_shot
-from tunewise.task import FewShotCandidate, Task
+from tunewise.task import Task
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.cache import ResponseCache
+from tunewise.candidates import RETRIEVING, CandidateSpec, FewShotCandidate
 from tunewise.consistency import Consistency, redraw
 from tunewise.costs import CostInputs
 from tunewise.data import Dataset, Example
@@ -28,7 +29,7 @@ from tunewise.strategies import PREPARERS
 from tunewise.strategies.lora import CandidateSkipped
 from tunewise.strategies.predictor import Predictor
 from tunewise.strategies.rag import RagPredictor
-from tunewise.task import METRICS_BY_FORMAT, RETRIEVING, CandidateSpec, FewShotCandidate, Task
+from tunewise.task import METRICS_BY_FORMAT, Task
 
 
 @dataclass

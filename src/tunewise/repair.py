@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tunewise.cache import ResponseCache
+from tunewise.candidates import CandidateSpec
 from tunewise.data import Example
 from tunewise.evaluation.validators import validate
 from tunewise.models.backend import Backend, Message
 from tunewise.predict import Prediction, predict
 from tunewise.prompts import format_instruction
 from tunewise.strategies.predictor import Predictor, Request
-from tunewise.task import CandidateSpec, OutputFormat, Task
+from tunewise.task import OutputFormat, Task
 
 
 def repairs_for(task: Task, spec: CandidateSpec) -> int:

@@ -234,10 +234,10 @@ def task_document(run: RunResult) -> dict[str, Any]:
     to rebuild a candidate exactly (data paths are absolute; no secrets are in a task)."""
     specs = candidate_specs(run.task, run.options)
     return {
-        "task": run.task.model_dump(mode="json", by_alias=True),
+        "task": run.task.model_dump(mode="json", by_alias=True, exclude_unset=True),
         "candidates": {
             name: {
-                "spec": spec.model_dump(mode="json", by_alias=True),
+                "spec": spec.model_dump(mode="json", by_alias=True, exclude_unset=True),
                 "model": model_for(spec, run.task, run.options),
             }
             for spec, name in zip(specs, candidate_names(specs), strict=True)

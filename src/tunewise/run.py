@@ -11,6 +11,17 @@ from typing import Any
 from tunewise import __version__
 from tunewise.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
 from tunewise.cache import ResponseCache
+from tunewise.candidates import (
+    RETRIEVING,
+    STRATEGIES,
+    CandidateSpec,
+    FewShotCandidate,
+    HybridCandidate,
+    LoraCandidate,
+    OptimizedPromptCandidate,
+    RagCandidate,
+    ZeroShotCandidate,
+)
 from tunewise.checks import check_task
 from tunewise.costs import PriceList, TokenPrice, request_cost, setup_cost
 from tunewise.data import (
@@ -34,20 +45,7 @@ from tunewise.models.registry import load_backend
 from tunewise.multilingual import drift
 from tunewise.progress import Progress, SilentProgress
 from tunewise.strategies import PREPARERS
-from tunewise.task import (
-    RETRIEVING,
-    STRATEGIES,
-    CandidateSpec,
-    ExtraDataset,
-    FewShotCandidate,
-    HybridCandidate,
-    LoraCandidate,
-    OptimizedPromptCandidate,
-    RagCandidate,
-    Task,
-    ZeroShotCandidate,
-    task_hash,
-)
+from tunewise.task import ExtraDataset, Task, task_hash
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from tunewise.cache import ResponseCache
+from tunewise.candidates import RETRIEVING, CandidateSpec
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import validate
@@ -38,7 +39,7 @@ from tunewise.predict import Prediction, predict
 from tunewise.repair import repair, repairs_for
 from tunewise.strategies import PREPARERS
 from tunewise.strategies.predictor import Predictor
-from tunewise.task import RETRIEVING, CandidateSpec, Task
+from tunewise.task import Task
 
 MAX_REQUEST_BYTES = 1_000_000
 MAX_INPUT_CHARS = 32_000

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tunewise.candidates import ZeroShotCandidate
 from tunewise.checks import check_task, model_specs, write_findings
 from tunewise.checks.characters import Text, character_findings, script_of
 from tunewise.checks.summary import headlines, notes
@@ -29,7 +30,7 @@ from tunewise.checks.tokenizers import LoadedTokenizer, load_tokenizer
 from tunewise.errors import ModelError
 from tunewise.models.local import render_prompt, special_strings
 from tunewise.prompts import build_messages
-from tunewise.task import Contract, LabelFormat, ZeroShotCandidate, load_task
+from tunewise.task import Contract, LabelFormat, load_task
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

@@ -23,6 +23,7 @@ from conftest import (
     write_jsonl,
 )
 
+from tunewise.candidates import LoraCandidate
 from tunewise.costs import CostInputs, PriceList, TokenPrice, setup_cost
 from tunewise.data import Example
 from tunewise.errors import DataError, TaskError, TunewiseError
@@ -30,7 +31,7 @@ from tunewise.models.backend import LabelScores, Message
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.results import load_schema, write_run
 from tunewise.strategies import distill, lora
-from tunewise.task import LoraCandidate, load_task
+from tunewise.task import load_task
 
 HUMAN = dict(SENTIMENT_TRAIN)
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}

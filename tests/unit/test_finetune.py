@@ -18,6 +18,7 @@ from conftest import SENTIMENT_TRAIN, ScriptedBackend
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tunewise.candidates import LoraCandidate
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.finetune.examples import (
@@ -39,7 +40,7 @@ from tunewise.finetune.train import (
 from tunewise.models.local import LocalModel
 from tunewise.prompts import build_messages
 from tunewise.strategies import lora
-from tunewise.task import Contract, LabelFormat, LoraCandidate, load_task
+from tunewise.task import Contract, LabelFormat, load_task
 
 EOS, PAD = 2, 0
 CONTRACT = Contract(

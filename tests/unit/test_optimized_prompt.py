@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from conftest import TASK_YAML, ScriptedBackend, keyword_rule, measure, read_run, write_jsonl
 
+from tunewise.candidates import OptimizedPromptCandidate
 from tunewise.decision import CandidateSummary, decide
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.evaluation import MetricValue
@@ -27,7 +28,7 @@ from tunewise.strategies.optimized_prompt_trials import (
     clean_instruction,
     successive_halving,
 )
-from tunewise.task import OptimizedPromptCandidate, Target, load_task
+from tunewise.task import Target, load_task
 
 WORDS = {"positive": "great", "negative": "awful", "neutral": "plain"}
 LABELS = list(WORDS)

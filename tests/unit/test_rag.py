@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from conftest import FakeEmbedder, ScriptedBackend
 
+from tunewise.candidates import HybridCandidate, RagCandidate
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.models.backend import Message
@@ -24,7 +25,7 @@ from tunewise.retrieval.documents import Document
 from tunewise.retrieval.index import Index, build_index
 from tunewise.strategies import hybrid, rag
 from tunewise.strategies.rag import RANKED_FOR_METRICS, RagPredictor
-from tunewise.task import Contract, HybridCandidate, RagCandidate, Task, TextFormat
+from tunewise.task import Contract, Task, TextFormat
 
 DONT_KNOW = "I don't know"
 CONTRACT = Contract.model_validate(

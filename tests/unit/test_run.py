@@ -207,3 +207,26 @@ def test_agreement_counts_examples_answered_alike_by_every_draw() -> None:
 
     draws = [["a", "b", "c"], ["a", "b ", "x"], ["a", "c", "c"]]
     assert agreement(draws).tolist() == [1.0, 0.0, 0.0]
+
+
+def test_task_json_round_trips_with_fine_tuning_candidates(
+    scripted: ScriptedBackend, tiny_task: Path, tmp_path: Path
+) -> None:
+    """task.json keeps what the task file set, so serve rebuilds the same task: settings that
+    only count when given (distillation's, hybrid's max_length) stay unset."""
+    import json
+
+    from pydantic import TypeAdapter
+
+    from tunewise.candidates import CandidateSpec
+    from tunewise.task import Task
+
+    text = tiny_task.read_text(encoding="utf-8")
+    text += "candidates:\n  - {strategy: zero-shot}\n  - {strategy: lora, opt_in: true}\n"
+    tiny_task.write_text(text, encoding="utf-8")
+    folder = write_run(measure(tiny_task), tmp_path / "runs")
+    saved = json.loads((folder / "task.json").read_text(encoding="utf-8"))
+    task = Task.model_validate(saved["task"])
+    assert task.candidates[1].model_fields_set == {"strategy", "opt_in"}
+    spec = TypeAdapter(CandidateSpec).validate_python(saved["candidates"]["zero-shot"]["spec"])
+    assert spec.model_fields_set == {"strategy"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tunewise.candidates import LoraCandidate
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.measure import CandidateResult
@@ -15,7 +16,7 @@ from tunewise.models.local import LocalModel
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.results import load_schema, write_run
 from tunewise.run import RunOptions, candidate_specs, learning_curve, run_task
-from tunewise.task import LoraCandidate, Task, load_task
+from tunewise.task import Task, load_task
 
 LADDER = """candidates:
   - {strategy: zero-shot}

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tunewise.candidates import FewShotCandidate, ZeroShotCandidate
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.task import (
     METRICS_BY_FORMAT,
-    FewShotCandidate,
     JsonFormat,
     LabelFormat,
     Task,
     TextFormat,
-    ZeroShotCandidate,
     load_task,
     task_hash,
     task_schema,

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.candidates import FineTuningOptions
 from tunewise.finetune.batches import collate, completion_loss, length_grouped_batches
 from tunewise.finetune.examples import IGNORE, TrainingSequence
-from tunewise.task import FineTuningOptions
 
 Advance = Callable[[int], None]
 

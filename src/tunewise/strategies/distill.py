@@ -21,6 +21,7 @@ import numpy as np
 
 from tunewise import predict as prediction  # a module: predict imports the strategies
 from tunewise.cache import ResponseCache
+from tunewise.candidates import FineTuningOptions
 from tunewise.data import Example, read_inputs, sample_examples
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.metrics import load_json
@@ -32,7 +33,7 @@ from tunewise.models.registry import load_backend
 from tunewise.progress import Progress, SilentProgress
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import FineTuningOptions, OutputFormat, Task
+from tunewise.task import OutputFormat, Task
 
 MIN_KEPT = 2  # the student's seeded train/validation split needs at least one of each
 DROPPED_SHOWN = 20  # dropped labels listed by id in the record

@@ -11,11 +11,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from tunewise.candidates import FewShotCandidate
 from tunewise.data import Example
 from tunewise.models.backend import Backend
 from tunewise.progress import Progress
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import FewShotCandidate, Task
+from tunewise.task import Task
 
 
 def prepare(

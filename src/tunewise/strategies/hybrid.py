@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from tunewise.candidates import HybridCandidate
 from tunewise.data import Example
 from tunewise.models.backend import Backend
 from tunewise.progress import Progress
@@ -30,7 +31,7 @@ from tunewise.strategies.rag import (
     require_index,
     retrieval_params,
 )
-from tunewise.task import HybridCandidate, Task
+from tunewise.task import Task
 
 
 def prepare(

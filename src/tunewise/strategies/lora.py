@@ -17,6 +17,7 @@ from typing import Any
 
 from tunewise import __version__
 from tunewise.cache import cache_key
+from tunewise.candidates import FineTuningOptions, LoraCandidate
 from tunewise.data import (
     Example,
     examples_hash,
@@ -38,7 +39,7 @@ from tunewise.progress import Progress
 from tunewise.prompts import build_messages, system_prompt
 from tunewise.strategies.distill import teacher_labels
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import FineTuningOptions, LoraCandidate, Task
+from tunewise.task import Task
 
 Prompt = Callable[[Example], list[Message]]
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunewise import predict as prediction  # a module: predict imports the strategies
 from tunewise.cache import ResponseCache
+from tunewise.candidates import OptimizedPromptCandidate
 from tunewise.data import Example, sample_examples, stratify_by_label
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.scoring import example_scores
@@ -49,13 +50,7 @@ from tunewise.strategies.optimized_prompt_trials import (
     winner_record,
 )
 from tunewise.strategies.predictor import Predictor, PromptPredictor
-from tunewise.task import (
-    METRICS_BY_FORMAT,
-    Contract,
-    OptimizedPromptCandidate,
-    Task,
-    TextFormat,
-)
+from tunewise.task import METRICS_BY_FORMAT, Contract, Task, TextFormat
 
 if TYPE_CHECKING:
     from tunewise.predict import Advance, Prediction

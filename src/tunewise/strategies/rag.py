@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tunewise.candidates import RagCandidate, RetrievalOptions
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.models.backend import Backend
@@ -20,7 +21,7 @@ from tunewise.prompts import Passage, assemble
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.predictor import Request
-from tunewise.task import Contract, RagCandidate, RetrievalOptions, Task
+from tunewise.task import Contract, Task
 
 RANKED_FOR_METRICS = 10  # retrieval depth recorded per request, for recall@k and MRR
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tunewise.candidates import ZeroShotCandidate
 from tunewise.data import Example
 from tunewise.models.backend import Backend
 from tunewise.progress import Progress
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import Task, ZeroShotCandidate
+from tunewise.task import Task
 
 
 def prepare(
