@@ -11,7 +11,7 @@ import io
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,26 +71,7 @@ def stratify_by_label(output_format: OutputFormat) -> bool:
 
 def read_examples(path: Path, output_format: OutputFormat) -> list[Example]:
     """Read a JSONL or CSV file of examples, checking every record against the output format."""
-    if not path.exists():
-        raise DataError(path, None, None, "no such file")
-    if path.is_dir():
-        raise DataError(path, None, None, "is a folder; expected a .jsonl or .csv file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError(path, None, None, "the file is empty; expected at least one example")
-    records = _csv_records(path, raw) if path.suffix.lower() == ".csv" else jsonl_records(path, raw)
-    examples: list[Example] = []
-    first_line: dict[str, str] = {}
-    for line, record in records:
-        example = _to_example(path, line, record, output_format)
-        if example.id in first_line:
-            problem = f"id '{example.id}' repeats {first_line[example.id]}; ids must be unique"
-            raise DataError(path, line, "id", problem)
-        first_line[example.id] = example.source
-        examples.append(example)
-    if not examples:
-        raise DataError(path, None, None, "the file holds no examples")
-    return examples
+    return _read_records(path, output_format, _to_example, "example")
 
 
 OUTPUT_KEYS = ("output", "completion", "messages")
@@ -101,25 +82,35 @@ def read_inputs(path: Path, output_format: OutputFormat) -> list[Example]:
     output left out ({"input"}, {"prompt"}, {"instruction", "input"}, {"messages"} ending in a
     user turn, or a CSV with an input column). A record that has an output keeps it (checked
     like a training example) to measure the teacher against; the student never sees it."""
+    return _read_records(path, output_format, _to_input, "input")
+
+
+def _read_records(
+    path: Path,
+    output_format: OutputFormat,
+    convert: Callable[[Path, int, dict[str, Any], OutputFormat], Example],
+    noun: str,
+) -> list[Example]:
+    """Every record of a JSONL or CSV file through `convert`, with unique ids."""
     if not path.exists():
         raise DataError(path, None, None, "no such file")
     if path.is_dir():
         raise DataError(path, None, None, "is a folder; expected a .jsonl or .csv file")
     raw = path.read_bytes()
     if not raw.strip():
-        raise DataError(path, None, None, "the file is empty; expected at least one input")
+        raise DataError(path, None, None, f"the file is empty; expected at least one {noun}")
     records = _csv_records(path, raw) if path.suffix.lower() == ".csv" else jsonl_records(path, raw)
     examples: list[Example] = []
     first_line: dict[str, str] = {}
     for line, record in records:
-        example = _to_input(path, line, record, output_format)
+        example = convert(path, line, record, output_format)
         if example.id in first_line:
             problem = f"id '{example.id}' repeats {first_line[example.id]}; ids must be unique"
             raise DataError(path, line, "id", problem)
         first_line[example.id] = example.source
         examples.append(example)
     if not examples:
-        raise DataError(path, None, None, "the file holds no inputs")
+        raise DataError(path, None, None, f"the file holds no {noun}s")
     return examples
 
 
