@@ -3,19 +3,15 @@ ever loading weights. Specs that are not local models (API endpoints) have no to
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunewise.errors import ModelError
 from tunewise.models.local import (
     EMBEDDED_GGUF,
-    EMBEDDED_INSTALL,
     EMBEDDED_NAME,
-    EMBEDDED_PACKAGE,
     LocalModel,
+    embedded_package,
     tunewise_home,
 )
 from tunewise.models.registry import known_specs, load_backend
@@ -49,7 +45,7 @@ def load_tokenizer(spec: str, models: Mapping[str, ModelEndpoint]) -> LoadedToke
         if not (folder / "config.json").exists():
             # Not converted yet: converting loads the weights, so read the GGUF file's tokenizer
             # and config instead (conversion saves this same tokenizer).
-            package = _embedded_package()
+            package = embedded_package()
             tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=EMBEDDED_GGUF)
             config = AutoConfig.from_pretrained(package, gguf_file=EMBEDDED_GGUF)
             return LoadedTokenizer(spec, str(package / EMBEDDED_GGUF), tokenizer, config)
@@ -68,15 +64,3 @@ def load_tokenizer(spec: str, models: Mapping[str, ModelEndpoint]) -> LoadedToke
         return "not a local model: its tokenizer is not available here"
     config = AutoConfig.from_pretrained(backend.folder)
     return LoadedTokenizer(spec, str(backend.folder), backend.tokenizer, config)
-
-
-def _embedded_package() -> Path:
-    found = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if found is None or not found.submodule_search_locations:
-        raise ModelError(
-            f"the embedded model '{EMBEDDED_NAME}' is not installed; run: {EMBEDDED_INSTALL}"
-        )
-    package = Path(next(iter(found.submodule_search_locations)))
-    if not (package / EMBEDDED_GGUF).exists():
-        raise ModelError(f"{package} lacks {EMBEDDED_GGUF}; reinstall with: {EMBEDDED_INSTALL}")
-    return package

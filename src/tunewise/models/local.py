@@ -82,6 +82,12 @@ def embedded_model_folder(home: Path) -> Path:
     folder = home / "models" / EMBEDDED_NAME
     if (folder / "config.json").exists():
         return folder
+    _convert_gguf(embedded_package(), EMBEDDED_GGUF, folder)
+    return folder
+
+
+def embedded_package() -> Path:
+    """The installed package folder that holds the embedded model's GGUF file."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
@@ -90,8 +96,7 @@ def embedded_model_folder(home: Path) -> Path:
     package = Path(next(iter(spec.submodule_search_locations)))
     if not (package / EMBEDDED_GGUF).exists():
         raise ModelError(f"{package} lacks {EMBEDDED_GGUF}; reinstall with: {EMBEDDED_INSTALL}")
-    _convert_gguf(package, EMBEDDED_GGUF, folder)
-    return folder
+    return package
 
 
 def _convert_gguf(package: Path, gguf_file: str, folder: Path) -> None:
