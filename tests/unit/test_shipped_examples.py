@@ -18,9 +18,10 @@ from xml.sax.saxutils import escape
 import pycountry
 import pytest
 
-from tunewise.data import Dataset, load_dataset
+from tunewise.data import Dataset
 from tunewise.evaluation.validators import validate
 from tunewise.retrieval.documents import load_documents
+from tunewise.run import RunOptions, load_data
 from tunewise.task import JsonFormat, Task, TextFormat, load_task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,13 +46,7 @@ def load_script(name: str) -> ModuleType:
 
 def task_and_data(task_file: Path) -> tuple[Task, Dataset]:
     task = load_task(task_file)
-    dataset = load_dataset(
-        task.data.train,
-        task.data.test,
-        task.contract.output_format,
-        test_fraction=task.data.test_fraction,
-        seed=task.seed,
-    )
+    dataset, _ = load_data(task, RunOptions())  # as `tunewise run` loads it
     return task, dataset
 
 
