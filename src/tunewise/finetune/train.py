@@ -58,6 +58,9 @@ def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from tunewise.finetune.dropout import use_sparse_dropout
+    from tunewise.models.local import contiguous_head_input
+
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if config.quantize_4bit:
         from transformers import BitsAndBytesConfig
@@ -83,7 +86,10 @@ def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
         target_modules=config.target_modules,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    use_sparse_dropout(model)
+    contiguous_head_input(model)
+    return model
 
 
 @dataclass

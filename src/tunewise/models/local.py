@@ -187,6 +187,16 @@ def render_prompt(
     return f"{tokenizer.bos_token or ''}{body}" + ("\n\nAssistant:" if answer_next else "")
 
 
+def contiguous_head_input(model: Any) -> None:
+    """Hand the output projection a contiguous input. Models project only the last positions
+    (`logits_to_keep`), a strided slice of the hidden states; torch then multiplies it as a
+    batched matmul with the whole vocabulary matrix once per sequence: 2-4x slower on CPU at
+    batch 8 than one plain matmul of the same numbers."""
+    model.get_output_embeddings().register_forward_pre_hook(
+        lambda _module, args: (args[0].contiguous(), *args[1:])
+    )
+
+
 class LocalModel:
     """A causal LM from a local folder (safetensors + tokenizer), loaded on first use."""
 
@@ -249,6 +259,7 @@ class LocalModel:
                 model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
             # Merged in float32 first, so a bf16 model rounds the merged weights only once.
             self._model = model.to(device=device, dtype=getattr(torch, self.dtype)).eval()
+            contiguous_head_input(self._model)
         return self._model
 
     def render(self, messages: Sequence[Message], *, answer_next: bool = True) -> str:
