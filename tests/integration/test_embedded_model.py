@@ -76,6 +76,29 @@ def test_shared_prefix_scores_match_the_plain_pass(
     assert len({round(s.probabilities["positive"], 6) for s in fast}) == len(inputs)
 
 
+def test_shared_prefix_generation_matches_the_plain_pass(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of different lengths: each row is the cached prefix, padding, its own tokens."""
+    system = {"role": "system", "content": "Answer with the capital city only."}
+    turns = [
+        {"role": "user", "content": "France?"},
+        {"role": "assistant", "content": "Paris"},
+        {"role": "user", "content": "Japan?"},
+        {"role": "assistant", "content": "Tokyo"},
+    ]
+    questions = ["Italy?", "The country whose capital sits on the Danube, Hungary?", "Peru?"]
+    batch = [[system, *turns, {"role": "user", "content": q}] for q in questions]
+    fast = model.generate(batch, max_new_tokens=12)
+    assert model._prefix is not None  # the demos' cache was built and is kept for the next batch
+    monkeypatch.setattr(model, "_prefix_cache", lambda messages, ids: (None, 0))
+    plain = model.generate(batch, max_new_tokens=12)
+    assert [g.text for g in fast] == [g.text for g in plain]
+    assert [g.input_tokens for g in fast] == [g.input_tokens for g in plain]
+    assert [g.output_tokens for g in fast] == [g.output_tokens for g in plain]
+    assert len({g.text for g in fast}) == len(questions)  # no row answered another's question
+
+
 def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     converted_home: Path, tmp_path: Path
 ) -> None:

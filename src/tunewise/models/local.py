@@ -360,6 +360,29 @@ class LocalModel:
             self._prefix = (prefix, out.cache)
         return copy.deepcopy(self._prefix[1]), len(prefix)
 
+    def _generation_inputs(self, batch: Sequence[Sequence[Message]]) -> tuple[Any, Any, Any]:
+        """Token ids and attention mask of a batch, and a copy of the KV cache of the prefix its
+        prompts share (None without one). Each row is the shared prefix, then padding, then its
+        own tokens: the prefix is computed once for all batches, as in label scoring, and the
+        positions (counted from the mask) skip the padding. Without a shared prefix the rows are
+        simply left-padded."""
+        import torch
+
+        rows = [self.encode(self.render(messages)) for messages in batch]
+        cache, done = self._prefix_cache(batch[0], rows[0])
+        if any(len(row) <= done or row[:done] != rows[0][:done] for row in rows):
+            cache, done = None, 0
+        width = max(len(row) for row in rows) - done
+        pad = self.tokenizer.pad_token_id
+        ids = [row[:done] + [pad] * (width - len(row) + done) + row[done:] for row in rows]
+        mask = [
+            [1] * done + [0] * (width - len(row) + done) + [1] * (len(row) - done) for row in rows
+        ]
+        if cache is not None:
+            cache.batch_repeat_interleave(len(rows))
+        device = self.model.device
+        return torch.tensor(ids, device=device), torch.tensor(mask, device=device), cache
+
     def generate(
         self,
         batch: Sequence[Sequence[Message]],
@@ -373,10 +396,8 @@ class LocalModel:
 
         start = time.perf_counter()
         tokenizer = self.tokenizer
-        tokenizer.padding_side = "left"  # generation continues from the right edge
-        prompts = [self.render(messages) for messages in batch]
-        encoded = tokenizer(prompts, add_special_tokens=False, return_tensors="pt", padding=True)
-        encoded = encoded.to(self.model.device)
+        with torch.inference_mode():
+            ids, attention, cache = self._generation_inputs(batch)
         decoding: dict[str, Any] = {"do_sample": False}
         if sampling is not None:
             torch.manual_seed(sampling.seed)  # the same seed and batch draw the same samples
@@ -384,22 +405,22 @@ class LocalModel:
         if grammar is not None:
             from transformers import LogitsProcessorList
 
-            mask = GrammarMask(
-                self.grammar_tokenizer(), grammar, len(prompts), encoded["input_ids"].shape[1]
-            )
+            mask = GrammarMask(self.grammar_tokenizer(), grammar, len(batch), ids.shape[1])
             decoding["logits_processor"] = LogitsProcessorList([mask])
         with torch.inference_mode():
             output = self.model.generate(
-                **encoded,
+                input_ids=ids,
+                attention_mask=attention,
+                cache=cache,
                 max_new_tokens=max_new_tokens,
                 **decoding,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )
         seconds = time.perf_counter() - start
-        width = encoded["input_ids"].shape[1]
+        width = ids.shape[1]
         results = []
-        for row, mask in zip(output, encoded["attention_mask"], strict=True):
+        for row, mask in zip(output, attention, strict=True):
             new = row[width:].tolist()
             stopped = tokenizer.eos_token_id in new
             if stopped:
