@@ -23,6 +23,9 @@ from tunewise.finetune.batches import collate, completion_loss, length_grouped_b
 from tunewise.finetune.examples import IGNORE, TrainingSequence
 
 Advance = Callable[[int], None]
+# Part of every adapter's cache key: bump when the loop changes which weights a seed produces
+# (2: LoRA dropout drawn as geometric gaps on CPU), so an adapter of the old loop is not reused.
+TRAINING_LOOP = 2
 
 
 @dataclass(frozen=True)

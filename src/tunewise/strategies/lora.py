@@ -32,7 +32,7 @@ from tunewise.finetune.examples import (
     lint_template,
     training_messages,
 )
-from tunewise.finetune.train import TrainingConfig, train_adapter
+from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
 from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
 from tunewise.progress import Progress
@@ -215,6 +215,7 @@ def adapter_key(
         config=config.__dict__,
         max_length=max_length,
         code=__version__,
+        loop=TRAINING_LOOP,
     )
 
 
