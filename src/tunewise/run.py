@@ -190,7 +190,7 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     dataset, test = load_data(task, options)
     task = with_answer_budget(task, dataset.train)
     specs = candidate_specs(task, options)
-    checks = check_task(task, model=options.model)
+    checks = check_task(task, model=options.model, loaded=dataset)
     # Documents are read (and indexed) before any model loads: bad data fails fast.
     retrieving = any(spec.strategy in RETRIEVING for spec in specs)
     knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+import tunewise.checks as checks
 from tunewise.candidates import ZeroShotCandidate
-from tunewise.checks import check_task, model_specs, write_findings
+from tunewise.checks import check_task, model_specs, task_texts, write_findings
 from tunewise.checks.characters import Text, character_findings, script_of
 from tunewise.checks.summary import headlines, notes
 from tunewise.checks.tokenization import (
@@ -27,6 +28,7 @@ from tunewise.checks.tokenization import (
     tokenizer_findings,
 )
 from tunewise.checks.tokenizers import LoadedTokenizer, load_tokenizer
+from tunewise.data import load_dataset
 from tunewise.errors import ModelError
 from tunewise.models.local import render_prompt, special_strings
 from tunewise.prompts import build_messages
@@ -372,3 +374,25 @@ def test_check_task_end_to_end_with_a_local_folder_model(
     out = write_findings(findings, tmp_path / "out" / "findings.json")
     assert json.loads(out.read_text(encoding="utf-8")) == findings
     assert sorted(p.name for p in out.parent.iterdir()) == ["findings.json"]
+
+
+def test_task_texts_use_the_dataset_the_caller_already_read(
+    tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tunewise run` hands its loaded data to the checks instead of reading it twice."""
+    task = load_task(tiny_task)
+    loaded = load_dataset(
+        task.data.train,
+        task.data.test,
+        task.contract.output_format,
+        test_fraction=task.data.test_fraction,
+        seed=task.seed,
+    )
+
+    def unexpected(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the task's data was read again")
+
+    monkeypatch.setattr(checks, "load_dataset", unexpected)
+    train, test = task_texts(task, loaded)
+    assert [t.id for t in train] == [e.id for e in loaded.train]
+    assert [t.id for t in test] == [e.id for e in loaded.test]

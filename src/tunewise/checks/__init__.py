@@ -20,16 +20,19 @@ from tunewise.checks.languages import language_breakdown, language_findings
 from tunewise.checks.summary import headlines, notes
 from tunewise.checks.tokenization import context_window, tokenizer_findings
 from tunewise.checks.tokenizers import load_tokenizer
-from tunewise.data import Example, load_dataset
+from tunewise.data import Dataset, Example, load_dataset
 from tunewise.task import Task
 
 __all__ = ["check_task", "language_breakdown", "model_specs", "task_texts", "write_findings"]
 
 
-def check_task(task: Task, *, model: str | None = None) -> dict[str, Any]:
+def check_task(
+    task: Task, *, model: str | None = None, loaded: Dataset | None = None
+) -> dict[str, Any]:
     """Every risk check on a loaded task (see load_task); `model` overrides the task's model
-    for candidates without their own, as `tunewise run --model` does."""
-    train, test = task_texts(task)
+    for candidates without their own, as `tunewise run --model` does. `loaded` is the task's
+    own dataset when the caller has already read it."""
+    train, test = task_texts(task, loaded)
     texts = [*train, *test]
     findings: dict[str, Any] = {
         "task": task.name,
@@ -43,20 +46,25 @@ def check_task(task: Task, *, model: str | None = None) -> dict[str, Any]:
     return findings
 
 
-def task_texts(task: Task) -> tuple[list[Text], list[Text]]:
-    """Train and test inputs as `tunewise run` loads and splits them; the inputs of extra
-    datasets follow, their ids prefixed with the dataset's name."""
+def task_texts(task: Task, loaded: Dataset | None = None) -> tuple[list[Text], list[Text]]:
+    """Train and test inputs as `tunewise run` loads and splits them (the task's own dataset is
+    `loaded` when given); the inputs of extra datasets follow, their ids prefixed with the
+    dataset's name."""
     sources = [("", task.data.train, task.data.test)]
     sources += [(f"{d.name}/", d.train, d.test) for d in task.datasets]
     train: list[Text] = []
     test: list[Text] = []
     for prefix, train_path, test_path in sources:
-        dataset = load_dataset(
-            train_path,
-            test_path,
-            task.contract.output_format,
-            test_fraction=task.data.test_fraction,
-            seed=task.seed,
+        dataset = (
+            loaded
+            if loaded is not None and not prefix
+            else load_dataset(
+                train_path,
+                test_path,
+                task.contract.output_format,
+                test_fraction=task.data.test_fraction,
+                seed=task.seed,
+            )
         )
         train += _texts(dataset.train, "train", prefix)
         test += _texts(dataset.test, "test", prefix)
