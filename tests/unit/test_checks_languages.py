@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from tunewise.checks import languages
 from tunewise.checks.characters import Text
 from tunewise.checks.languages import (
     detect_languages,
@@ -35,6 +36,22 @@ def test_detect_languages_gives_iso_codes_or_unknown() -> None:
     assert found == ["en", "de", "es", "ru", "zh", "unknown", "unknown"]
     assert detect_languages([]) == []
     assert detector() is detector()  # built once per process
+
+
+def test_detect_languages_asks_the_detector_once_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = detector()
+    asked: list[list[str]] = []
+
+    class Counting:
+        def detect_languages_in_parallel_of(self, texts: list[str]) -> list[object]:
+            asked.append(texts)
+            return real.detect_languages_in_parallel_of(texts)
+
+    monkeypatch.setattr(languages, "_detected", {})
+    monkeypatch.setattr(languages, "detector", lambda: Counting())
+    assert detect_languages([EN, DE, EN]) == ["en", "de", "en"]
+    assert detect_languages([DE2, DE, EN]) == ["de", "de", "en"]
+    assert asked == [[EN, DE], [DE2]]
 
 
 @pytest.mark.parametrize(

@@ -64,12 +64,22 @@ def detector() -> LanguageDetector:
     return builder.with_minimum_relative_distance(MIN_RELATIVE_DISTANCE).build()
 
 
+# Detections of this process by text: a run's risk checks and its drift breakdown look at the
+# same test inputs, and the detector is deterministic, so the second look is free.
+_detected: dict[str, str] = {}
+_REMEMBERED = 200_000  # texts; a long-lived process starts over past this
+
+
 def detect_languages(texts: Sequence[str]) -> list[str]:
     """ISO 639-1 code of each text's language, "unknown" where the detector cannot tell."""
-    if not texts:
-        return []
-    found = detector().detect_languages_in_parallel_of(list(texts))
-    return [UNKNOWN if lang is None else lang.iso_code_639_1.name.lower() for lang in found]
+    new = list(dict.fromkeys(t for t in texts if t not in _detected))
+    if new:
+        if len(_detected) + len(new) > _REMEMBERED:
+            _detected.clear()
+        found = detector().detect_languages_in_parallel_of(new)
+        codes = [UNKNOWN if lang is None else lang.iso_code_639_1.name.lower() for lang in found]
+        _detected.update(zip(new, codes, strict=True))
+    return [_detected[t] for t in texts]
 
 
 def detect_output_languages(texts: Sequence[str]) -> list[str]:
