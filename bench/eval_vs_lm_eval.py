@@ -96,12 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tunewise.candidates import FewShotCandidate
     from tunewise.data import load_dataset, sample_examples, stratify_by_label
-    from tunewise.models.local import (
-        LocalModel,
-        embedded_model_folder,
-        resolve_dtype,
-        tunewise_home,
-    )
+    from tunewise.models.dtype import resolve_dtype
+    from tunewise.models.local import LocalModel, embedded_model_folder, tunewise_home
     from tunewise.strategies import PREPARERS
     from tunewise.task import load_task
 

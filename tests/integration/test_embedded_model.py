@@ -99,6 +99,27 @@ def test_shared_prefix_generation_matches_the_plain_pass(
     assert len({g.text for g in fast}) == len(questions)  # no row answered another's question
 
 
+def test_bf16_near_ties_are_settled_by_the_float32_model(converted_home: Path) -> None:
+    folder = converted_home / "models" / EMBEDDED_NAME
+    full = LocalModel(EMBEDDED_NAME, folder, converted_home)
+    half = LocalModel(EMBEDDED_NAME, folder, converted_home, dtype="bfloat16")
+    labels = ["positive", "negative", "neutral"]
+    conversation = [
+        {"role": "system", "content": "Label the sentiment: positive, negative or neutral."},
+        {"role": "user", "content": "The lid is fine, I guess, but the motor is loud."},
+    ]
+    reference = full.score_labels([conversation], labels)[0]
+    half.near_tie_nats = 0  # plain bf16: its own, rounded log-probs
+    plain = half.score_labels([conversation], labels)[0]
+    assert plain.logprobs != reference.logprobs
+    assert half._float32 is None  # no float32 model is loaded while nothing is a near tie
+    half.near_tie_nats = float("inf")  # every choice is a near tie: float32 decides
+    settled = half.score_labels([conversation], labels)[0]
+    assert settled.label == reference.label
+    assert settled.logprobs == reference.logprobs
+    assert half._float32 is not None and half._float32.dtype == "float32"
+
+
 def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     converted_home: Path, tmp_path: Path
 ) -> None:

