@@ -369,6 +369,12 @@ def test_training_config_carries_every_hyperparameter(strategy: str) -> None:
     assert shared == set(HYPERPARAMETERS)
 
 
+def test_training_config_autocasts_in_bf16_only_when_asked() -> None:
+    spec = LoraCandidate(strategy="lora")
+    assert TrainingConfig.from_candidate(spec, seed=0).bf16 is False
+    assert TrainingConfig.from_candidate(spec, seed=0, bf16=True).bf16 is True
+
+
 def test_training_config_json_is_serialisable_and_changes_with_hyperparameters() -> None:
     config = TrainingConfig.from_candidate(LoraCandidate(strategy="lora"), seed=0)
     blob = json.dumps(config.__dict__, sort_keys=True)
@@ -496,6 +502,17 @@ def test_train_adapter_saves_the_best_weights(
         )
     loss = total / sum(s.target_tokens for s in VALIDATION)
     assert loss == pytest.approx(record["best_validation_loss"], abs=1e-4)
+
+
+def test_train_adapter_in_bf16_autocast_learns_and_records_it(
+    base_folder: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    record = train(base_folder, tmp_path, replace(CONFIG, bf16=True))
+    assert record["config"]["bf16"] is True
+    curve = record["loss_curve"]
+    assert curve[-1]["validation_loss"] < curve[0]["validation_loss"]
 
 
 def test_train_adapter_stops_early_and_keeps_the_best(base_folder: Path, tmp_path: Path) -> None:

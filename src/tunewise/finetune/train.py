@@ -47,13 +47,16 @@ class TrainingConfig:
     checkpoint_every: int
     seed: int
     quantize_4bit: bool
+    bf16: bool = False  # bfloat16 autocast, where the run's dtype is bfloat16
 
     @classmethod
-    def from_candidate(cls, spec: FineTuningOptions, seed: int) -> TrainingConfig:
+    def from_candidate(
+        cls, spec: FineTuningOptions, seed: int, *, bf16: bool = False
+    ) -> TrainingConfig:
         fields = {
             name: getattr(spec, name) for name in cls.__dataclass_fields__ if hasattr(spec, name)
         }
-        return cls(**fields, seed=seed, quantize_4bit=spec.strategy == "qlora")
+        return cls(**fields, seed=seed, quantize_4bit=spec.strategy == "qlora", bf16=bf16)
 
 
 def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
@@ -159,7 +162,8 @@ def train_adapter(
     started = time.perf_counter() - state.seconds
 
     def validation_loss() -> float:
-        return _validation_loss(accelerator, model, validation, config.batch_size, pad_id)
+        with _autocast(accelerator, config):
+            return _validation_loss(accelerator, model, validation, config.batch_size, pad_id)
 
     while state.epoch < config.epochs and not state.stopped_early:
         batches = length_grouped_batches(lengths, config.batch_size, config.seed, state.epoch)
@@ -176,7 +180,7 @@ def train_adapter(
         loader = accelerator.skip_first_batches(loader, state.batch_in_epoch)
         for batch in loader:
             model.train()
-            with accelerator.accumulate(model):
+            with accelerator.accumulate(model), _autocast(accelerator, config):
                 loss = completion_loss(model, batch)
                 accelerator.backward(loss)
                 optimizer.step()
@@ -205,6 +209,15 @@ def train_adapter(
     record = _record(state, accelerator, model, config, train, validation) | dict(notes or {})
     _publish(record, accelerator, model, out, work, extra_files or {})
     return record
+
+
+def _autocast(accelerator: Any, config: TrainingConfig) -> Any:
+    """bfloat16 autocast of the forward pass when the config asks for it. torch's own context,
+    not accelerate's mixed_precision: accelerate fixes that once per process, and one run may
+    train adapters of both kinds."""
+    import torch
+
+    return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.bf16)
 
 
 def _validation_loss(

@@ -175,7 +175,7 @@ def train_adapter_for(
     if spec.max_train_examples:
         examples = sample_examples(examples, spec.max_train_examples, task.seed, stratify)
     fit, validation = split_examples(examples, spec.validation_fraction, task.seed, stratify)
-    config = TrainingConfig.from_candidate(spec, task.seed)
+    config = TrainingConfig.from_candidate(spec, task.seed, bf16=base.dtype == "bfloat16")
     key = adapter_key(task, base, fit, validation, config, spec.max_length, recipe)
     folder = base.home / "adapters" / key
     cached = (folder / "training.json").exists()
@@ -194,6 +194,7 @@ def config_summary(config: TrainingConfig) -> dict[str, Any]:
         "learning_rate": config.learning_rate,
         "epochs": config.epochs,
         "batch_size": config.batch_size,
+        "bf16_autocast": config.bf16,
     }
 
 
