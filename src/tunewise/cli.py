@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,9 +18,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.text import Text
 
 from tunewise import __version__
+from tunewise.cli_ledger import record_run, register
+from tunewise.cli_terminal import console, errors, quiet_libraries, user_errors
 from tunewise.errors import TunewiseError
 from tunewise.summary import render_table
 
@@ -35,44 +31,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
-
-
-def _quiet_libraries(verbose: bool) -> None:
-    """Keep third-party chatter (download bars, deprecation notes) out of the user's terminal."""
-    if not verbose:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        warnings.filterwarnings("ignore")
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=errors, show_path=False, show_time=False)],
-    )
-    for noisy in ("httpx", "urllib3", "filelock", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-@contextmanager
-def _user_errors(verbose: bool) -> Iterator[None]:
-    """Bad input: one line on stderr and exit code 2. Anything else: a short note, exit 1."""
-    try:
-        yield
-    except TunewiseError as exc:
-        # The message quotes user data; print it as literal text, never as rich markup.
-        errors.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        errors.print("interrupted; finished answers are cached, re-run the command to resume")
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if verbose:
-            raise
-        note = f" {type(exc).__name__}: {exc} (re-run with --verbose for the traceback)"
-        errors.print(Text.assemble(("internal error:", "bold red"), note), soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 class BarProgress:
@@ -156,8 +114,8 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Measure every candidate on the same held-out examples, then recommend one."""
-    _quiet_libraries(verbose)
-    with _user_errors(verbose):
+    quiet_libraries(verbose)
+    with user_errors(verbose):
         from tunewise.results import write_run
         from tunewise.run import RunOptions, run_task
         from tunewise.task import load_task
@@ -173,7 +131,7 @@ def run(
                 "(use --strict to make this an error)"
             )
         folder = write_run(result, out)
-        _record(folder)
+        record_run(folder)
         document = json.loads((folder / "results.json").read_text())
         console.print(render_table(document))
         console.print(
@@ -198,8 +156,8 @@ def check(
     unusually token-heavy, invisible and control characters, special-token strings (with proof
     they cannot end the prompt), and the language mix of train vs test. Findings are warnings:
     exits 0 when the checks ran."""
-    _quiet_libraries(verbose)
-    with _user_errors(verbose):
+    quiet_libraries(verbose)
+    with user_errors(verbose):
         from tunewise.checks import check_task, write_findings
         from tunewise.checks.summary import render_summary
         from tunewise.task import load_task
@@ -228,8 +186,8 @@ def train(
 
     Runs under `accelerate launch -m tunewise train ...` on several GPUs; a later
     `tunewise run` reuses the adapters."""
-    _quiet_libraries(verbose)
-    with _user_errors(verbose):
+    quiet_libraries(verbose)
+    with user_errors(verbose):
         from tunewise.run import RunOptions, train_only
         from tunewise.task import load_task
 
@@ -254,8 +212,8 @@ def export(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Export a fine-tuned candidate: its adapter, a merged model, or its data as OpenAI JSONL."""
-    _quiet_libraries(verbose)
-    with _user_errors(verbose):
+    quiet_libraries(verbose)
+    with user_errors(verbose):
         from tunewise.export import export as export_candidate
 
         formats = ("adapter", "merged", "openai-jsonl")
@@ -284,8 +242,8 @@ def serve(
 ) -> None:
     """Serve a measured candidate as an OpenAI-compatible endpoint (/v1/chat/completions,
     /v1/models, /health)."""
-    _quiet_libraries(verbose)
-    with _user_errors(verbose):
+    quiet_libraries(verbose)
+    with user_errors(verbose):
         import uvicorn
 
         from tunewise.serve import create_app, load_candidate
@@ -306,126 +264,7 @@ def serve(
         uvicorn.run(app_, host=host, port=port, log_level="info" if verbose else "warning")
 
 
-def _record(folder: Path) -> None:
-    """Add a written run to the ledger; a ledger problem warns but never loses the run."""
-    from tunewise.ledger import Ledger
-
-    try:
-        with Ledger() as ledger:
-            ledger.record(folder)
-    except Exception as exc:  # the run folder is complete either way
-        errors.print(f"warning: the run was not recorded in the ledger ({exc})")
-
-
-@app.command()
-def runs(
-    task: Annotated[str | None, typer.Option(help="Only runs of this task (its name).")] = None,
-    candidate: Annotated[str | None, typer.Option(help="Only runs with this candidate.")] = None,
-) -> None:
-    """List the runs recorded in the ledger, newest first."""
-    with _user_errors(False):
-        from tunewise.ledger import Ledger
-
-        with Ledger() as ledger:
-            found = ledger.runs(task, candidate)
-        if not found:
-            console.print("no runs recorded yet; `tunewise run` records each run")
-        for run in found:  # one line per run, so it greps and pipes well
-            mark = " [approved]" if run.approved else ""
-            described = "; ".join(_brief(c) for c in run.candidates)
-            line = f"{run.run_id}  {run.created_at[:19]}{mark}  {described}  {run.folder}"
-            console.print(line, markup=False, soft_wrap=True)
-
-
-def _brief(candidate: dict[str, Any]) -> str:
-    metrics = candidate["metrics"]
-    if not metrics:
-        return f"{candidate['name']} ({candidate['status']})"
-    name, value = next(iter(metrics.items()))
-    return f"{candidate['name']} {name} {value['value']:.3f}"
-
-
-@app.command()
-def diff(
-    run_a: Annotated[str, typer.Argument(help="The earlier run: a folder or a run id.")],
-    run_b: Annotated[str, typer.Argument(help="The later run: a folder or a run id.")],
-    candidate: Annotated[str | None, typer.Option(help="Compare only this candidate.")] = None,
-    show: Annotated[int, typer.Option(min=0, help="Flipped examples to list per kind.")] = 10,
-) -> None:
-    """Per-metric changes between two runs with paired significance, the examples that flipped,
-    and what changed (model, prompt, data, adapter, code)."""
-    with _user_errors(False):
-        from tunewise.compare import diff_runs, read_run
-        from tunewise.ledger import Ledger
-
-        with Ledger() as ledger:
-            a, b = read_run(ledger.resolve(run_a)), read_run(ledger.resolve(run_b))
-        for d in diff_runs(a, b, candidate):
-            console.print(f"[bold]{d.candidate}[/] ({d.shared_examples} shared test examples)")
-            for change in d.changes or ["nothing recorded changed"]:
-                console.print(f"  changed: {change}", markup=False)
-            for metric, t in d.metrics.items():
-                console.print(
-                    f"  {metric}: {t.a:.3f} -> {t.b:.3f} ({t.delta:+.3f}, 95% CI "
-                    f"{t.ci_low:+.3f} to {t.ci_high:+.3f}; {t.test} p={t.p_value:.3g})"
-                )
-            for kind in ("fixed", "broken"):
-                flips = [f for f in d.flips if f.direction == kind]
-                console.print(f"  {kind}: {len(flips)}")
-                for f in flips[:show]:
-                    console.print(
-                        f"    {f.example_id}: {f.input[:80]!r} expected {f.reference[:40]!r}, "
-                        f"{f.output_a[:40]!r} -> {f.output_b[:40]!r}",
-                        markup=False,
-                    )
-
-
-@app.command()
-def gate(
-    run: Annotated[str, typer.Argument(help="The run to check: a folder or a run id.")],
-    baseline: Annotated[
-        str | None, typer.Option(help="The run to compare against (folder or run id).")
-    ] = None,
-    approved: Annotated[
-        bool, typer.Option("--approved", help="Compare against the task's approved run.")
-    ] = False,
-    max_drop: Annotated[float, typer.Option(min=0.0, help="Largest tolerated drop.")] = 0.01,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Significance level.")] = 0.05,
-    candidate: Annotated[str | None, typer.Option(help="Check only this candidate.")] = None,
-) -> None:
-    """Exit 1 when a metric dropped by more than --max-drop and the drop is significant."""
-    with _user_errors(False):
-        from tunewise.compare import diff_runs, read_run
-        from tunewise.compare import gate as check
-        from tunewise.ledger import Ledger
-
-        if (baseline is None) == (not approved):
-            raise TunewiseError("give exactly one of --baseline RUN or --approved")
-        with Ledger() as ledger:
-            current = read_run(ledger.resolve(run))
-            base_folder = (
-                ledger.approved(current.results["task"]["name"])
-                if approved
-                else ledger.resolve(str(baseline))
-            )
-        base = read_run(base_folder)
-        result = check(diff_runs(base, current, candidate), max_drop, alpha)
-        console.print(f"baseline {base.run_id} -> {current.run_id}", markup=False)
-        for line in result.lines:
-            console.print(line, markup=False)
-    if not result.passed:  # outside: _user_errors treats any other exit as an internal error
-        raise typer.Exit(1)
-
-
-@app.command()
-def approve(run: Annotated[str, typer.Argument(help="A run folder or run id.")]) -> None:
-    """Mark a run as its task's approved baseline (for `tunewise gate --approved`)."""
-    with _user_errors(False):
-        from tunewise.ledger import Ledger
-
-        with Ledger() as ledger:
-            run_id = ledger.approve(ledger.resolve(run))
-        console.print(f"approved {run_id}")
+register(app)  # the ledger's commands: runs, diff, gate, approve
 
 
 @app.command()
@@ -435,8 +274,8 @@ def report(
 ) -> None:
     """Show a finished run's table and recommendation again, and (re)write its report.html and
     report.md."""
-    _quiet_libraries(verbose)
-    with _user_errors(verbose):
+    quiet_libraries(verbose)
+    with user_errors(verbose):
         from tunewise.report import write_report
 
         document = _read_results(run_dir)

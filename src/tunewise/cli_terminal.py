@@ -1,0 +1,56 @@
+"""What the command line prints: the consoles, third-party chatter kept quiet, and user errors
+turned into one line and an exit code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.text import Text
+
+from tunewise.errors import TunewiseError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Keep third-party chatter (download bars, deprecation notes) out of the user's terminal."""
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        warnings.filterwarnings("ignore")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=errors, show_path=False, show_time=False)],
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def user_errors(verbose: bool) -> Iterator[None]:
+    """Bad input: one line on stderr and exit code 2. Anything else: a short note, exit 1."""
+    try:
+        yield
+    except TunewiseError as exc:
+        # The message quotes user data; print it as literal text, never as rich markup.
+        errors.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted; finished answers are cached, re-run the command to resume")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if verbose:
+            raise
+        note = f" {type(exc).__name__}: {exc} (re-run with --verbose for the traceback)"
+        errors.print(Text.assemble(("internal error:", "bold red"), note), soft_wrap=True)
+        raise typer.Exit(1) from None
