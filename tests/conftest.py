@@ -154,6 +154,28 @@ model: scripted:test
 """
 
 
+def tiny_llama() -> Any:
+    """A randomly initialised two-layer Llama (vocabulary 64; BOS 1, EOS 2, PAD 0): a real causal
+    LM that trains in seconds on one CPU thread."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    return LlamaForCausalLM(config).float().eval()
+
+
 def write_jsonl(path: Path, rows: Sequence[tuple[str, str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [

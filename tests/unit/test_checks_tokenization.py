@@ -28,10 +28,10 @@ from tunewise.checks.tokenization import (
     tokenizer_findings,
 )
 from tunewise.checks.tokenizers import LoadedTokenizer, load_tokenizer
-from tunewise.data import load_dataset
 from tunewise.errors import ModelError
 from tunewise.models.local import render_prompt, special_strings
 from tunewise.prompts import build_messages
+from tunewise.run import RunOptions, load_data
 from tunewise.task import Contract, LabelFormat, load_task
 
 CHATML = (
@@ -381,13 +381,7 @@ def test_task_texts_use_the_dataset_the_caller_already_read(
 ) -> None:
     """`tunewise run` hands its loaded data to the checks instead of reading it twice."""
     task = load_task(tiny_task)
-    loaded = load_dataset(
-        task.data.train,
-        task.data.test,
-        task.contract.output_format,
-        test_fraction=task.data.test_fraction,
-        seed=task.seed,
-    )
+    loaded, _ = load_data(task, RunOptions())
 
     def unexpected(*args: object, **kwargs: object) -> None:
         raise AssertionError("the task's data was read again")

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import SENTIMENT_TRAIN, ScriptedBackend
+from conftest import SENTIMENT_TRAIN, ScriptedBackend, tiny_llama
 from safetensors.torch import load_file
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from tunewise.candidates import LoraCandidate
 from tunewise.data import Example
@@ -163,23 +163,6 @@ def test_training_messages_end_with_the_answer_as_assistant_turn() -> None:
 
 
 # ---- a tiny real causal LM ------------------------------------------------------------------
-
-
-def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        bos_token_id=1,
-        eos_token_id=EOS,
-        pad_token_id=PAD,
-    )
-    return LlamaForCausalLM(config).float().eval()
 
 
 @pytest.fixture(scope="module")

@@ -8,26 +8,12 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_llama
 from peft import LoraConfig, get_peft_model
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from tunewise.finetune import dropout
 from tunewise.finetune.dropout import SparseDropout, drop_positions, use_sparse_dropout
 from tunewise.models.local import contiguous_head_input
-
-
-def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config).float().eval()
 
 
 def within_sigmas(count: int, n: int, p: float, sigmas: float = 5) -> bool:
