@@ -295,7 +295,7 @@ class LocalModel:
             total = float(first[tokens[0]])
             total += sum(float(rest[row, j - 1, tokens[j]]) for j in range(1, len(tokens)))
             logprobs.append(total)
-        if self.dtype != "float32" and near_tie(logprobs, self.near_tie_nats):
+        if near_tie(logprobs, self.near_tie_nats):  # never in float32: its margin is 0
             settled = self._float32_twin()._score(messages, labels)
             return dataclasses.replace(settled, seconds=time.perf_counter() - start)
         peak = max(logprobs)
