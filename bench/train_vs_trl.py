@@ -10,7 +10,11 @@ loop only (tunewise's own loop timer; `trainer.train()` for TRL), after model lo
 run one validation pass per epoch inside that time, and neither checkpoints. The final
 validation loss is computed afterwards by one shared function on each side's saved adapter.
 
-    .venv/bin/python bench/train_vs_trl.py [--train N] [--validation M] [--epochs E] [--out F]
+    .venv/bin/python bench/train_vs_trl.py [--train N] [--validation M] [--epochs E] [--bf16]
+        [--out F]
+
+`--bf16` trains both sides under bfloat16 autocast (float32 master weights): tunewise's
+`TrainingConfig.bf16`, TRL's `bf16=True`.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ SETTINGS_NOTE = {
     "batching": "dynamic padding on both (tunewise left-pads, TRL right-pads); both group by "
     "length (tunewise windows of 16 batches; TRL train_sampling_strategy=group_by_length)",
     "optimizer": "AdamW(weight_decay=0.01), no gradient clipping (TRL max_grad_norm=0), "
-    "no gradient checkpointing, float32, no mixed precision",
+    "no gradient checkpointing, float32 weights; mixed precision only with --bf16 "
+    "(bfloat16 autocast on both sides)",
     "published_adapter": "tunewise: best validation pass; TRL: final weights "
     "(the same with 1 epoch)",
 }
@@ -74,7 +79,7 @@ def private_home(work: Path) -> Path:
     return home
 
 
-def build_spec(n_train: int, n_validation: int, epochs: int) -> dict[str, Any]:
+def build_spec(n_train: int, n_validation: int, epochs: int, bf16: bool) -> dict[str, Any]:
     """Model folder, training config and the encoded train/validation sequences."""
     from tunewise.candidates import LoraCandidate
     from tunewise.data import read_examples, sample_examples, stratify_by_label
@@ -98,7 +103,7 @@ def build_spec(n_train: int, n_validation: int, epochs: int) -> dict[str, Any]:
         early_stopping_patience=epochs + 1,
         checkpoint_every=10**9,
     )
-    config = TrainingConfig.from_candidate(candidate, task.seed)
+    config = TrainingConfig.from_candidate(candidate, task.seed, bf16=bf16)
     home = Path(os.environ["TUNEWISE_HOME"])
     model = LocalModel(EMBEDDED_NAME, embedded_model_folder(home), home)
     prompt = short_prompt(task)
@@ -213,7 +218,7 @@ def run_trl(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         weight_decay=0.01,  # torch.optim.AdamW's default, which tunewise uses
         max_grad_norm=0.0,  # tunewise does not clip
         gradient_checkpointing=False,  # TRL's default is True; tunewise does not checkpoint
-        bf16=False,
+        bf16=c["bf16"],
         use_cpu=True,
         report_to=[],
         eval_strategy="epoch",
@@ -353,7 +358,8 @@ def table(result: dict[str, Any]) -> str:
         f"long); LoRA r={c['r']} alpha={c['alpha']} dropout={c['dropout']} "
         f"targets={c['target_modules']}; lr {c['learning_rate']} {c['scheduler']}, warmup "
         f"{c['warmup_ratio']}, {c['epochs']} epoch(s), batch {c['batch_size']} x accumulation "
-        f"{c['gradient_accumulation']}, max length {s['max_length']}, seed {c['seed']}",
+        f"{c['gradient_accumulation']}, max length {s['max_length']}, seed {c['seed']}, "
+        f"{'bfloat16 autocast' if c['bf16'] else 'float32'}",
         "",
         "| | tunewise | TRL SFTTrainer |",
         "|---|---|---|",
@@ -370,6 +376,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=200, help="training conversations")
     parser.add_argument("--validation", type=int, default=50, help="validation conversations")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on both sides")
     parser.add_argument("--out", type=Path, help="write the results JSON here")
     parser.add_argument("--child", choices=("tunewise", "trl"), help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
@@ -388,7 +395,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="train-vs-trl-") as tmp:
         work = Path(tmp)
         os.environ["TUNEWISE_HOME"] = str(private_home(work))  # children inherit it
-        spec = build_spec(args.train, args.validation, args.epochs)
+        spec = build_spec(args.train, args.validation, args.epochs, args.bf16)
         spec_path = work / "spec.json"
         write_json(spec_path, spec)
         sides: dict[str, dict[str, Any]] = {}

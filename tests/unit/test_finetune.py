@@ -21,6 +21,7 @@ from transformers import LlamaForCausalLM
 from tunewise.candidates import LoraCandidate
 from tunewise.data import Example
 from tunewise.errors import TunewiseError
+from tunewise.finetune.batches import computed_tokens, shared_prefix
 from tunewise.finetune.examples import (
     IGNORE,
     TrainingLintError,
@@ -247,6 +248,75 @@ def test_completion_loss_has_gradients() -> None:
     assert model.model.embed_tokens.weight.grad is not None
 
 
+# A system prompt all rows share (tokens 1, 3-8), then each row's own input and answer.
+SYSTEM = [1, 3, 4, 5, 6, 7, 8]
+PREFIXED = [
+    sequence("p", [*SYSTEM, 11, 12], [30, 31, EOS]),
+    sequence("q", [*SYSTEM, 13], [32, EOS]),
+    sequence("r", [*SYSTEM, 14, 15, 16, 17], [33, EOS]),
+    sequence("s", [*SYSTEM, 18], [34, 35, 36, EOS]),
+]
+
+
+def test_shared_prefix_is_the_common_prompt_start() -> None:
+    assert shared_prefix(PREFIXED) == len(SYSTEM)
+    assert shared_prefix(MIXED[:4]) == 1  # only BOS
+    assert shared_prefix(MIXED) == 0  # "e" has nothing before its answer but BOS
+    assert shared_prefix([]) == 0
+
+
+def test_shared_prefix_leaves_each_row_the_token_that_predicts_its_answer() -> None:
+    # Identical prompts: the prefix stops one short, so every row keeps its last prompt token.
+    same = [sequence("x", [*SYSTEM, 9], [40, EOS]), sequence("y", [*SYSTEM, 9], [41, EOS])]
+    assert shared_prefix(same) == len(SYSTEM)
+    assert shared_prefix([sequence("z", [1], [50, EOS]), *PREFIXED]) == 0
+
+
+def test_collate_with_a_prefix_carries_it_once() -> None:
+    n = len(SYSTEM)
+    batch = collate(PREFIXED, PAD, n)
+    assert batch["prefix_ids"].tolist() == [SYSTEM]
+    width = max(len(s.input_ids) for s in PREFIXED) - n
+    assert batch["input_ids"].shape == (len(PREFIXED), width)
+    assert batch["attention_mask"].shape == (len(PREFIXED), n + width)
+    for row, s in enumerate(PREFIXED):
+        own = len(s.input_ids) - n
+        pad = width - own
+        assert batch["input_ids"][row].tolist() == [PAD] * pad + list(s.input_ids[n:])
+        assert batch["attention_mask"][row].tolist() == [1] * n + [0] * pad + [1] * own
+        assert batch["position_ids"][row].tolist() == [0] * pad + list(range(n, n + own))
+        assert batch["labels"][row].tolist() == [IGNORE] * pad + list(s.labels[n:])
+    assert computed_tokens(batch) == n + sum(len(s.input_ids) - n for s in PREFIXED)
+    assert computed_tokens(collate(PREFIXED, PAD)) == sum(len(s.input_ids) for s in PREFIXED)
+
+
+def test_a_shared_prefix_changes_neither_loss_nor_gradients() -> None:
+    """The prefix computed once, its cache repeated per row, is the same computation."""
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(
+        tiny_llama().train(),
+        LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"),
+    )
+    torch.manual_seed(1)
+    for p in model.parameters():
+        if p.requires_grad:  # LoRA's B starts at zero: give both factors a gradient to show
+            torch.nn.init.normal_(p, std=0.1)
+
+    def loss_and_gradients(prefix: int) -> tuple[float, torch.Tensor]:
+        model.zero_grad()
+        loss = completion_loss(model, collate(PREFIXED, PAD, prefix))
+        loss.backward()
+        grads = [p.grad.flatten() for p in model.parameters() if p.requires_grad]
+        return float(loss.detach()), torch.cat(grads)
+
+    plain_loss, plain_grads = loss_and_gradients(0)
+    shared_loss, shared_grads = loss_and_gradients(len(SYSTEM))
+    assert shared_loss == pytest.approx(plain_loss, abs=1e-6)
+    assert torch.allclose(shared_grads, plain_grads, atol=1e-6)
+    assert plain_grads.abs().max() > 1e-3
+
+
 # ---- batching -------------------------------------------------------------------------------
 
 
@@ -452,7 +522,9 @@ def test_train_adapter_writes_adapter_and_record(trained: tuple[Path, dict[str, 
     assert record["epochs"] == 2.0
     assert record["stopped_early"] is False
     assert record["target_tokens_per_epoch"] == sum(s.target_tokens for s in TRAIN)
-    assert record["tokens_trained"] == 2 * sum(len(s.input_ids) for s in TRAIN)
+    # 6 batches of 4 per epoch, each computing the shared prefix (BOS) once instead of 4 times.
+    assert record["shared_prefix_tokens"] == 1
+    assert record["tokens_trained"] == 2 * (sum(len(s.input_ids) for s in TRAIN) - 6 * 3)
     assert record["config"] == CONFIG.__dict__
     assert 0 < record["trainable_parameters"] < record["total_parameters"]
 

@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.candidates import FineTuningOptions
-from tunewise.finetune.batches import collate, completion_loss, length_grouped_batches
+from tunewise.finetune.batches import (
+    collate,
+    completion_loss,
+    computed_tokens,
+    length_grouped_batches,
+    shared_prefix,
+)
 from tunewise.finetune.examples import IGNORE, TrainingSequence
 
 Advance = Callable[[int], None]
 # Part of every adapter's cache key: bump when the loop changes which weights a seed produces
-# (2: LoRA dropout drawn as geometric gaps on CPU), so an adapter of the old loop is not reused.
-TRAINING_LOOP = 2
+# (2: LoRA dropout drawn as geometric gaps on CPU; 3: the shared prompt prefix computed once per
+# batch), so an adapter of the old loop is not reused.
+TRAINING_LOOP = 3
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,8 @@ def train_adapter(
         num_training_steps=total_steps,
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # One process only: a DDP-wrapped model must see one forward call per backward.
+    prefix = shared_prefix([*train, *validation]) if accelerator.num_processes == 1 else 0
     state = _resume(work, accelerator, model, optimizer, scheduler)
     advance(state.step)
     evaluate_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
@@ -163,7 +172,9 @@ def train_adapter(
 
     def validation_loss() -> float:
         with _autocast(accelerator, config):
-            return _validation_loss(accelerator, model, validation, config.batch_size, pad_id)
+            return _validation_loss(
+                accelerator, model, validation, config.batch_size, pad_id, prefix
+            )
 
     while state.epoch < config.epochs and not state.stopped_early:
         batches = length_grouped_batches(lengths, config.batch_size, config.seed, state.epoch)
@@ -171,7 +182,7 @@ def train_adapter(
             torch.utils.data.DataLoader(
                 train,
                 batch_sampler=batches,
-                collate_fn=lambda seqs: collate(seqs, pad_id),
+                collate_fn=lambda seqs: collate(seqs, pad_id, prefix),
                 # Its own generator: drawing the loader's seed must not shift the global RNG
                 # that dropout uses, or a resumed run would diverge from an uninterrupted one.
                 generator=torch.Generator().manual_seed(config.seed + state.epoch),
@@ -187,7 +198,7 @@ def train_adapter(
                 scheduler.step()
                 optimizer.zero_grad()
             state.batch_in_epoch += 1
-            state.tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
+            state.tokens += computed_tokens(batch) * accelerator.num_processes
             state.pending_losses.append(float(loss.detach()))
             if not accelerator.sync_gradients:
                 continue
@@ -206,7 +217,8 @@ def train_adapter(
             state.epoch += 1
             state.batch_in_epoch = 0
     state.seconds = time.perf_counter() - started
-    record = _record(state, accelerator, model, config, train, validation) | dict(notes or {})
+    record = _record(state, accelerator, model, config, train, validation)
+    record |= {"shared_prefix_tokens": prefix, **(notes or {})}
     _publish(record, accelerator, model, out, work, extra_files or {})
     return record
 
@@ -226,6 +238,7 @@ def _validation_loss(
     validation: Sequence[TrainingSequence],
     batch_size: int,
     pad_id: int,
+    prefix: int,
 ) -> float:
     """Mean loss per target token over the validation slice."""
     import torch
@@ -235,7 +248,7 @@ def _validation_loss(
     with torch.no_grad():
         for start in range(0, len(validation), batch_size):
             chunk = validation[start : start + batch_size]
-            batch = {k: v.to(accelerator.device) for k, v in collate(chunk, pad_id).items()}
+            batch = {k: v.to(accelerator.device) for k, v in collate(chunk, pad_id, prefix).items()}
             count = int((batch["labels"] != IGNORE).sum())
             total += float(completion_loss(model, batch)) * count
             tokens += count
