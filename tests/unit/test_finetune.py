@@ -32,6 +32,7 @@ from tunewise.finetune.examples import (
 )
 from tunewise.finetune.train import (
     TrainingConfig,
+    _load_model,
     collate,
     completion_loss,
     length_grouped_batches,
@@ -568,6 +569,21 @@ def test_train_adapter_in_bf16_autocast_learns_and_records_it(
     assert record["config"]["bf16"] is True
     curve = record["loss_curve"]
     assert curve[-1]["validation_loss"] < curve[0]["validation_loss"]
+
+
+def test_bf16_training_stores_only_frozen_linear_weights_in_bf16(base_folder: Path) -> None:
+    from dataclasses import replace
+
+    model = _load_model(base_folder, replace(CONFIG, bf16=True))
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    lora_weights = [n for n in dtypes if "lora_" in n]
+    frozen_linear = [n for n in dtypes if n.endswith("base_layer.weight")]
+    assert lora_weights and frozen_linear
+    assert all(dtypes[n] == torch.float32 for n in lora_weights)
+    assert all(dtypes[n] == torch.bfloat16 for n in frozen_linear)
+    assert all(dtypes[n] == torch.float32 for n in dtypes if "norm" in n or "embed" in n)
+    plain = _load_model(base_folder, CONFIG)
+    assert all(p.dtype == torch.float32 for p in plain.parameters())
 
 
 def test_train_adapter_stops_early_and_keeps_the_best(base_folder: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from tunewise.finetune.examples import IGNORE, TrainingSequence
 Advance = Callable[[int], None]
 # Part of every adapter's cache key: bump when the loop changes which weights a seed produces
 # (2: LoRA dropout drawn as geometric gaps on CPU; 3: the shared prompt prefix computed once per
-# batch), so an adapter of the old loop is not reused.
+# batch, eager attention on CPU), so an adapter of the old loop is not reused.
 TRAINING_LOOP = 3
 
 
@@ -74,7 +74,12 @@ def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
     from tunewise.finetune.dropout import use_sparse_dropout
     from tunewise.models.local import contiguous_head_input
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    # On CPU, eager attention trains faster than torch's SDPA kernels at these lengths (1.1x a
+    # step in float32, 1.4x in bf16 on the embedded model); GPUs keep SDPA.
+    cpu = not torch.cuda.is_available()
+    kwargs: dict[str, Any] = {"dtype": torch.float32} | (
+        {"attn_implementation": "eager"} if cpu else {}
+    )
     if config.quantize_4bit:
         from transformers import BitsAndBytesConfig
 
@@ -100,9 +105,25 @@ def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
+    if config.bf16 and not config.quantize_4bit:
+        _frozen_linears_in_bf16(model)
     use_sparse_dropout(model)
     contiguous_head_input(model)
     return model
+
+
+def _frozen_linears_in_bf16(model: Any) -> None:
+    """Store the frozen linear weights in bfloat16: autocast would round them to bf16 on every
+    forward call anyway (it caches casts only of weights that train), so the numbers are the
+    same and the casts are gone. LoRA weights, norms and embeddings (the output projection is
+    tied to them) stay float32."""
+    import torch
+
+    tied = model.get_output_embeddings().weight
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Linear) and not weight.requires_grad and weight is not tied:
+            module.weight.data = weight.data.to(torch.bfloat16)
 
 
 @dataclass
