@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tunewise.candidates import FewShotCandidate
     from tunewise.data import load_dataset, sample_examples, stratify_by_label
-    from tunewise.models.dtype import resolve
+    from tunewise.models.dtype import resolve_dtype
     from tunewise.models.local import LocalModel, embedded_model_folder, tunewise_home
     from tunewise.strategies import PREPARERS
     from tunewise.task import load_task
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         test = sample_examples(test, args.limit, task.seed, stratify)
     labels = list(task.contract.output_format.labels)
     spec = next(c for c in task.candidates if isinstance(c, FewShotCandidate))
-    dtype = resolve(args.dtype)[0]
+    dtype = resolve_dtype(args.dtype)
     # Only the converted model folder comes from the home; the backend is called directly,
     # never through the response cache.
     home = tunewise_home()

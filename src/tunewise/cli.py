@@ -73,9 +73,8 @@ def _split_csv(value: str | None) -> tuple[str, ...] | None:
 
 
 _DTYPE = typer.Option(
-    help="Local models' dtype: auto (answers in bfloat16 on a bf16-capable GPU or a CPU with AMX, "
-    "else float32; fine-tunes under bfloat16 autocast wherever bf16 is native, AVX-512 BF16 "
-    "included), float32, or bfloat16 for both."
+    help="Local models' dtype, for answers and fine-tuning: auto (bfloat16 on a bf16-capable GPU "
+    "or a CPU with AMX, else float32), float32 or bfloat16."
 )
 
 

@@ -1,14 +1,13 @@
-"""Which dtype a local model answers in, whether its training runs under bfloat16 autocast, and
-where bfloat16 defers to float32.
+"""Which dtype a local model runs in, and where bfloat16 defers to float32.
 
 A bfloat16 label choice that is a near tie is settled in float32 (see NEAR_TIE_NATS), so a bf16
 run gives float32's labels; the time it saves depends on how many choices are near ties. On the
 embedded model 58% of review-sentiment's choices are, and a bf16 pass with its ties settled took
 longer than float32 on both CPUs measured (bench/bf16_agreement.py: 1.15x on AVX2, 1.48x on
-AVX-512 BF16, whose bf16 forward pass is only 1.8x float32's). So `--dtype auto` answers in
-bfloat16 only where bf16 is several times faster (a bf16-capable GPU; a CPU with AMX), and
-trains under bfloat16 autocast wherever the hardware computes bf16 natively: training has no
-ties to settle, and its validation loss moved by under 2% (bench/train_vs_trl.py --bf16).
+AVX-512 BF16, whose bf16 forward pass is only 1.8x float32's). Training under bf16 autocast
+there was 1.09x faster at a 2.0% higher validation loss (bench/train_vs_trl.py --bf16). So
+`--dtype auto` picks bfloat16 only where bf16 is several times faster: a bf16-capable GPU or a
+CPU with AMX. Fine-tuning follows the dtype (bf16 autocast, float32 master weights).
 """
 
 from __future__ import annotations
@@ -28,35 +27,18 @@ NEAR_TIE_NATS = 0.5
 # model it checks, and bfloat16 runs without it.
 REFEREE_MAX_BYTES = 4 * 2**30
 _AMX = "amx_bf16"
-_NATIVE_BF16_CPU = frozenset({_AMX, "avx512_bf16"})
 
 
 def dtype_for(requested: str, *, cuda: bool, cuda_bf16: bool, cpu_flags: frozenset[str]) -> str:
-    """The inference dtype: as requested; for "auto", bfloat16 on a bf16-capable GPU or a CPU
-    with AMX, else float32 (see the module's note for why not on AVX-512 BF16)."""
-    _check(requested)
+    """The dtype: as requested; for "auto", bfloat16 on a bf16-capable GPU or a CPU with AMX,
+    else float32 (see the module's note for why not on AVX-512 BF16)."""
+    if requested not in DTYPES:
+        raise ModelError(f"unknown dtype '{requested}'; use one of: {', '.join(DTYPES)}")
     if requested != "auto":
         return requested
     if cuda:
         return "bfloat16" if cuda_bf16 else "float32"
     return "bfloat16" if _AMX in cpu_flags else "float32"
-
-
-def trains_in_bf16(
-    requested: str, *, cuda: bool, cuda_bf16: bool, cpu_flags: frozenset[str]
-) -> bool:
-    """Whether fine-tuning runs under bfloat16 autocast (float32 weights and optimizer): as the
-    requested dtype says; for "auto", where the hardware computes bf16 natively (a bf16-capable
-    GPU; a CPU with AMX or AVX-512 BF16)."""
-    _check(requested)
-    if requested != "auto":
-        return requested == "bfloat16"
-    return cuda_bf16 if cuda else bool(_NATIVE_BF16_CPU & cpu_flags)
-
-
-def _check(requested: str) -> None:
-    if requested not in DTYPES:
-        raise ModelError(f"unknown dtype '{requested}'; use one of: {', '.join(DTYPES)}")
 
 
 def cpu_flags() -> frozenset[str]:
@@ -71,20 +53,15 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def resolve(requested: str = "auto") -> tuple[str, bool]:
-    """dtype_for and trains_in_bf16 on this machine (torch is imported only for "auto")."""
+def resolve_dtype(requested: str = "auto") -> str:
+    """dtype_for on this machine (torch is imported only to resolve "auto")."""
     if requested != "auto":
-        fixed = {"cuda": False, "cuda_bf16": False, "cpu_flags": frozenset[str]()}
-        return dtype_for(requested, **fixed), trains_in_bf16(requested, **fixed)
+        return dtype_for(requested, cuda=False, cuda_bf16=False, cpu_flags=frozenset())
     import torch
 
     cuda = torch.cuda.is_available()
-    found = {
-        "cuda": cuda,
-        "cuda_bf16": cuda and torch.cuda.is_bf16_supported(),
-        "cpu_flags": cpu_flags(),
-    }
-    return dtype_for(requested, **found), trains_in_bf16(requested, **found)
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return dtype_for(requested, cuda=cuda, cuda_bf16=bf16, cpu_flags=cpu_flags())
 
 
 def near_tie(logprobs: Sequence[float], nats: float) -> bool:

@@ -172,14 +172,12 @@ class LocalModel:
         *,
         adapter: Path | None = None,
         dtype: str = "float32",
-        train_bf16: bool = False,
     ) -> None:
         self.spec = spec
         self.folder = folder
         self.home = home
         self.adapter = adapter
-        self.dtype = dtype  # "float32" or "bfloat16" (resolve "auto" with dtype.resolve first)
-        self.train_bf16 = train_bf16  # adapters of this model train under bfloat16 autocast
+        self.dtype = dtype  # "float32" or "bfloat16" (resolve "auto" with resolve_dtype first)
         self._fingerprint: str | None = None
         self._tokenizer: Any = None
         self._model: Any = None

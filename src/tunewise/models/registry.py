@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from tunewise.errors import ModelError
 from tunewise.models.backend import Backend
-from tunewise.models.dtype import resolve
+from tunewise.models.dtype import resolve_dtype
 from tunewise.models.local import (
     EMBEDDED_NAME,
     LocalModel,
@@ -56,8 +56,8 @@ def load_backend(
     spec: str, models: Mapping[str, ModelEndpoint] | None = None, *, dtype: str = "float32"
 ) -> Backend:
     """Resolve a model spec, or a name from the task's `models:` section. Nothing heavy is loaded
-    until the backend is first used. `dtype` applies to local models: their inference dtype
-    and whether their adapters train under bfloat16 autocast (models.dtype.resolve)."""
+    until the backend is first used. `dtype` applies to local models ("auto" picks bfloat16
+    where it pays: see models.dtype)."""
     if models and spec in models:
         return _endpoint_backend(spec, models[spec])
     home = tunewise_home()
@@ -72,8 +72,7 @@ def load_backend(
         folder = Path(spec).expanduser().resolve()
         if not (folder.is_dir() and (folder / "config.json").exists()):
             raise ModelError(f"unknown model '{spec}'; use one of: {', '.join(known_specs())}")
-    inference, train_bf16 = resolve(dtype)
-    return LocalModel(spec, folder, home, dtype=inference, train_bf16=train_bf16)
+    return LocalModel(spec, folder, home, dtype=resolve_dtype(dtype))
 
 
 def _endpoint_backend(name: str, config: ModelEndpoint) -> Backend:

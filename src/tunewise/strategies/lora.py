@@ -175,7 +175,7 @@ def train_adapter_for(
     if spec.max_train_examples:
         examples = sample_examples(examples, spec.max_train_examples, task.seed, stratify)
     fit, validation = split_examples(examples, spec.validation_fraction, task.seed, stratify)
-    config = TrainingConfig.from_candidate(spec, task.seed, bf16=base.train_bf16)
+    config = TrainingConfig.from_candidate(spec, task.seed, bf16=base.dtype == "bfloat16")
     key = adapter_key(task, base, fit, validation, config, spec.max_length, recipe)
     folder = base.home / "adapters" / key
     cached = (folder / "training.json").exists()
