@@ -115,8 +115,8 @@ def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
 def _frozen_linears_in_bf16(model: Any) -> None:
     """Store the frozen linear weights in bfloat16: autocast would round them to bf16 on every
     forward call anyway (it caches casts only of weights that train), so the numbers are the
-    same and the casts are gone. LoRA weights, norms and embeddings (the output projection is
-    tied to them) stay float32."""
+    same and the casts are gone. LoRA weights, norms and embeddings stay float32, and so does
+    an output projection tied to the embeddings."""
     import torch
 
     tied = model.get_output_embeddings().weight
