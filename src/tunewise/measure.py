@@ -3,7 +3,7 @@ document update, ask it the changed questions (the freshness probe)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +135,7 @@ def measure_candidate(
         )
     max_repairs = repairs_for(task, spec)
     predictions, metrics, repaired = _evaluate(
-        task, predictor, test, cache, progress.stage(name, len(test)), max_repairs
+        task, predictor, test, cache, progress, name, max_repairs
     )
     freshness = None
     if knowledge is not None and knowledge.questions:
@@ -201,19 +201,25 @@ def _evaluate(
     predictor: Predictor,
     examples: Sequence[Example],
     cache: ResponseCache,
-    advance: Callable[[int], None],
+    progress: Progress,
+    stage: str,
     max_repairs: int = 0,
 ) -> tuple[list[Prediction], dict[str, MetricValue], RepairRecord | None]:
     """Answers (repaired up to max_repairs times) and their metrics: the format's, plus
     validity before repair, hallucination and abstention rates on knowledge tasks, plus
-    recall@k and MRR when examples name their gold doc_id."""
+    recall@k and MRR when examples name their gold doc_id. Progress shows the answers as
+    `stage` and the repair requests, when any answer is invalid, as "`stage` repairs" (up to
+    max_repairs per invalid answer)."""
     output_format = task.contract.output_format
     budget = task.max_new_tokens or 0  # set by with_answer_budget
+    advance = progress.stage(stage, len(examples))
     predictions = predict(
         predictor, examples, output_format, cache, max_new_tokens=budget, advance=advance
     )
     repaired = None
     if max_repairs > 0:
+        invalid = sum(validate(output_format, p.output) is not None for p in predictions)
+        repairs = progress.stage(f"{stage} repairs", invalid * max_repairs) if invalid else None
         predictions, repaired = repair(
             predictor,
             examples,
@@ -222,6 +228,7 @@ def _evaluate(
             cache,
             max_new_tokens=budget,
             max_repairs=max_repairs,
+            advance=repairs or (lambda n: None),
         )
     outputs = [p.output for p in predictions]
     references = [e.output for e in examples]
@@ -255,8 +262,8 @@ def _freshness(
     if retrieves:
         asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, arg-type]
     questions = list(knowledge.questions)
-    advance = progress.stage(f"{predictor.name} freshness", len(questions))
-    predictions, metrics, _ = _evaluate(task, asked, questions, cache, advance, max_repairs)
+    stage = f"{predictor.name} freshness"
+    predictions, metrics, _ = _evaluate(task, asked, questions, cache, progress, stage, max_repairs)
     previous = [str(q.extra.get("previous", "")) for q in questions]
     if all(previous):
         outputs = [p.output for p in predictions]

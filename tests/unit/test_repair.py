@@ -191,6 +191,37 @@ def test_a_run_reports_validity_before_and_after_repair_and_counts_repair_tokens
     assert "## Validation and repair" in report and "validity before repair" in report
 
 
+class StageLog:
+    """A Progress that records each stage's name, total and steps done."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list[int]] = {}
+
+    def stage(self, description: str, total: int):  # type: ignore[no-untyped-def]
+        record = self.stages[description] = [total, 0]
+
+        def advance(n: int) -> None:
+            record[1] += n
+
+        return advance
+
+
+def test_repair_requests_show_as_their_own_progress_stage(
+    tmp_path: Path, scripted: ScriptedBackend
+) -> None:
+    scripted.rule = fixes_after(1)
+    rows = [(f"{i} Main St, Boston", '{"city": "Boston"}') for i in range(8)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    write_jsonl(tmp_path / "test.jsonl", rows[:5])
+    (tmp_path / "task.yaml").write_text(TASK, encoding="utf-8")
+    log = StageLog()
+    run_task(load_task(tmp_path / "task.yaml"), RunOptions(), log)
+    # 5 invalid answers, up to 2 rounds each; one round fixed them all.
+    assert log.stages["zero-shot"] == [5, 5]
+    assert log.stages["zero-shot repairs"] == [10, 5]
+    assert "no-repair repairs" not in log.stages  # max_repairs: 0
+
+
 def test_serve_repairs_as_the_run_measured(json_run: Path) -> None:
     request = {"messages": [{"role": "user", "content": "9 Elm St, Boston"}]}
     repaired = TestClient(create_app(load_candidate(json_run, "zero-shot")))
@@ -209,6 +240,7 @@ def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
     from dataclasses import dataclass, field
 
     from tunewise.measure import _evaluate
+    from tunewise.progress import SilentProgress
     from tunewise.strategies.predictor import Request
     from tunewise.task import Task
 
@@ -236,7 +268,7 @@ def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
     asked = [Example(f"t{i}", f"q{i}", "x", "t", {"doc_id": "d0"}) for i in range(4)]
     cache = ResponseCache(tmp_path / "cache.sqlite")
     try:
-        _, metrics, _ = _evaluate(task, Retrieving(), asked, cache, lambda n: None)
+        _, metrics, _ = _evaluate(task, Retrieving(), asked, cache, SilentProgress(), "rag")
     finally:
         cache.close()
     assert metrics["recall@1"].value == 0.75 and metrics["mrr"].value == 0.75
