@@ -99,6 +99,31 @@ def test_shared_prefix_generation_matches_the_plain_pass(
     assert len({g.text for g in fast}) == len(questions)  # no row answered another's question
 
 
+def test_a_batch_over_the_kv_budget_is_split_with_the_same_answers(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = {"role": "system", "content": "Answer with the capital city only."}
+    questions = ["France?", "Italy?", "The country on the Danube, Hungary?", "Peru?", "Chile?"]
+    batch = [[system, {"role": "user", "content": q}] for q in questions]
+    whole = model.generate(batch, max_new_tokens=8)
+    assert model._rows_within_kv_budget(batch, 8) >= len(batch)
+    calls: list[int] = []
+    generate = LocalModel.generate
+
+    def counted(self: LocalModel, rows, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(rows))
+        return generate(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(LocalModel, "generate", counted)
+    longest = max(len(model.encode(model.render(messages))) for messages in batch)
+    two_rows = 2 * model.kv_bytes_per_token() * (longest + 8)
+    monkeypatch.setattr(model, "KV_CACHE_BYTES", two_rows)
+    split = model.generate(batch, max_new_tokens=8)
+    assert calls == [5, 2, 2, 1]
+    assert [g.text for g in split] == [g.text for g in whole]
+    assert [g.output_tokens for g in split] == [g.output_tokens for g in whole]
+
+
 def test_bf16_near_ties_are_settled_by_the_float32_model(converted_home: Path) -> None:
     folder = converted_home / "models" / EMBEDDED_NAME
     full = LocalModel(EMBEDDED_NAME, folder, converted_home)

@@ -162,7 +162,13 @@ def contiguous_head_input(model: Any) -> None:
 class LocalModel:
     """A causal LM from a local folder (safetensors + tokenizer), loaded on first use."""
 
-    batch_size = 8  # generations padded together; small enough to waste little on padding
+    # Generations padded together. Decoding a step costs about the same for 8 rows as for 32
+    # on CPU (per-step overhead dominates a small model), so wide batches pay: 64 zero-shot
+    # country-facts answers took 16.5 s at 8 rows and 10.8 s at 32, the same answers. Rows
+    # are sorted by length first (predict), and generate() splits a batch whose KV cache
+    # would exceed KV_CACHE_BYTES.
+    batch_size = 32
+    KV_CACHE_BYTES = 2 * 2**30
 
     def __init__(
         self,
@@ -358,6 +364,26 @@ class LocalModel:
         device = self.model.device
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device), cache
 
+    def _rows_within_kv_budget(
+        self, batch: Sequence[Sequence[Message]], max_new_tokens: int
+    ) -> int:
+        """How many rows of `batch` fit KV_CACHE_BYTES at its longest prompt plus the answer
+        budget (at least one)."""
+        longest = max(len(self.encode(self.render(messages))) for messages in batch)
+        return max(
+            1, self.KV_CACHE_BYTES // (self.kv_bytes_per_token() * (longest + max_new_tokens))
+        )
+
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of KV cache one token takes in this model (keys and values, every layer)."""
+        config = self.model.config
+        head_dim = getattr(config, "head_dim", None) or (
+            config.hidden_size // config.num_attention_heads
+        )
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        element = 2 if self.dtype == "bfloat16" else 4
+        return config.num_hidden_layers * 2 * kv_heads * head_dim * element
+
     def generate(
         self,
         batch: Sequence[Sequence[Message]],
@@ -369,6 +395,15 @@ class LocalModel:
         """Answers to a batch; with `grammar` (an llguidance grammar), constrained to it."""
         import torch
 
+        rows = self._rows_within_kv_budget(batch, max_new_tokens)
+        if rows < len(batch):
+            return [
+                answer
+                for i in range(0, len(batch), rows)
+                for answer in self.generate(
+                    batch[i : i + rows], max_new_tokens, sampling, grammar=grammar
+                )
+            ]
         start = time.perf_counter()
         tokenizer = self.tokenizer
         with torch.inference_mode():
