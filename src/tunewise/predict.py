@@ -77,8 +77,11 @@ def predict(
     missing = [i for i, value in enumerate(values) if value is None]
     # Similar lengths batch together, so little compute goes to padding.
     missing.sort(key=lambda i: sum(len(m["content"]) for m in requests[i].messages))
-    for start in range(0, len(missing), backend.batch_size):
-        chunk = missing[start : start + backend.batch_size]
+    size = backend.batch_size
+    if output_format.type == "label":  # a backend that scores one input at a time says so
+        size = getattr(backend, "label_batch_size", size)
+    for start in range(0, len(missing), size):
+        chunk = missing[start : start + size]
         try:
             answers: Sequence[Any] = answer([requests[i].messages for i in chunk])
         except BatchIncomplete as incomplete:

@@ -117,6 +117,21 @@ def test_advance_counts_every_example_cached_or_not(
         assert sum(steps) == len(TESTS)
 
 
+def test_labels_are_cached_in_the_backends_label_chunks(
+    scripted: ScriptedBackend, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generation goes in wide batches; inputs scored one at a time are cached in small
+    chunks, so a killed run keeps most of its work."""
+    monkeypatch.setattr(scripted, "batch_size", 32, raising=False)
+    monkeypatch.setattr(scripted, "label_batch_size", 2, raising=False)
+    steps: list[int] = []
+    run(scripted, LABEL, TESTS, home / "cache.sqlite", advance=steps.append)
+    assert steps == [0, 2, 2, 2]  # nothing cached yet, then three chunks of two
+    steps.clear()
+    run(scripted, TEXT, TESTS, home / "text.sqlite", advance=steps.append)
+    assert steps == [0, len(TESTS)]
+
+
 # ---- the response cache --------------------------------------------------------------------
 
 

@@ -169,6 +169,9 @@ class LocalModel:
     # would exceed KV_CACHE_BYTES.
     batch_size = 32
     KV_CACHE_BYTES = 2 * 2**30
+    # Labels are scored one input at a time; answers are cached per chunk, so small chunks
+    # lose little to a kill.
+    label_batch_size = 8
 
     def __init__(
         self,
@@ -458,6 +461,7 @@ class ConstrainedModel:
         self.grammar = grammar
         self.spec = base.spec
         self.batch_size = base.batch_size
+        self.label_batch_size = base.label_batch_size
         self.dtype = base.dtype
 
     def fingerprint(self) -> str:
