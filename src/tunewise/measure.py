@@ -218,8 +218,6 @@ def _evaluate(
     )
     repaired = None
     if max_repairs > 0:
-        invalid = sum(validate(output_format, p.output) is not None for p in predictions)
-        repairs = progress.stage(f"{stage} repairs", invalid * max_repairs) if invalid else None
         predictions, repaired = repair(
             predictor,
             examples,
@@ -228,7 +226,7 @@ def _evaluate(
             cache,
             max_new_tokens=budget,
             max_repairs=max_repairs,
-            advance=repairs or (lambda n: None),
+            stage=lambda total: progress.stage(f"{stage} repairs", total),
         )
     outputs = [p.output for p in predictions]
     references = [e.output for e in examples]

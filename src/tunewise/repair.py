@@ -88,14 +88,17 @@ def repair(
     *,
     max_new_tokens: int,
     max_repairs: int,
-    advance: Callable[[int], None] = lambda n: None,
+    stage: Callable[[int], Callable[[int], None]] | None = None,
 ) -> tuple[list[Prediction], RepairRecord]:
-    """Predictions with invalid answers re-asked, in the same order, and what that took."""
+    """Predictions with invalid answers re-asked, in the same order, and what that took.
+    `stage`, when there is anything to repair, is called once with the most requests the loop
+    can send (max_repairs per invalid answer) and returns the progress callback."""
     current = list(predictions)
     by_id = {e.id: e for e in examples}
     conversations: dict[str, list[Message]] = {}
     totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0, "seconds": 0.0}
     invalid_before = sum(validate(output_format, p.output) is not None for p in current)
+    advance = stage(invalid_before * max_repairs) if stage and invalid_before else lambda n: None
     for _ in range(max_repairs):
         failing = [
             (i, reason)

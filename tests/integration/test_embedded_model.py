@@ -106,20 +106,20 @@ def test_a_batch_over_the_kv_budget_is_split_with_the_same_answers(
     questions = ["France?", "Italy?", "The country on the Danube, Hungary?", "Peru?", "Chile?"]
     batch = [[system, {"role": "user", "content": q}] for q in questions]
     whole = model.generate(batch, max_new_tokens=8)
-    assert model._rows_within_kv_budget(batch, 8) >= len(batch)
+    longest = max(len(model.encode(model.render(messages))) for messages in batch)
+    assert model._rows_within_kv_budget(longest, 8) >= len(batch)
     calls: list[int] = []
-    generate = LocalModel.generate
+    generate = LocalModel._generate
 
     def counted(self: LocalModel, rows, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(len(rows))
         return generate(self, rows, *args, **kwargs)
 
-    monkeypatch.setattr(LocalModel, "generate", counted)
-    longest = max(len(model.encode(model.render(messages))) for messages in batch)
+    monkeypatch.setattr(LocalModel, "_generate", counted)
     two_rows = 2 * model.kv_bytes_per_token() * (longest + 8)
     monkeypatch.setattr(model, "KV_CACHE_BYTES", two_rows)
     split = model.generate(batch, max_new_tokens=8)
-    assert calls == [5, 2, 2, 1]
+    assert calls == [2, 2, 1]
     assert [g.text for g in split] == [g.text for g in whole]
     assert [g.output_tokens for g in split] == [g.output_tokens for g in whole]
 

@@ -344,15 +344,16 @@ class LocalModel:
             self._prefix = (prefix, out.cache)
         return copy.deepcopy(self._prefix[1]), len(prefix)
 
-    def _generation_inputs(self, batch: Sequence[Sequence[Message]]) -> tuple[Any, Any, Any]:
+    def _generation_inputs(
+        self, batch: Sequence[Sequence[Message]], rows: list[list[int]]
+    ) -> tuple[Any, Any, Any]:
         """Token ids and attention mask of a batch, and a copy of the KV cache of the prefix its
         prompts share (None without one). Each row is the shared prefix, then padding, then its
         own tokens: the prefix is computed once for all batches, as in label scoring, and the
         positions (counted from the mask) skip the padding. Without a shared prefix the rows are
-        simply left-padded."""
+        simply left-padded. `rows` are the batch's prompts, tokenized."""
         import torch
 
-        rows = [self.encode(self.render(messages)) for messages in batch]
         cache, done = self._prefix_cache(batch[0], rows[0])
         if any(len(row) <= done or row[:done] != rows[0][:done] for row in rows):
             cache, done = None, 0
@@ -367,12 +368,9 @@ class LocalModel:
         device = self.model.device
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device), cache
 
-    def _rows_within_kv_budget(
-        self, batch: Sequence[Sequence[Message]], max_new_tokens: int
-    ) -> int:
-        """How many rows of `batch` fit KV_CACHE_BYTES at its longest prompt plus the answer
-        budget (at least one)."""
-        longest = max(len(self.encode(self.render(messages))) for messages in batch)
+    def _rows_within_kv_budget(self, longest: int, max_new_tokens: int) -> int:
+        """How many rows fit KV_CACHE_BYTES at a `longest`-token prompt plus the answer budget
+        (at least one)."""
         return max(
             1, self.KV_CACHE_BYTES // (self.kv_bytes_per_token() * (longest + max_new_tokens))
         )
@@ -395,22 +393,32 @@ class LocalModel:
         *,
         grammar: str | None = None,
     ) -> list[Generation]:
-        """Answers to a batch; with `grammar` (an llguidance grammar), constrained to it."""
+        """Answers to a batch; with `grammar` (an llguidance grammar), constrained to it. A
+        batch over the KV cache budget is answered in slices that fit."""
+        rows = [self.encode(self.render(messages)) for messages in batch]
+        fit = self._rows_within_kv_budget(max(len(row) for row in rows), max_new_tokens)
+        return [
+            answer
+            for i in range(0, len(batch), fit)
+            for answer in self._generate(
+                batch[i : i + fit], rows[i : i + fit], max_new_tokens, sampling, grammar
+            )
+        ]
+
+    def _generate(
+        self,
+        batch: Sequence[Sequence[Message]],
+        rows: list[list[int]],
+        max_new_tokens: int,
+        sampling: Sampling | None,
+        grammar: str | None,
+    ) -> list[Generation]:
         import torch
 
-        rows = self._rows_within_kv_budget(batch, max_new_tokens)
-        if rows < len(batch):
-            return [
-                answer
-                for i in range(0, len(batch), rows)
-                for answer in self.generate(
-                    batch[i : i + rows], max_new_tokens, sampling, grammar=grammar
-                )
-            ]
         start = time.perf_counter()
         tokenizer = self.tokenizer
         with torch.inference_mode():
-            ids, attention, cache = self._generation_inputs(batch)
+            ids, attention, cache = self._generation_inputs(batch, rows)
         decoding: dict[str, Any] = {"do_sample": False}
         if sampling is not None:
             torch.manual_seed(sampling.seed)  # the same seed and batch draw the same samples
