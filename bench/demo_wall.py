@@ -88,7 +88,7 @@ def run_example(name: str, dtype: str) -> dict[str, Any]:
         "candidates": {
             c.name: {
                 "setup_seconds": round(float(c.setup.get("seconds", 0.0)), 1),
-                "metrics": {k: round(v.value, 4) for k, v in c.metrics.items()},
+                "metrics": {k: v.to_dict() for k, v in c.metrics.items()},  # with CI and n
             }
             for c in result.candidates
             if c.measured
