@@ -98,6 +98,26 @@ def test_shared_prefix_generation_matches_the_plain_pass(
     assert [g.output_tokens for g in fast] == [g.output_tokens for g in plain]
     assert len({g.text for g in fast}) == len(questions)  # no row answered another's question
 
+    # Repair conversations share only the system turn: that turn alone comes from the cache.
+    repairs = [
+        [
+            system,
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": g.text},
+            {"role": "user", "content": "Answer with one word only."},
+        ]
+        for q, g in zip(questions, plain, strict=True)
+    ]
+    monkeypatch.undo()
+    fast = model.generate(repairs, max_new_tokens=12)
+    assert model._prefix is not None and len(model._prefix[0]) == len(
+        model.encode(model.render([system], answer_next=False))
+    )
+    monkeypatch.setattr(model, "_prefix_cache", lambda messages, ids: (None, 0))
+    plain = model.generate(repairs, max_new_tokens=12)
+    assert [g.text for g in fast] == [g.text for g in plain]
+    assert [g.output_tokens for g in fast] == [g.output_tokens for g in plain]
+
 
 def test_a_batch_over_the_kv_budget_is_split_with_the_same_answers(
     model: LocalModel, monkeypatch: pytest.MonkeyPatch

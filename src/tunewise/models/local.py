@@ -159,6 +159,17 @@ def contiguous_head_input(model: Any) -> None:
     )
 
 
+def shared_turns(batch: Sequence[Sequence[Message]]) -> int:
+    """How many leading turns every conversation of the batch has alike, short of each one's
+    last turn: the system prompt and demos of a k-shot batch, the system prompt of a batch of
+    repair conversations (each carries its own question and answer)."""
+    limit = min(len(messages) for messages in batch) - 1
+    n = 0
+    while n < limit and all(messages[n] == batch[0][n] for messages in batch):
+        n += 1
+    return n
+
+
 class LocalModel:
     """A causal LM from a local folder (safetensors + tokenizer), loaded on first use."""
 
@@ -287,7 +298,7 @@ class LocalModel:
         with torch.inference_mode():
             # The shared prefix comes from its cache; one pass over the rest of the prompt, whose
             # cache every label's continuation then shares.
-            cache, done = self._prefix_cache(messages, prompt_ids)
+            cache, done = self._prefix_cache(messages[:-1], prompt_ids)
             ids = torch.tensor([prompt_ids[done:]], device=model.device)
             out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
@@ -328,33 +339,34 @@ class LocalModel:
             self._float32._tokenizer = self.tokenizer
         return self._float32
 
-    def _prefix_cache(self, messages: Sequence[Message], prompt_ids: list[int]) -> tuple[Any, int]:
-        """A private copy of the KV cache of everything before the last turn, and its length."""
-        if len(messages) < 2:
+    def _prefix_cache(self, prefix: Sequence[Message], prompt_ids: list[int]) -> tuple[Any, int]:
+        """A private copy of the KV cache of the leading turns `prefix`, and its length in
+        tokens; (None, 0) when they do not open the prompt `prompt_ids`."""
+        if not prefix:
             return None, 0
-        prefix = tuple(self.encode(self.render(messages[:-1], answer_next=False)))
-        usable = 0 < len(prefix) < len(prompt_ids) and tuple(prompt_ids[: len(prefix)]) == prefix
+        ids = tuple(self.encode(self.render(prefix, answer_next=False)))
+        usable = 0 < len(ids) < len(prompt_ids) and tuple(prompt_ids[: len(ids)]) == ids
         if not usable:
             return None, 0
-        if self._prefix is None or self._prefix[0] != prefix:
+        if self._prefix is None or self._prefix[0] != ids:
             import torch
 
-            ids = torch.tensor([list(prefix)], device=self.model.device)
-            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            self._prefix = (prefix, out.cache)
-        return copy.deepcopy(self._prefix[1]), len(prefix)
+            tensor = torch.tensor([list(ids)], device=self.model.device)
+            out = self.model(input_ids=tensor, use_cache=True, logits_to_keep=1)
+            self._prefix = (ids, out.cache)
+        return copy.deepcopy(self._prefix[1]), len(ids)
 
     def _generation_inputs(
         self, batch: Sequence[Sequence[Message]], rows: list[list[int]]
     ) -> tuple[Any, Any, Any]:
-        """Token ids and attention mask of a batch, and a copy of the KV cache of the prefix its
-        prompts share (None without one). Each row is the shared prefix, then padding, then its
-        own tokens: the prefix is computed once for all batches, as in label scoring, and the
-        positions (counted from the mask) skip the padding. Without a shared prefix the rows are
-        simply left-padded. `rows` are the batch's prompts, tokenized."""
+        """Token ids and attention mask of a batch, and a copy of the KV cache of the turns its
+        conversations open with alike (None without any). Each row is the shared prefix, then
+        padding, then its own tokens: the prefix is computed once for all batches, as in label
+        scoring, and the positions (counted from the mask) skip the padding. Without a shared
+        prefix the rows are simply left-padded. `rows` are the batch's prompts, tokenized."""
         import torch
 
-        cache, done = self._prefix_cache(batch[0], rows[0])
+        cache, done = self._prefix_cache(batch[0][: shared_turns(batch)], rows[0])
         if any(len(row) <= done or row[:done] != rows[0][:done] for row in rows):
             cache, done = None, 0
         width = max(len(row) for row in rows) - done
