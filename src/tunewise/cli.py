@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.progress import (
@@ -66,6 +66,14 @@ def _sizes(value: str | None) -> tuple[int, ...] | None:
     return tuple(int(part) for part in parts)
 
 
+def _limit(value: str | None) -> int | Literal["all"] | None:
+    if value is None or value == "all":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise TunewiseError(f"--limit takes a positive number of test examples or all; got {value}")
+    return int(value)
+
+
 def _split_csv(value: str | None) -> tuple[str, ...] | None:
     if not value:
         return None
@@ -95,7 +103,11 @@ def run(
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder that receives runs/<run-id>/.")] = Path("runs"),
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Evaluate a seeded, stratified N test examples.")
+        str | None,
+        typer.Option(
+            help="Evaluate a seeded, stratified N test examples, or all of them (overrides the "
+            "task's data.test_sample)."
+        ),
     ] = None,
     strict: Annotated[
         bool, typer.Option(help="Fail when test inputs also appear in train.")
@@ -122,7 +134,9 @@ def run(
 
         task = load_task(task_file)
         sizes = _sizes(learning_curve)
-        options = RunOptions(_split_csv(strategies), model, limit, strict, sizes, dtype, repeats)
+        options = RunOptions(
+            _split_csv(strategies), model, _limit(limit), strict, sizes, dtype, repeats
+        )
         with _bars() as bars:
             result = run_task(task, options, BarProgress(bars))
         if result.dataset.leaked:

@@ -28,7 +28,14 @@ from tunewise.evaluation import per_example, validate
 from tunewise.measure import CandidateResult
 from tunewise.report import write_report
 from tunewise.retrieval.index import Index
-from tunewise.run import RunResult, candidate_names, candidate_specs, model_for, price_list
+from tunewise.run import (
+    RunResult,
+    candidate_names,
+    candidate_specs,
+    model_for,
+    price_list,
+    sample_size,
+)
 
 SCHEMA_VERSION = 1
 
@@ -86,7 +93,7 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
             "test_examples_available": len(run.dataset.test),
             "test_source": run.dataset.test_source,
             "leaked_test_inputs": len(run.dataset.leaked),
-            "limit": run.options.limit,
+            "limit": sample_size(task, run.options),
         },
         "machine": machine(),
         "seconds": round(run.seconds, 3),

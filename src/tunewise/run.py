@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tunewise import __version__
 from tunewise.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
@@ -54,7 +54,7 @@ class RunOptions:
 
     strategies: tuple[str, ...] | None = None
     model: str | None = None
-    limit: int | None = None
+    limit: int | Literal["all"] | None = None  # None: the task's data.test_sample
     strict: bool = False
     learning_curve: tuple[int, ...] | None = None  # training-set sizes for the first lora
     dtype: str = "auto"  # local models' inference dtype: auto | float32 | bfloat16
@@ -153,7 +153,7 @@ def load_data(
     task: Task, options: RunOptions, files: ExtraDataset | None = None
 ) -> tuple[Dataset, list[Example]]:
     """The task's data (or one of its extra datasets), checked for leakage; the test examples
-    to evaluate after --limit."""
+    to evaluate after --limit or data.test_sample."""
     dataset = load_dataset(
         files.train if files else task.data.train,
         files.test if files else task.data.test,
@@ -176,10 +176,21 @@ def load_data(
             f"(first: {dataset.leaked[0]}); remove them or run without --strict",
         )
     test = dataset.test
-    if options.limit is not None:
+    limit = sample_size(task, options, extra=files is not None)
+    if limit is not None:
         stratify = stratify_by_label(task.contract.output_format)
-        test = sample_examples(test, options.limit, task.seed, stratify)
+        test = sample_examples(test, limit, task.seed, stratify)
     return dataset, test
+
+
+def sample_size(task: Task, options: RunOptions, *, extra: bool = False) -> int | None:
+    """How many test examples to sample (None: all): --limit, else the task's data.test_sample,
+    which is about the task's own test set, not its extra datasets."""
+    if options.limit == "all":
+        return None
+    if options.limit is not None:
+        return options.limit
+    return None if extra else task.data.test_sample
 
 
 def run_task(task: Task, options: RunOptions, progress: Progress | None = None) -> RunResult:

@@ -130,6 +130,12 @@ class DataFiles(_Strict):
     documents: Path | None = Field(default=None, description="Folder or JSONL of documents.")
     updates: Updates | None = Field(default=None, description="Freshness probe (needs documents).")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Used when test is absent.")
+    test_sample: int | None = Field(
+        default=None,
+        ge=1,
+        description="Evaluate a seeded, stratified sample of this many test examples: a shorter "
+        "run with wider intervals. `tunewise run --limit N` or `--limit all` overrides it.",
+    )
     unlabeled: Path | None = Field(
         default=None,
         description="JSONL or CSV of inputs without outputs, for a teacher model to label "

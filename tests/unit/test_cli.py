@@ -155,6 +155,12 @@ BAD_INPUTS: dict[str, tuple[Setup, str]] = {
     "missing-task-file": (_missing_task, "no such task file"),
     "unknown-strategy": (lambda task: ["--strategies", "bogus"], "bogus"),
     "unknown-model": (lambda task: ["--model", "no-such-model"], "no-such-model"),
+    "bad-limit": (lambda task: ["--limit", "some"], "--limit"),
+    "zero-limit": (lambda task: ["--limit", "0"], "--limit"),
+    "bad-test-sample": (
+        _yaml("  test: data/test.jsonl\n", "  test: data/test.jsonl\n  test_sample: 0\n"),
+        "data.test_sample",
+    ),
 }
 
 

@@ -122,6 +122,29 @@ def test_limit_evaluates_that_many(
     assert len(scripted.calls) == 2 * 3 + 2 * 3  # and two demo re-draws of few-shot
 
 
+def test_the_tasks_test_sample_is_the_default_limit(
+    scripted: ScriptedBackend, tiny_task: Path, tmp_path: Path
+) -> None:
+    text = tiny_task.read_text(encoding="utf-8")
+    tiny_task.write_text(
+        text.replace("  test: data/test.jsonl\n", "  test: data/test.jsonl\n  test_sample: 4\n"),
+        encoding="utf-8",
+    )
+    sampled = measure(tiny_task, strategies=("zero-shot",))
+    assert len(sampled.test) == 4
+    document, _ = read_run(write_run(sampled, tmp_path / "runs"))
+    assert document["data"]["limit"] == 4
+    assert document["data"]["test_examples_available"] == len(SENTIMENT_TEST)
+    # The same seeded sample as --limit 4; --limit overrides the task, and all evaluates all.
+    by_option = measure(tiny_task, strategies=("zero-shot",), limit=4)
+    assert [e.id for e in by_option.test] == [e.id for e in sampled.test]
+    assert len(measure(tiny_task, strategies=("zero-shot",), limit=2).test) == 2
+    whole = measure(tiny_task, strategies=("zero-shot",), limit="all")
+    assert len(whole.test) == len(SENTIMENT_TEST)
+    document, _ = read_run(write_run(whole, tmp_path / "runs"))
+    assert document["data"]["limit"] is None
+
+
 @pytest.fixture
 def leaky_task(tiny_task: Path) -> Path:
     rows = [*SENTIMENT_TEST, (SENTIMENT_TRAIN[0][0], SENTIMENT_TRAIN[0][1])]
