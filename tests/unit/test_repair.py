@@ -17,6 +17,7 @@ from tunewise.data import Example
 from tunewise.evaluation import validate
 from tunewise.models.backend import Message
 from tunewise.predict import predict
+from tunewise.prompts import system_prompt
 from tunewise.repair import repair, repair_message
 from tunewise.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
@@ -125,6 +126,14 @@ def test_repairs_come_from_the_cache_on_a_rerun(tmp_path: Path) -> None:
 def test_repair_message_names_the_reason_and_the_format() -> None:
     message = repair_message(TextFormat(type="text", pattern=r"[A-Z]{2}"), "too long")
     assert "too long" in message and "[A-Z]{2}" in message
+
+
+def test_repair_message_refers_to_the_json_schema_without_repeating_it() -> None:
+    task_contract = contract()
+    message = repair_message(task_contract.output_format, "'city' is a required property")
+    assert "'city' is a required property" in message and "JSON Schema given above" in message
+    assert '"properties"' not in message
+    assert '"properties"' in system_prompt(task_contract)  # where "above" points
 
 
 def test_text_pattern_is_enforced_except_for_the_abstention() -> None:
