@@ -89,6 +89,7 @@ def run_example(name: str, dtype: str) -> dict[str, Any]:
             c.name: {
                 "setup_seconds": round(float(c.setup.get("seconds", 0.0)), 1),
                 "metrics": {k: v.to_dict() for k, v in c.metrics.items()},  # with CI and n
+                "repair": c.repair.to_dict() if c.repair is not None else None,
             }
             for c in result.candidates
             if c.measured
