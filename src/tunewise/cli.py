@@ -67,8 +67,10 @@ def _sizes(value: str | None) -> tuple[int, ...] | None:
 
 
 def _limit(value: str | None) -> int | Literal["all"] | None:
-    if value is None or value == "all":
-        return value
+    if value is None:
+        return None
+    if value == "all":
+        return "all"
     if not value.isdigit() or int(value) < 1:
         raise TunewiseError(f"--limit takes a positive number of test examples or all; got {value}")
     return int(value)
