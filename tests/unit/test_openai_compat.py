@@ -532,6 +532,9 @@ def test_ctrl_c_keeps_the_finished_answers(server: FakeServer, tmp_path: Path) -
 
     server.rule = rule
     model = backend(server)
+    # Python's own Ctrl-C handler, as a user's process has it: asyncio.run turns SIGINT into
+    # cancelling the batch only under that handler, whatever an earlier test left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -539,6 +542,7 @@ def test_ctrl_c_keeps_the_finished_answers(server: FakeServer, tmp_path: Path) -
             run_predict(model, TEXT, tmp_path / "cache.sqlite")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     server.rule = lambda body: Reply()
     sent = len(server.requests)
     predictions = run_predict(model, TEXT, tmp_path / "cache.sqlite")
