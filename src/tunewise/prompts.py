@@ -16,14 +16,19 @@ from tunewise.models.backend import Message
 from tunewise.task import Contract, OutputFormat
 
 
-def format_instruction(output_format: OutputFormat) -> str:
-    """How the answer must look, in words the model can follow."""
+def format_instruction(output_format: OutputFormat, *, schema_above: bool = False) -> str:
+    """How the answer must look, in words the model can follow. With `schema_above` (a later
+    turn of a conversation whose system prompt gave the instruction), a JSON Schema is referred
+    to rather than repeated: it can be most of a request's tokens."""
     if output_format.type == "label":
         labels = ", ".join(output_format.labels)
         return f"Answer with exactly one of these labels: {labels}. Reply with the label only."
     if output_format.type == "json":
+        reply = "Reply with one JSON value only, no other text, matching"
+        if schema_above:
+            return f"{reply} the JSON Schema given above."
         schema = json.dumps(output_format.json_schema, ensure_ascii=False, sort_keys=True)
-        return f"Reply with one JSON value only, no other text, matching this JSON Schema: {schema}"
+        return f"{reply} this JSON Schema: {schema}"
     limit = (
         f" Keep it under {output_format.max_chars} characters." if output_format.max_chars else ""
     )

@@ -31,14 +31,9 @@ def repairs_for(task: Task, spec: CandidateSpec) -> int:
 
 
 def repair_message(output_format: OutputFormat, reason: str) -> str:
-    """The user turn that asks for a corrected answer. A JSON Schema is referred to, not
-    repeated: the system prompt has it, and repeating it is most of a repair request's tokens
-    (about 400 of address-extraction's, at every round)."""
-    again = (
-        "Reply with one JSON value only, no other text, matching the JSON Schema given above."
-        if output_format.type == "json"
-        else format_instruction(output_format)
-    )
+    """The user turn that asks for a corrected answer. The system prompt already holds any JSON
+    Schema, so the turn refers to it (about 400 tokens a round on address-extraction)."""
+    again = format_instruction(output_format, schema_above=True)
     return f"That answer is not valid: {reason}. Answer the same request again. {again}"
 
 
