@@ -20,8 +20,8 @@ from tunewise.evaluation.stats import mean_with_ci
 from tunewise.flakiness import SUBSET, Flakiness, measure_flakiness
 from tunewise.knowledge import Knowledge
 from tunewise.models.backend import Backend
-from tunewise.models.constrained import grammar_for
-from tunewise.models.local import ConstrainedModel, LocalModel
+from tunewise.models.constrained import ConstrainedModel, grammar_for
+from tunewise.models.local import LocalModel
 from tunewise.predict import Prediction, predict
 from tunewise.progress import Progress
 from tunewise.repair import RepairRecord, repair, repairs_for

@@ -34,7 +34,8 @@ from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import validate
 from tunewise.measure import constrained
-from tunewise.models.local import ConstrainedModel, LocalModel, tunewise_home
+from tunewise.models.constrained import ConstrainedModel
+from tunewise.models.local import LocalModel, tunewise_home
 from tunewise.predict import Prediction, predict
 from tunewise.repair import repair, repairs_for
 from tunewise.strategies import PREPARERS

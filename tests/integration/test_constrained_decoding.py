@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tunewise.evaluation import validate
-from tunewise.models.constrained import grammar_for
-from tunewise.models.local import EMBEDDED_NAME, ConstrainedModel, LocalModel
+from tunewise.models.constrained import ConstrainedModel, grammar_for
+from tunewise.models.local import EMBEDDED_NAME, LocalModel
 from tunewise.task import JsonFormat, TextFormat
 
 pytestmark = pytest.mark.integration

@@ -4,15 +4,21 @@ that could not continue a valid answer are masked out of the logits.
 
 It is the alternative to the repair loop: every answer parses, at the price of a mask per
 generated token, where repair pays whole extra requests for the answers that break the format.
+`ConstrainedModel` is a local model whose generations follow such a grammar.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tunewise.models.backend import Generation, LabelScores, Message, Sampling
+
 if TYPE_CHECKING:
+    from tunewise.models.local import LocalModel
     from tunewise.task import OutputFormat
 
 # The separators json.dumps writes, and no free whitespace: a small model given room for
@@ -86,3 +92,40 @@ class GrammarMask:
             blocked = torch.from_numpy(~allowed).to(scores.device)
             scores[row, blocked] = float("-inf")
         return scores
+
+
+class ConstrainedModel:
+    """A local model whose generations follow a grammar: the same weights and tokenizer (shared
+    with `base`), other answers, so its own fingerprint."""
+
+    def __init__(self, base: LocalModel, grammar: str) -> None:
+        self.base = base
+        self.grammar = grammar
+        self.spec = base.spec
+        self.batch_size = base.batch_size
+        self.label_batch_size = base.label_batch_size
+        self.dtype = base.dtype
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.grammar.encode()).hexdigest()
+        return hashlib.sha256(f"{self.base.fingerprint()}+grammar-{digest}".encode()).hexdigest()
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.base.count_tokens(messages)
+
+    def score_labels(
+        self, batch: Sequence[Sequence[Message]], labels: Sequence[str]
+    ) -> list[LabelScores]:
+        return self.base.score_labels(batch, labels)
+
+    def generate(
+        self,
+        batch: Sequence[Sequence[Message]],
+        max_new_tokens: int,
+        sampling: Sampling | None = None,
+    ) -> list[Generation]:
+        return self.base.generate(batch, max_new_tokens, sampling, grammar=self.grammar)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a strategy reads (tokenizer, render, folder) is the base model's.
+        return getattr(self.base, name)
