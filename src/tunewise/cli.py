@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from tunewise import __version__
+from tunewise.budget import DEFAULT_BUDGET
 from tunewise.cli_ledger import record_run, register
 from tunewise.cli_terminal import console, errors, quiet_libraries, user_errors
 from tunewise.errors import TunewiseError
@@ -95,8 +96,8 @@ def run(
         str | None,
         typer.Option(
             help="Comma-separated strategies to run: zero-shot, few-shot, optimized-prompt, rag, "
-            "lora, qlora, hybrid. Default: the task's candidates, else zero-shot,few-shot "
-            "(+rag with documents)."
+            "lora, qlora, hybrid. Default: the task's candidates, else the ladder: the four "
+            "steps in order, each while the gap stays open, within --budget."
         ),
     ] = None,
     model: Annotated[
@@ -125,19 +126,36 @@ def run(
             min=0, help="Sample each answer N more times (temperature 0.7) to measure flakiness."
         ),
     ] = 0,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="The ladder's compute budget (15m, 90s, 1h30m, or none): steps are fitted to "
+            "it (fewer test examples, a training subsample, fewer trials) or reported as not "
+            "run with the command that runs them. Pinned candidates ignore it."
+        ),
+    ] = DEFAULT_BUDGET,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
-    """Measure every candidate on the same held-out examples, then recommend one."""
+    """Measure the candidates on the same held-out examples, then recommend one and say what
+    to do next. Without --strategies or candidates in task.yaml, climb the four steps."""
     quiet_libraries(verbose)
     with user_errors(verbose):
+        from tunewise.budget import parse_budget
         from tunewise.results import write_run
         from tunewise.run import RunOptions, run_task
         from tunewise.task import load_task
 
         task = load_task(task_file)
-        sizes = _sizes(learning_curve)
         options = RunOptions(
-            _split_csv(strategies), model, _limit(limit), strict, sizes, dtype, repeats
+            strategies=_split_csv(strategies),
+            model=model,
+            limit=_limit(limit),
+            strict=strict,
+            learning_curve=_sizes(learning_curve),
+            dtype=dtype,
+            repeats=repeats,
+            budget=parse_budget(budget),
+            task_file=str(task_file),
         )
         with _bars() as bars:
             result = run_task(task, options, BarProgress(bars))

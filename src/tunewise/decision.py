@@ -49,6 +49,17 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class NextStep:
+    """What to do next, measured: a sentence, the command to copy, and where the learning curve
+    gives one, how many more labelled examples (with its 80% interval)."""
+
+    action: str
+    command: str | None = None
+    more_examples: int | None = None
+    more_examples_interval: tuple[int, int | None] | None = None
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """The chosen candidate (None when no measured candidate meets the target) and why."""
 
@@ -60,6 +71,7 @@ class Recommendation:
     gates: list[Gate] = field(default_factory=list)
     alternatives: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # what would change the decision
+    next_step: NextStep | None = None
 
 
 def describe(summary: CandidateSummary, metric: str) -> str:

@@ -26,12 +26,11 @@ from tunewise.costs import (
 )
 from tunewise.evaluation import per_example, validate
 from tunewise.measure import CandidateResult
+from tunewise.next_step import RUN_DIR
 from tunewise.report import write_report
 from tunewise.retrieval.index import Index
 from tunewise.run import (
     RunResult,
-    candidate_names,
-    candidate_specs,
     model_for,
     price_list,
     sample_size,
@@ -70,7 +69,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
+def results_document(run: RunResult, run_id: str, out: Path = Path("runs")) -> dict[str, Any]:
     task = run.task
     return {
         "schema_version": SCHEMA_VERSION,
@@ -99,7 +98,8 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         "seconds": round(run.seconds, 3),
         "candidates": [candidate_document(c, run) for c in run.candidates],
         "break_even": [row.to_dict() for row in break_even_rows(run)],
-        "recommendation": asdict(run.recommendation),
+        "recommendation": _recommendation(run, out / run_id),
+        "ladder": run.ladder.to_dict() if run.ladder else None,
         "learning_curve": _learning_curve(run),
         "documents": _documents(run),
         "datasets": [d.to_dict() for d in run.datasets] or None,
@@ -107,6 +107,15 @@ def results_document(run: RunResult, run_id: str) -> dict[str, Any]:
         "checks": run.checks,
         "languages": run.languages,
     }
+
+
+def _recommendation(run: RunResult, folder: Path) -> dict[str, Any]:
+    """The decision, its next step's command naming this run's folder where it needs one."""
+    document = asdict(run.recommendation)
+    step = document.get("next_step")
+    if step and step["command"]:
+        step["command"] = step["command"].replace(RUN_DIR, str(folder))
+    return document
 
 
 def _documents(run: RunResult) -> dict[str, Any] | None:
@@ -239,7 +248,7 @@ def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
 def task_document(run: RunResult) -> dict[str, Any]:
     """The task as the run used it, and each candidate's settings: what `tunewise serve` needs
     to rebuild a candidate exactly (data paths are absolute; no secrets are in a task)."""
-    specs = candidate_specs(run.task, run.options)
+    specs = run.specs
     return {
         "task": run.task.model_dump(mode="json", by_alias=True, exclude_unset=True),
         "candidates": {
@@ -247,7 +256,7 @@ def task_document(run: RunResult) -> dict[str, Any]:
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_unset=True),
                 "model": model_for(spec, run.task, run.options),
             }
-            for spec, name in zip(specs, candidate_names(specs), strict=True)
+            for spec, name in zip(specs, (c.name for c in run.candidates), strict=True)
         },
     }
 
@@ -268,7 +277,7 @@ def write_run(run: RunResult, out: Path) -> Path:
             if "adapter_path" in result.setup:  # the run keeps its own copy for export and serve
                 shutil.copytree(result.setup["adapter_path"], staging / "adapters" / result.name)
         while True:
-            document = results_document(run, run_id)
+            document = results_document(run, run_id, out)
             (staging / "results.json").write_text(
                 json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )

@@ -10,12 +10,14 @@ from typing import Any, Literal
 
 from tunewise import __version__
 from tunewise.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
+from tunewise.budget import DEFAULT_BUDGET, parse_budget
 from tunewise.cache import ResponseCache
 from tunewise.candidates import (
     RETRIEVING,
     STRATEGIES,
     CandidateSpec,
     FewShotCandidate,
+    FineTuningOptions,
     HybridCandidate,
     LoraCandidate,
     OptimizedPromptCandidate,
@@ -37,15 +39,19 @@ from tunewise.decision import FINE_TUNED, CandidateSummary, Recommendation, deci
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.knowledge import Knowledge, load_knowledge
+from tunewise.ladder import Ladder, LadderRecord, walk
 from tunewise.learning_curve import CurveFit, CurvePoint, estimate_examples
 from tunewise.measure import CandidateResult, measure_candidate, primary_metric
 from tunewise.models.backend import Backend
-from tunewise.models.local import tunewise_home
+from tunewise.models.local import LocalModel, tunewise_home
 from tunewise.models.registry import load_backend
 from tunewise.multilingual import drift
+from tunewise.next_step import next_step
 from tunewise.progress import Progress, SilentProgress
 from tunewise.strategies import PREPARERS
 from tunewise.task import ExtraDataset, Task, task_hash
+
+DEFAULT_BUDGET_SECONDS = parse_budget(DEFAULT_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,10 @@ class RunOptions:
     learning_curve: tuple[int, ...] | None = None  # training-set sizes for the first lora
     dtype: str = "auto"  # local models' inference dtype: auto | float32 | bfloat16
     repeats: int = 0  # sampled answers per example for flakiness (0: none)
+    budget: float | None = (
+        DEFAULT_BUDGET_SECONDS  # the default ladder's compute budget (None: none)
+    )
+    task_file: str = "task.yaml"  # how the task is named in the commands the run suggests
 
 
 @dataclass
@@ -79,15 +89,22 @@ class RunResult:
     datasets: list[DatasetResult] = field(default_factory=list)  # main first, when datasets: set
     checks: dict[str, Any] | None = None  # tunewise check's findings on the task's inputs
     languages: dict[str, Any] | None = None  # per-language quality, for multilingual test sets
+    specs: list[CandidateSpec] = field(default_factory=list)  # what each candidate ran with
+    ladder: LadderRecord | None = None  # the default run's walk up the four steps
+
+
+def pinned(task: Task, options: RunOptions) -> bool:
+    """Whether the run measures exactly what --strategies or the task's candidates name; else
+    it walks the ladder."""
+    return bool(options.strategies) or any(not getattr(c, "opt_in", False) for c in task.candidates)
 
 
 def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
-    """The task's candidates, or the default ladder, filtered by --strategies."""
+    """The task's pinned candidates, or those of --strategies (the task's settings of each,
+    else its defaults); the ladder's steps choose their own (see ladder_settings)."""
     wanted = options.strategies
     if not wanted:
-        listed = [c for c in task.candidates if not getattr(c, "opt_in", False)]
-        ladder = DEFAULT_LADDER + (("rag",) if task.data.documents else ())
-        return listed or [default_candidate(s) for s in ladder]
+        return [c for c in task.candidates if not getattr(c, "opt_in", False)]
     unknown = [s for s in wanted if s not in STRATEGIES]
     if unknown:
         raise TunewiseError(f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}")
@@ -104,9 +121,26 @@ def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
     return specs
 
 
-DEFAULT_LADDER = ("zero-shot", "few-shot")
-"""Run when neither the task nor --strategies names candidates, plus rag when the task has
-documents; training is opt-in (slow)."""
+def ladder_settings(task: Task) -> Callable[[str], CandidateSpec]:
+    """A ladder step's candidate: the task's (opt-in) candidate of that strategy, else defaults."""
+
+    def settings(strategy: str) -> CandidateSpec:
+        listed = [c for c in task.candidates if c.strategy == strategy]
+        return listed[0] if listed else default_candidate(strategy)
+
+    return settings
+
+
+def suggested_command(options: RunOptions, strategies: str, **flags: str) -> str:
+    """The command that measures `strategies` with this run's other flags (`flags` override
+    them: model, limit, learning_curve)."""
+    given = {"model": options.model, "limit": options.limit}
+    given |= {"dtype": options.dtype if options.dtype != "auto" else None}
+    parts = [f"tunewise run {options.task_file} --strategies {strategies}"]
+    for flag, value in (given | flags).items():
+        if value is not None:
+            parts.append(f"--{flag.replace('_', '-')} {value}")
+    return " ".join(parts)
 
 
 def default_candidate(strategy: str) -> CandidateSpec:
@@ -194,33 +228,70 @@ def sample_size(task: Task, options: RunOptions, *, extra: bool = False) -> int 
 
 
 def run_task(task: Task, options: RunOptions, progress: Progress | None = None) -> RunResult:
-    """Measure every candidate on the same held-out examples and decide."""
+    """Measure the candidates on the same held-out examples and decide: the pinned ones, or,
+    by default, the ladder's steps as far as the budget and the gap take it."""
     progress = progress or SilentProgress()
     started = time.perf_counter()
     hashed = task_hash(task)
     dataset, test = load_data(task, options)
     task = with_answer_budget(task, dataset.train)
-    specs = candidate_specs(task, options)
+    climbing = not pinned(task, options)
+    specs = [] if climbing else candidate_specs(task, options)
     checks = check_task(task, model=options.model, loaded=dataset)
     # Documents are read (and indexed) before any model loads: bad data fails fast.
-    retrieving = any(spec.strategy in RETRIEVING for spec in specs)
+    retrieving = climbing or any(spec.strategy in RETRIEVING for spec in specs)
     knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
     backends: dict[str, Backend] = {}
-    for spec in specs:
+
+    def backend_for(spec: CandidateSpec) -> Backend:
         model = model_for(spec, task, options)
         if model not in backends:
             backends[model] = load_backend(model, task.models, dtype=options.dtype)
+        return backends[model]
+
+    for spec in specs:  # a pinned run loads its models up front: a bad spec fails fast
+        backend_for(spec)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
 
-    def measure(spec: CandidateSpec, name: str) -> CandidateResult:
-        backend = backends[model_for(spec, task, options)]
+    def measure(
+        spec: CandidateSpec, name: str, examples: Sequence[Example] | None = None
+    ) -> CandidateResult:
+        asked = list(test if examples is None else examples)
         return measure_candidate(
-            task, spec, name, backend, dataset, test, cache, progress, knowledge, options.repeats
-        )
+            task, spec, name, backend_for(spec), dataset, asked, cache, progress, knowledge,
+            options.repeats,
+        )  # fmt: skip
 
+    def warm_up_training(spec: FineTuningOptions, name: str) -> float:
+        """Training seconds per example and epoch, from a short training (cached like any)."""
+        prepared = PREPARERS[spec.strategy](
+            task, spec, dataset.train, backend_for(spec), name, progress
+        )
+        training = prepared.details["training"]
+        return float(training["seconds"]) / max(1, training["examples"] * spec.epochs)
+
+    ladder = None
     try:
-        names = candidate_names(specs)
-        results = [measure(spec, name) for spec, name in zip(specs, names, strict=True)]
+        if climbing:
+            settings = ladder_settings(task)
+            ladder = Ladder(
+                task=task,
+                test=test,
+                train_examples=len(dataset.train),
+                trainable=isinstance(backend_for(settings("lora")), LocalModel),
+                measure=measure,
+                decide=lambda measured: decide_from(task, dataset, measured),
+                train_seconds=warm_up_training,
+                command=lambda strategies: suggested_command(options, strategies),
+                budget=options.budget,
+                settings=settings,
+            )
+            record = walk(ladder)
+            specs, results, test = ladder.specs, ladder.results, ladder.test
+            names = [r.name for r in results]
+        else:
+            names = candidate_names(specs)
+            results = [measure(spec, name) for spec, name in zip(specs, names, strict=True)]
         curve = None
         if options.learning_curve:
             curve = learning_curve(task, specs, results, options.learning_curve, measure)
@@ -234,8 +305,8 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
             extra, extra_test = load_data(task, options, files)
             measured = [
                 measure_candidate(
-                    task, spec, name, backends[model_for(spec, task, options)], extra,
-                    extra_test, cache, progress, quiet,
+                    task, spec, name, backend_for(spec), extra, extra_test, cache, progress,
+                    quiet,
                 )
                 for spec, name in zip(specs, names, strict=True)
             ]  # fmt: skip
@@ -256,6 +327,19 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
     if datasets:
         flags = disagreements(dataset_table(datasets), recommendation.metric)
         recommendation = replace(recommendation, reasons=[*recommendation.reasons, *flags])
+    walked = record if ladder is not None else None
+    metric = primary_metric(task)
+    following = next_step(
+        recommendation,
+        walked,
+        curve,
+        measured={r.name: (r.strategy, r.metrics[metric]) for r in results if r.measured},
+        target=task.target,
+        train_examples=len(dataset.train),
+        command=lambda strategies, **flags: suggested_command(options, strategies, **flags),
+        model=options.model or task.model,
+    )
+    recommendation = replace(recommendation, next_step=following)
     return RunResult(
         task,
         hashed,
@@ -270,6 +354,8 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
         datasets=datasets,
         checks=checks,
         languages=languages,
+        specs=list(specs),
+        ladder=walked,
     )
 
 

@@ -19,7 +19,7 @@ from tunewise.evaluation import MetricValue
 from tunewise.models.backend import Message
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.results import load_schema, write_run
-from tunewise.run import RunOptions, candidate_specs, default_candidate
+from tunewise.run import RunOptions, candidate_specs, default_candidate, ladder_settings, pinned
 from tunewise.strategies.optimized_prompt import prepare
 from tunewise.strategies.optimized_prompt_trials import (
     PROPOSER_SYSTEM,
@@ -364,8 +364,9 @@ def test_task_yaml_keys_and_defaults(tmp_path: Path) -> None:
 
 def test_strategies_option_accepts_optimized_prompt(tmp_path: Path) -> None:
     task = load_task(task_file(tmp_path, only(opt_in="true")))
-    assert candidate_specs(task, RunOptions()) == [default_candidate("zero-shot"),
-                                                   default_candidate("few-shot")]  # fmt: skip
+    assert not pinned(task, RunOptions())  # an opt-in candidate pins nothing: the ladder runs
+    assert ladder_settings(task)("optimized-prompt") == task.candidates[0]
+    assert ladder_settings(task)("zero-shot") == default_candidate("zero-shot")
     (spec,) = candidate_specs(task, RunOptions(strategies=("optimized-prompt",)))
     assert spec.strategy == "optimized-prompt" and spec.opt_in
 

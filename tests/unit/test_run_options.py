@@ -15,7 +15,7 @@ from tunewise.measure import CandidateResult
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.results import load_schema, write_run
-from tunewise.run import RunOptions, candidate_specs, learning_curve, run_task
+from tunewise.run import RunOptions, candidate_specs, learning_curve, pinned, run_task
 from tunewise.task import Task, load_task
 
 LADDER = """candidates:
@@ -33,7 +33,8 @@ def ladder_task(tiny_task: Path) -> Task:
 
 def test_opt_in_candidates_run_only_when_asked(ladder_task: Task) -> None:
     default = candidate_specs(ladder_task, RunOptions())
-    assert [s.strategy for s in default] == ["zero-shot", "few-shot"]
+    assert [s.strategy for s in default] == ["zero-shot", "few-shot"]  # pinned: no lora
+    assert pinned(ladder_task, RunOptions())
     asked = candidate_specs(ladder_task, RunOptions(strategies=("few-shot", "lora")))
     assert [s.strategy for s in asked] == ["few-shot", "lora"]
     assert asked[1].epochs == 1  # the task's own lora settings, not the defaults

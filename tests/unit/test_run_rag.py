@@ -20,7 +20,6 @@ from tunewise.results import load_schema, write_run
 from tunewise.retrieval.chunking import chunk_document
 from tunewise.retrieval.documents import Document
 from tunewise.retrieval.embedders import chunk_tokenizer
-from tunewise.run import RunOptions, candidate_specs
 from tunewise.task import load_task
 
 DONT_KNOW = "I don't know"
@@ -325,15 +324,6 @@ def test_a_task_without_documents_has_no_documents_section(
 
 
 # ---- which candidates run ------------------------------------------------------------------
-
-
-def test_the_default_ladder_adds_rag_when_there_are_documents(
-    knowledge_task: Path, tiny_task: Path
-) -> None:
-    with_documents = candidate_specs(load_task(knowledge_task), RunOptions())
-    assert [s.strategy for s in with_documents] == ["zero-shot", "few-shot", "rag"]
-    without = candidate_specs(load_task(tiny_task), RunOptions())
-    assert [s.strategy for s in without] == ["zero-shot", "few-shot"]
 
 
 def test_a_default_run_with_documents_measures_rag(
