@@ -53,8 +53,8 @@ def next_step(
             f"tunewise serve {RUN_DIR} --candidate {chosen}",
         )
     left_out = [s for s in (ladder.steps if ladder else []) if s.status == "not run: budget"]
-    if left_out:
-        step = left_out[0]
+    if left_out:  # a later step first: step 1's optional prompt search matters least
+        step = max(left_out, key=lambda s: s.step)
         estimate = f" (about {step.estimated_seconds:.0f} s)" if step.estimated_seconds else ""
         return NextStep(
             f"Step {step.step} ({step.title}) did not fit the budget{estimate}: measure it "

@@ -107,7 +107,32 @@ def render_table(document: dict[str, Any]) -> Group:
         training = candidate["setup"].get("training")
         if training:
             notes.append(_training_line(candidate["name"], training))
-    return Group(table, notes, _decision(document["recommendation"]))
+    return Group(
+        table, notes, _ladder(document.get("ladder")), _decision(document["recommendation"])
+    )
+
+
+def _ladder(ladder: dict[str, Any] | None) -> Text:
+    """The walk, one line per step; each reduction the budget made; the commands left out."""
+    text = Text()
+    if not ladder:
+        return text
+    budget = ladder["budget_seconds"]
+    limit = "no budget" if budget is None else f"budget {budget / 60:.1f} min"
+    text.append(f"The ladder ({limit}, {ladder['seconds'] / 60:.1f} min):\n", style="bold")
+    for step in ladder["steps"]:
+        ran = f", {step['seconds']:.0f} s" if step["status"] == "run" else ""
+        text.append(f"  {step['step']}. {step['title']}: {step['status']}{ran}: {step['reason']}\n")
+        if step["command"] and step["status"] != "skipped":
+            text.append(f"     run it: {step['command']}\n")
+    for cut in ladder["reductions"]:
+        text.append(
+            f"  reduced to fit: step {cut['step']} {cut['candidate']} {cut['setting']} "
+            f"{cut['before']} -> {cut['after']}\n"
+        )
+    if ladder["stopped"]:
+        text.append(f"  stopped: {ladder['stopped']}\n")
+    return text
 
 
 def _training_line(name: str, training: dict[str, Any]) -> str:
@@ -139,4 +164,10 @@ def _decision(recommendation: dict[str, Any]) -> Text:
         text.append("What would change it:\n")
     for change in changes:
         text.append(f"  - {change}\n")
+    following = recommendation.get("next_step")
+    if following:
+        text.append("Next step: ", style="bold")
+        text.append(following["action"] + "\n")
+        if following["command"]:
+            text.append(f"  {following['command']}\n", style="cyan")
     return text

@@ -1,0 +1,231 @@
+"""The ladder's control flow on a simulated world: each strategy has a quality and a cost per
+answer, a fake clock advances by what each measurement would take; the decision is the real one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tunewise.budget import parse_budget
+from tunewise.candidates import CandidateSpec, FineTuningOptions
+from tunewise.data import Dataset, Example
+from tunewise.errors import TunewiseError
+from tunewise.evaluation import MetricValue
+from tunewise.ladder import Ladder, LadderRecord, min_test_examples, walk
+from tunewise.measure import CandidateResult
+from tunewise.next_step import next_step
+from tunewise.predict import Prediction
+from tunewise.run import RunOptions, decide_from, ladder_settings, suggested_command
+from tunewise.task import Task, load_task
+
+LABELS = ("positive", "negative", "neutral")
+
+
+@dataclass
+class World:
+    """What each strategy would score and cost; measurements advance `now`."""
+
+    quality: dict[str, float]
+    per_answer: dict[str, float] = field(default_factory=dict)  # seconds
+    train_per_example: float = 0.5  # seconds per example and epoch
+    now: float = 0.0
+    asked: list[tuple[str, int, int | None, int]] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    def measure(
+        self, spec: CandidateSpec, name: str, examples: Sequence[Example]
+    ) -> CandidateResult:
+        seconds = self.per_answer.get(spec.strategy, 0.1)
+        trained = None
+        if isinstance(spec, FineTuningOptions):
+            trained = spec.max_train_examples or 1000
+            self.now += trained * spec.epochs * self.train_per_example
+        self.now += seconds * len(examples)
+        self.asked.append((name, len(examples), trained, getattr(spec, "epochs", 0)))
+        value = self.quality.get(spec.strategy, self.quality["few-shot"])  # optimized-prompt
+        metric = MetricValue(value, value - 0.05, value + 0.05, len(examples))
+        predictions = [
+            Prediction(name, e.id, e.output, 50, 1, seconds * 1000, (), False, "stop",
+                       compute_ms=seconds * 1000)
+            for e in examples
+        ]  # fmt: skip
+        usage = {
+            "input_tokens_per_request": 300.0 if spec.strategy == "few-shot" else 50.0,
+            "output_tokens_per_request": 1.0,
+            "latency_p50_ms": seconds * 1000,
+            "latency_p95_ms": seconds * 1000,
+        }
+        setup = {"training": {"seconds": self.now, "examples": trained, "validation_examples": 0}}
+        return CandidateResult(
+            name, spec.strategy, "m", "f", {"train_examples": trained or 0},
+            {"accuracy": metric}, usage, setup if trained else {}, predictions,
+        )  # fmt: skip
+
+    def train_seconds(self, spec: FineTuningOptions, name: str) -> float:
+        self.now += (spec.max_train_examples or 0) * self.train_per_example
+        return self.train_per_example
+
+
+def examples(n: int, prefix: str) -> list[Example]:
+    return [Example(f"{prefix}-{i}", f"text {i}", LABELS[i % 3], f"x:{i}") for i in range(n)]
+
+
+@pytest.fixture
+def task(tiny_task: Path) -> Task:
+    return load_task(tiny_task)  # target accuracy >= 0.6
+
+
+def with_documents(task: Task, tmp_path: Path) -> Task:
+    return task.model_copy(update={"data": task.data.model_copy(update={"documents": tmp_path})})
+
+
+def climb(
+    task: Task,
+    world: World,
+    *,
+    budget: float | None = None,
+    train: int = 1000,
+    test: int = 300,
+    trainable: bool = True,
+) -> tuple[Ladder, LadderRecord]:
+    dataset = Dataset(examples(train, "train"), examples(test, "test"), "file", [])
+    options = RunOptions(budget=budget)
+    ladder = Ladder(
+        task=task,
+        test=dataset.test,
+        train_examples=train,
+        trainable=trainable,
+        measure=world.measure,
+        decide=lambda measured: decide_from(task, dataset, measured),
+        train_seconds=world.train_seconds,
+        command=lambda strategies: suggested_command(options, strategies),
+        budget=budget,
+        settings=ladder_settings(task),
+        clock=world.clock,
+    )
+    return ladder, walk(ladder)
+
+
+def statuses(record: LadderRecord) -> dict[int, str]:
+    """Each step's status (step 1's: its prompting candidates', not the optional search's)."""
+    return {s.step: s.status for s in record.steps if s.title != "optimized prompt"}
+
+
+def test_prompting_that_meets_the_target_stops_the_ladder_and_says_why(task: Task) -> None:
+    # zero-shot meets the target: a fine-tuned model answers with the same short prompt, so it
+    # cannot save compute per request.
+    world = World({"zero-shot": 0.7, "few-shot": 0.65, "lora": 0.9})
+    ladder, record = climb(task, world)
+    assert [r.name for r in ladder.results] == ["zero-shot", "few-shot"]
+    assert record.stopped is not None and "cannot win on cost" in record.stopped
+    assert statuses(record) == {1: "run", 2: "skipped", 3: "stopped"}
+    step3 = record.steps[-1]
+    assert step3.command == "tunewise run task.yaml --strategies zero-shot,few-shot,lora"
+
+
+def test_a_winner_whose_long_prompt_costs_more_than_training_climbs_on(task: Task) -> None:
+    # few-shot meets the target but costs 0.5 s more per answer than zero-shot; over the horizon
+    # (1,000 requests/month x 6) that is far more than the training, so LoRA is measured.
+    world = World({"zero-shot": 0.5, "few-shot": 0.7, "lora": 0.9},
+                  per_answer={"zero-shot": 0.01, "few-shot": 0.51, "lora": 0.01})  # fmt: skip
+    ladder, record = climb(task, world)
+    assert [r.name for r in ladder.results] == ["zero-shot", "few-shot", "lora"]
+    assert statuses(record)[3] == "run"
+
+
+def test_rag_runs_only_when_the_task_has_documents(task: Task, tmp_path: Path) -> None:
+    quality = {"zero-shot": 0.3, "few-shot": 0.4, "rag": 0.8, "lora": 0.5}
+    ladder, record = climb(task, World(quality), trainable=False)
+    assert "rag" not in [r.name for r in ladder.results]
+    assert statuses(record)[2] == "skipped" and "no documents" in record.steps[1].reason
+    ladder, record = climb(with_documents(task, tmp_path), World(quality), trainable=False)
+    # Without a budget, step 1 includes the prompt search: the fair prompting rival.
+    assert [r.name for r in ladder.results] == ["zero-shot", "few-shot", "optimized-prompt", "rag"]
+    assert statuses(record)[2] == "run"
+
+
+def test_lora_that_cannot_fit_is_not_run_with_its_exact_command(task: Task) -> None:
+    answers = {"zero-shot": 0.1, "few-shot": 0.1}
+    world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.9}, answers, train_per_example=5.0)
+    ladder, record = climb(task, world, budget=120, test=100)
+    assert "lora" not in [r.name for r in ladder.results]
+    step3 = next(s for s in record.steps if s.step == 3)
+    assert step3.status == "not run: budget"
+    assert step3.command == "tunewise run task.yaml --strategies zero-shot,few-shot,lora"
+    assert step3.estimated_seconds is not None and step3.estimated_seconds > 120
+    recommendation = ladder.decision()
+    following = next_step(
+        recommendation, record, None, measured={}, target=task.target, train_examples=1000,
+        command=lambda s, **flags: suggested_command(RunOptions(), s, **flags), model="m",
+    )  # fmt: skip
+    assert following.command == step3.command and "did not fit the budget" in following.action
+
+
+def test_the_budget_shrinks_test_and_training_and_records_each_cut(task: Task) -> None:
+    world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.9},
+                  per_answer={"zero-shot": 0.5, "few-shot": 0.5, "lora": 0.5})  # fmt: skip
+    ladder, record = climb(task, world, budget=600, train=1500, test=300)
+    cuts = {(r.setting, r.candidate): (r.before, r.after) for r in record.reductions}
+    before, after = cuts[("test_examples", "all")]
+    assert before == 300 and min_test_examples() <= after < 300
+    assert len(ladder.test) == after
+    assert cuts[("epochs", "lora")] == (2, 1)
+    trained_before, trained = cuts[("max_train_examples", "lora")]
+    assert trained_before == 1500 and 100 <= trained < 1500
+    lora = next(a for a in world.asked if a[0] == "lora")
+    assert lora == ("lora", after, trained, 1)  # what ran is what was recorded
+    assert world.now <= 600 * 1.1  # the estimates hold on this world
+    assert all(n == after for name, n, _, _ in world.asked if "warm" not in name and n > 8)
+
+
+def test_no_budget_runs_every_step_in_full(task: Task) -> None:
+    world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.5})
+    _, record = climb(task, world, budget=None)
+    assert record.reductions == []
+    lora = next(a for a in world.asked if a[0] == "lora")
+    assert lora == ("lora", 300, 1000, 2)
+
+
+def test_hybrid_runs_only_after_both_parts_help(task: Task, tmp_path: Path) -> None:
+    documents = with_documents(task, tmp_path)
+    helps = {"zero-shot": 0.2, "few-shot": 0.3, "rag": 0.45, "lora": 0.5, "hybrid": 0.7}
+    ladder, record = climb(documents, World(helps))
+    measured = [r.name for r in ladder.results]
+    assert measured == ["zero-shot", "few-shot", "optimized-prompt", "rag", "lora", "hybrid"]
+    assert statuses(record) == {1: "run", 2: "run", 3: "run", 4: "run"}
+    rag_useless = {**helps, "rag": 0.25}
+    ladder, record = climb(documents, World(rag_useless))
+    assert "hybrid" not in [r.name for r in ladder.results]
+    assert statuses(record)[4] == "skipped" and "RAG does not beat" in record.steps[-1].reason
+
+
+def test_lora_below_the_500_example_gate_is_measured_and_says_so(task: Task) -> None:
+    _, record = climb(task, World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.5}), train=200)
+    step3 = next(s for s in record.steps if s.step == 3)
+    assert step3.status == "run" and "below the framework's 500-example gate" in step3.reason
+
+
+def test_fine_tuning_is_skipped_on_a_model_that_cannot_train(task: Task) -> None:
+    world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.9})
+    _, record = climb(task, world, trainable=False)
+    step3 = next(s for s in record.steps if s.step == 3)
+    assert step3.status == "skipped" and "local transformers" in step3.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15m", 900.0), ("90s", 90.0), ("90", 90.0), ("1h30m", 5400.0), ("none", None)],
+)
+def test_budgets_parse(text: str, seconds: float | None) -> None:
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "0m", "5x"])
+def test_bad_budgets_name_the_flag(text: str) -> None:
+    with pytest.raises(TunewiseError, match="--budget"):
+        parse_budget(text)
