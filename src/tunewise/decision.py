@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tunewise.costs import break_even_requests
 from tunewise.evaluation import MetricValue
@@ -36,6 +36,7 @@ class CandidateSummary:
     setup_usd: float | None = None  # None: not priced (then break-even is in compute seconds)
     per_request_usd: float | None = None
     latency_p95_ms: float = 0.0
+    redraws: tuple[float, ...] = ()  # few-shot: the metric per demo draw, on the same examples
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,52 @@ def _cost_order(summary: CandidateSummary) -> tuple[float, float]:
     return (summary.tokens_per_request, summary.latency_p50_ms)
 
 
+def fragile(summary: CandidateSummary, metric: str) -> str | None:
+    """Why a prompting result is fragile: its demo redraws move the metric by more than the
+    width of its own 95% CI (so which demos were drawn decides more than the data can tell)."""
+    if len(summary.redraws) < 2:
+        return None
+    low, high = min(summary.redraws), max(summary.redraws)
+    width = summary.quality.ci_high - summary.quality.ci_low
+    if high - low <= width:
+        return None
+    return (
+        f"{summary.name} is fragile: re-drawn demo sets move {metric} from {low:.3f} to "
+        f"{high:.3f} ({high - low:.3f}), more than its own 95% CI width ({width:.3f}); the "
+        "prompting result depends on which demos were drawn."
+    )
+
+
 def decide(
+    candidates: Sequence[CandidateSummary],
+    target: Target | None,
+    metric: str,
+    *,
+    train_examples: int,
+    has_documents: bool,
+    min_examples: int = MIN_FINE_TUNING_EXAMPLES,
+    learning_curve: str | None = None,
+    requests_per_month: int = 0,
+    horizon_months: int = 12,
+) -> Recommendation:
+    """The framework's decision (see _decide), with fragile prompting results flagged in the
+    reasons and in step 1's gate."""
+    recommendation = _decide(
+        candidates, target, metric, train_examples=train_examples, has_documents=has_documents,
+        min_examples=min_examples, learning_curve=learning_curve,
+        requests_per_month=requests_per_month, horizon_months=horizon_months,
+    )  # fmt: skip
+    flags = [f for f in (fragile(c, metric) for c in candidates if c.strategy in PROMPTING) if f]
+    if not flags:
+        return recommendation
+    gates = [
+        replace(g, detail=f"{g.detail}; " + " ".join(flags)) if g.step == 1 else g
+        for g in recommendation.gates
+    ]
+    return replace(recommendation, reasons=[*recommendation.reasons, *flags], gates=gates)
+
+
+def _decide(
     candidates: Sequence[CandidateSummary],
     target: Target | None,
     metric: str,

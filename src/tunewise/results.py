@@ -25,6 +25,7 @@ from tunewise.costs import (
     candidate_costs,
 )
 from tunewise.evaluation import per_example, validate
+from tunewise.evaluation.confusion import confusion
 from tunewise.measure import CandidateResult
 from tunewise.next_step import RUN_DIR
 from tunewise.report import write_report
@@ -193,7 +194,16 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
         "consistency": result.consistency.to_dict() if result.consistency else None,
         "flakiness": result.flakiness.to_dict() if result.flakiness else None,
         "repair": result.repair.to_dict() if result.repair else None,
+        "confusion": _confusion(result, run),
     }
+
+
+def _confusion(result: CandidateResult, run: RunResult) -> dict[str, Any] | None:
+    output_format = run.task.contract.output_format
+    if output_format.type != "label":
+        return None
+    outputs = [p.output for p in result.predictions]
+    return confusion(outputs, [e.output for e in run.test], output_format.labels)
 
 
 def _freshness(result: CandidateResult) -> dict[str, Any] | None:

@@ -454,6 +454,7 @@ def decide_from(
                 setup_cost(inputs, prices).usd,
                 request_cost(inputs, prices).usd,
                 r.usage["latency_p95_ms"],
+                tuple(r.consistency.draws) if r.consistency else (),
             )
         )
     return decide(

@@ -534,3 +534,18 @@ def test_a_latency_ceiling_rules_out_slow_candidates_and_can_justify_fine_tuning
         horizon_months=12,
     )
     assert (without.candidate, without.step) == ("few-shot", 1)
+
+
+def test_few_shot_whose_redraws_move_more_than_its_ci_is_flagged_fragile() -> None:
+    # The review-sentiment demo: draws span 0.517-0.667, wider than a CI of about 0.1.
+    shaky = dataclasses.replace(
+        cand("few-shot", 0.667, strategy="few-shot", ci=(0.62, 0.72)), redraws=(0.667, 0.517, 0.6)
+    )
+    steady = dataclasses.replace(
+        cand("few-shot", 0.667, strategy="few-shot", ci=(0.62, 0.72)), redraws=(0.667, 0.65, 0.64)
+    )
+    flagged = run([cand("zero-shot", 0.5), shaky])
+    assert any("few-shot is fragile" in r and "0.517 to 0.667" in r for r in flagged.reasons)
+    assert "fragile" in flagged.gates[0].detail and flagged.gates[0].step == 1
+    calm = run([cand("zero-shot", 0.5), steady])
+    assert not any("fragile" in r for r in calm.reasons)
