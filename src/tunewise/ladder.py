@@ -100,10 +100,24 @@ class LadderRecord:
         return document
 
 
+def compute_of(result: CandidateResult) -> float:
+    """The compute a measurement recorded: its answers, its setup (training, prompt search),
+    and its demo redraws."""
+    if not result.measured:
+        return 0.0
+    per_answer = result.compute_seconds_per_request if result.predictions else 0.0
+    answers = per_answer * len(result.predictions)
+    redraws = 0.0
+    if result.consistency is not None:
+        extra = (len(result.consistency.draws) - 1) * result.consistency.examples
+        redraws = extra * per_answer
+    return answers + float(result.setup.get("seconds", 0.0)) + redraws
+
+
 Measure = Callable[[CandidateSpec, str, Sequence[Example]], CandidateResult]
 Decide = Callable[[Sequence[CandidateResult]], Recommendation]
-TrainSeconds = Callable[[FineTuningOptions, str], float]
-"""Trains (or reuses) a short warm-up adapter; returns training seconds per example and epoch."""
+TrainSeconds = Callable[[FineTuningOptions, str], tuple[float, int]]
+"""Trains (or reuses) a short warm-up adapter; returns its training seconds and examples."""
 
 
 @dataclass
@@ -122,6 +136,7 @@ class Ladder:
     settings: Callable[[str], CandidateSpec]  # strategy -> the task's settings, else defaults
     clock: Callable[[], float] = time.perf_counter
     started: float = field(default=0.0)
+    spent: float = 0.0  # recorded compute seconds of what the ladder measured
     results: list[CandidateResult] = field(default_factory=list)
     specs: list[CandidateSpec] = field(default_factory=list)
     steps: list[StepOutcome] = field(default_factory=list)
@@ -129,24 +144,27 @@ class Ladder:
     per_answer: dict[str, float] = field(default_factory=dict)  # strategy -> seconds per answer
 
     # -- budget -------------------------------------------------------------------------------
+    # The budget counts the compute each measurement records (answers, training, searches; a
+    # cached answer keeps the time it took), not wall time: a rerun with warm caches walks the
+    # same ladder and reaches the same numbers.
     def left(self) -> float:
-        return math.inf if self.budget is None else self.budget - (self.clock() - self.started)
+        return math.inf if self.budget is None else self.budget - self.spent
 
     def fits(self, estimate: float) -> bool:
         return estimate <= self.left()
 
     def timed_answers(self, spec: CandidateSpec, name: str) -> float:
-        """Seconds per answer on the first test examples (their answers land in the cache)."""
-        warm = self.test[:WARM_UP_EXAMPLES]
-        began = self.clock()
-        self.measure(spec, name, warm)
-        seconds = (self.clock() - began) / max(1, len(warm))
+        """Seconds per answer on the first test examples (their answers land in the cache and
+        are charged when the step asks them again)."""
+        warm = self.measure(spec, name, self.test[:WARM_UP_EXAMPLES])
+        seconds = warm.compute_seconds_per_request if warm.measured and warm.predictions else 0.0
         self.per_answer[spec.strategy] = seconds
         return seconds
 
     # -- running ------------------------------------------------------------------------------
     def run(self, spec: CandidateSpec, name: str) -> CandidateResult:
         result = self.measure(spec, name, self.test)
+        self.spent += compute_of(result)
         self.results.append(result)
         self.specs.append(spec)
         return result
@@ -293,15 +311,12 @@ def _optimized_prompt(ladder: Ladder) -> str | None:
 
 
 def _fine_tuning_reserve(ladder: Ladder) -> float:
-    """What step 3 needs at least: a warm-up, the smallest subsample for one epoch, its answers."""
+    """What step 3 needs: one epoch on up to 500 examples (the framework's gate), its answers."""
     if not ladder.trainable or ladder.train_examples < MIN_LADDER_TRAINING:
         return 0.0
     per_answer = ladder.per_answer.get("zero-shot", 0.0)
-    return (
-        FIXED_SECONDS * 2
-        + len(ladder.test) * per_answer * 1.5
-        + MIN_TRAIN_SUBSAMPLE * per_answer * 3
-    )
+    examples = min(ladder.train_examples, MIN_FINE_TUNING_EXAMPLES)
+    return _training_estimate(ladder, examples, 1) + len(ladder.test) * per_answer
 
 
 def _verdict_text(recommendation: Recommendation, step: int) -> str:
@@ -457,7 +472,9 @@ def _train_and_measure(
             left_out(_training_estimate(ladder, n, spec.epochs, factor) + answering)
             return None
         warm = LoraCandidate(strategy="lora", max_train_examples=WARM_UP_TRAINING, epochs=1)
-        ladder.per_answer["train"] = ladder.train_seconds(warm, f"{name} warm-up")
+        trained, examples = ladder.train_seconds(warm, f"{name} warm-up")
+        ladder.spent += trained
+        ladder.per_answer["train"] = trained / max(1, examples)
     epochs, examples = spec.epochs, n
     full = _training_estimate(ladder, n, epochs, factor) + answering
     if not ladder.fits(full):

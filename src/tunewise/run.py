@@ -262,13 +262,13 @@ def run_task(task: Task, options: RunOptions, progress: Progress | None = None) 
             options.repeats,
         )  # fmt: skip
 
-    def warm_up_training(spec: FineTuningOptions, name: str) -> float:
-        """Training seconds per example and epoch, from a short training (cached like any)."""
+    def warm_up_training(spec: FineTuningOptions, name: str) -> tuple[float, int]:
+        """A short training's seconds and examples (its adapter is cached like any)."""
         prepared = PREPARERS[spec.strategy](
             task, spec, dataset.train, backend_for(spec), name, progress
         )
         training = prepared.details["training"]
-        return float(training["seconds"]) / max(1, training["examples"] * spec.epochs)
+        return float(training["seconds"]), int(training["examples"]) * spec.epochs
 
     ladder = None
     try:

@@ -60,15 +60,20 @@ class World:
             "latency_p50_ms": seconds * 1000,
             "latency_p95_ms": seconds * 1000,
         }
-        setup = {"training": {"seconds": self.now, "examples": trained, "validation_examples": 0}}
+        training = (trained or 0) * getattr(spec, "epochs", 0) * self.train_per_example
+        setup = {
+            "seconds": training,
+            "training": {"seconds": training, "examples": trained, "validation_examples": 0},
+        }
         return CandidateResult(
             name, spec.strategy, "m", "f", {"train_examples": trained or 0},
             {"accuracy": metric}, usage, setup if trained else {}, predictions,
         )  # fmt: skip
 
-    def train_seconds(self, spec: FineTuningOptions, name: str) -> float:
-        self.now += (spec.max_train_examples or 0) * self.train_per_example
-        return self.train_per_example
+    def train_seconds(self, spec: FineTuningOptions, name: str) -> tuple[float, int]:
+        examples = spec.max_train_examples or 0
+        self.now += examples * self.train_per_example
+        return examples * self.train_per_example, examples
 
 
 def examples(n: int, prefix: str) -> list[Example]:

@@ -170,9 +170,10 @@ def test_html_sections_follow_the_framework(written: tuple[str, str], run_dir: P
     headings = re.findall(r"<h2>(.*?)</h2>", html)
     expected = [
         "The decision",
+        "The ladder",  # no candidates pinned: the run walked the four steps
         "Plots",
         "Candidates",
-        "The seed table, measured",
+        "Fine-tuning vs prompting, criterion by criterion",
         "Risk checks",  # tunewise check runs with every run
         "Validation and repair",  # a generated-text task: answers go through the repair loop
         "Worst errors",

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunewise.report.cells import Table, metric_cell, seconds, usd
+from tunewise.report.confusions import Confusion, confusions
 from tunewise.report.distill import DistillationSection, distillation_section
 from tunewise.report.risks import check_lines, languages_table, repair_table
 from tunewise.report.search import PromptSearch, prompt_searches
+from tunewise.report.walk import NextAction, ladder_notes, ladder_table, next_action
 from tunewise.report.worst import ErrorExample, worst_errors
 
 PROMPTED = frozenset({"zero-shot", "few-shot", "rag", "optimized-prompt"})
@@ -25,6 +27,7 @@ DIFFICULTY = {
     "qlora": "High",
     "hybrid": "High",
 }
+CRITERIA = "Fine-tuning vs prompting, criterion by criterion"
 HEADLINES = {
     "meets-target": "A candidate meets the target.",
     "no-target": "No target was set: the cheapest measured candidate is shown.",
@@ -44,6 +47,7 @@ class Decision:
     gates: Table
     alternatives: list[str]
     changes: list[str]
+    next_step: NextAction | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class Report:
     errors: list[tuple[str, list[ErrorExample]]]
     searches: list[PromptSearch] = field(default_factory=list)  # optimized-prompt candidates
     distillation: DistillationSection | None = None  # students trained on a teacher's labels
+    ladder: Table | None = None  # the default run's walk up the four steps
+    ladder_notes: list[str] = field(default_factory=list)
+    confusions: list[Confusion] = field(default_factory=list)  # label tasks
 
 
 def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> Report:
@@ -74,7 +81,7 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
     return Report(
         title=f"tunewise report: {results.get('task', {}).get('name', '?')}",
         facts=_facts(results),
-        decision=_decision(results.get("recommendation") or {}),
+        decision=_decision(results),
         candidates=_candidates_table(measured),
         skipped=[
             (c["name"], c.get("skipped_reason", ""))
@@ -92,6 +99,9 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
         errors=[(c["name"], worst_errors(output_format, c["name"], predictions)) for c in measured],
         searches=prompt_searches(measured),
         distillation=distillation_section(measured, primary_metric(results)),
+        ladder=ladder_table(results),
+        ladder_notes=ladder_notes(results),
+        confusions=confusions(measured),
     )
 
 
@@ -137,7 +147,8 @@ def _facts(results: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _decision(rec: dict[str, Any]) -> Decision:
+def _decision(results: dict[str, Any]) -> Decision:
+    rec = results.get("recommendation") or {}
     verdict = rec.get("verdict", "target-missed")
     gates = [
         [str(g.get("step", "")), g.get("question", ""), "yes" if g.get("passed") else "no",
@@ -154,6 +165,7 @@ def _decision(rec: dict[str, Any]) -> Decision:
         gates=Table(["Step", "Question", "Passed", "Detail"], gates),
         alternatives=list(rec.get("alternatives", [])),
         changes=list(rec.get("changes", [])),
+        next_step=next_action(results),
     )
 
 
@@ -162,17 +174,24 @@ def _cost_rows(cost: dict[str, Any]) -> list[tuple[str, str]]:
     setup = cost.get("setup") or {}
     rows = [("compute s / request", seconds(cost.get("compute_seconds_per_request")))]
     if per:
-        rows.append(("USD / request", f"{usd(per.get('usd'))} ({per.get('basis', '?')})"))
+        rows.append(("USD / request", _priced(per)))
     if "per_1000_requests_usd" in cost:
         rows.append(("USD / 1,000 requests", usd(cost.get("per_1000_requests_usd"))))
     if setup:
-        rows.append(("setup USD", f"{usd(setup.get('usd'))} ({setup.get('basis', '?')})"))
+        rows.append(("setup USD", _priced(setup)))
     for key, label in (("monthly_usd", "monthly USD"), ("horizon_usd", "horizon USD")):
         if key in cost:
             rows.append((label, usd(cost.get(key))))
     if "setup_seconds" in cost:
         rows.append(("setup compute (cost)", seconds(cost.get("setup_seconds"))))
     return rows
+
+
+def _priced(entry: dict[str, Any]) -> str:
+    """'$0.12 (tokens)', or 'unpriced' once (the basis of an unpriced figure says it again)."""
+    if entry.get("usd") is None:
+        return "unpriced: set prices in task.yaml"
+    return f"{usd(entry['usd'])} ({entry.get('basis', '?')})"
 
 
 def _candidates_table(measured: list[dict[str, Any]]) -> Table:
@@ -217,7 +236,8 @@ def _break_even_table(entries: list[dict[str, Any]]) -> Table | None:
 
 
 def _seed_table(measured: list[dict[str, Any]], primary: str | None) -> Table:
-    """The framework's seed table, filled with this run's measurements instead of folklore."""
+    """Fine-tuning vs prompting, criterion by criterion: the framework's comparison, filled with
+    this run's measurements instead of folklore."""
     rows = [
         ["Initial cost", *(_initial_cost(c) for c in measured)],
         ["Operating cost", *(_operating_cost(c) for c in measured)],

@@ -7,7 +7,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from tunewise.report.content import build_report
+from tunewise.report.content import CRITERIA, build_report
 from tunewise.report.plots import render_plots
 from tunewise.report.risks import LANGUAGES_NOTE, REPAIR_NOTE
 
@@ -35,4 +35,5 @@ def render_html(results: dict[str, Any], predictions: list[dict[str, Any]]) -> s
         plots=plots,
         repair_note=REPAIR_NOTE,
         languages_note=LANGUAGES_NOTE,
+        criteria=CRITERIA,
     )

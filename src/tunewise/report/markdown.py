@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tunewise.report.content import Report, Table, build_report
+from tunewise.report.content import CRITERIA, Report, Table, build_report
 from tunewise.report.plots import plot_titles
 from tunewise.report.risks import LANGUAGES_NOTE, REPAIR_NOTE
 from tunewise.report.worst import ErrorExample
@@ -36,13 +36,14 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
     report = build_report(results, predictions)
     lines = [f"# {escape(report.title)}", ""]
     lines += [f"- **{label}:** {escape(value)}" for label, value in report.facts]
-    lines += ["", *_decision(report), *_plots(results, report), *_candidates(report)]
+    lines += ["", *_decision(report), *_ladder(report), *_plots(results, report)]
+    lines += [*_candidates(report), *_confusions(report)]
     lines += _searches(report)
     if report.distillation:
         lines += ["## Distillation", "", report.distillation.note, ""]
         lines += [f"- {escape(line)}" for line in report.distillation.summaries]
         lines += ["", *table(report.distillation.table)]
-    lines += ["## The seed table, measured", "", *table(report.seed)]
+    lines += [f"## {CRITERIA}", "", *table(report.seed)]
     if report.datasets:
         lines += ["## Across datasets", "", *table(report.datasets)]
     if report.freshness:
@@ -65,6 +66,10 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
 def _decision(report: Report) -> list[str]:
     d = report.decision
     lines = ["## The decision", "", f"**Recommended: {escape(d.candidate or 'none yet')}**", ""]
+    if d.next_step:
+        lines += [f"**Next step:** {escape(d.next_step.action)}", ""]
+        if d.next_step.command:
+            lines += ["    " + d.next_step.command, ""]
     lines += [
         f"{d.headline} Step {d.step}, verdict **{d.verdict}**, metric {escape(d.metric)}.",
         "",
@@ -77,6 +82,25 @@ def _decision(report: Report) -> list[str]:
         lines += ["Alternatives:", "", *(f"- {escape(a)}" for a in d.alternatives), ""]
     if d.changes:
         lines += ["What would change it:", "", *(f"- {escape(c)}" for c in d.changes), ""]
+    return lines
+
+
+def _ladder(report: Report) -> list[str]:
+    if report.ladder is None:
+        return []
+    lines = ["## The ladder", "", *table(report.ladder)]
+    return lines + [f"- {escape(note)}" for note in report.ladder_notes] + [""]
+
+
+def _confusions(report: Report) -> list[str]:
+    if not report.confusions:
+        return []
+    lines = ["## Where each candidate fails", ""]
+    for c in report.confusions:
+        lines += [f"### {escape(c.candidate)}", ""]
+        if c.never_right:
+            lines += [f"Never right on: {escape(', '.join(c.never_right))}.", ""]
+        lines += [*table(c.matrix), *table(c.per_class)]
     return lines
 
 

@@ -227,8 +227,22 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
         for key, title, caption, draw in PLOTS:
             figure = draw(results)
             if figure is not None:
+                caption = _cost_caption(results) if key == "cost" else caption
                 plots.append(Plot(key, title, caption, to_svg(figure, f"tunewise-{key}")))
     return plots
+
+
+def _cost_caption(results: dict[str, Any]) -> str:
+    """The diamonds are promised only when some break-even falls within the horizon."""
+    horizon = ((results.get("task") or {}).get("usage") or {}).get("horizon_months", 12)
+    drawn = any(
+        e.get("months") is not None and e["months"] <= horizon
+        for e in results.get("break_even") or []
+    )
+    steps = "Setup, then a month of traffic per step; "
+    if drawn:
+        return steps + "diamonds mark break-even points."
+    return steps + "no fine-tuned candidate breaks even within the horizon."
 
 
 def plot_titles(results: dict[str, Any]) -> list[str]:

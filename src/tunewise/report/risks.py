@@ -47,12 +47,34 @@ def check_lines(results: dict[str, Any]) -> list[str]:
     return [*checks.get("warnings", []), *checks.get("notes", [])]
 
 
+MIN_LANGUAGE_SHARE = 0.05  # a language under 5% of the test set does not make it multilingual
+
+
+def _multilingual(candidates: dict[str, Any]) -> bool:
+    """At least two languages each carry 5% of the test examples (one misdetected line does
+    not make a task multilingual)."""
+    rows = next(iter(candidates.values()))["languages"]
+    counts = {code: row["score"]["n"] for code, row in rows.items() if code != "unknown"}
+    total = sum(counts.values()) or 1
+    return sum(1 for n in counts.values() if n / total >= MIN_LANGUAGE_SHARE and n >= 3) >= 2
+
+
+def _significant(candidates: dict[str, Any]) -> bool:
+    """Some candidate scores a language below its best language beyond both 95% CIs."""
+    for c in candidates.values():
+        scores = [row["score"] for code, row in c["languages"].items() if code != "unknown"]
+        best = max(scores, key=lambda s: s["value"], default=None)
+        if best and any(s["ci_high"] < best["ci_low"] for s in scores):
+            return True
+    return False
+
+
 def languages_table(results: dict[str, Any]) -> Table | None:
     """Each candidate's quality per input language, its answers in the expected language, and
     its largest drop from its best language."""
     drift = results.get("languages") or {}
     candidates = drift.get("candidates") or {}
-    if not candidates:
+    if not candidates or (not _multilingual(candidates) and not _significant(candidates)):
         return None
     names = list(candidates)
     codes = list(dict.fromkeys(code for c in candidates.values() for code in c["languages"]))

@@ -1,0 +1,58 @@
+"""The ladder's walk and the next step, for the top of the report (from results.json only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tunewise.report.cells import Table, seconds
+
+
+@dataclass(frozen=True)
+class NextAction:
+    action: str
+    command: str | None
+
+
+def next_action(results: dict[str, Any]) -> NextAction | None:
+    step = (results.get("recommendation") or {}).get("next_step")
+    return NextAction(step["action"], step.get("command")) if step else None
+
+
+def ladder_table(results: dict[str, Any]) -> Table | None:
+    """One row per step: what ran, how long it took, why, and the command for what did not."""
+    ladder = results.get("ladder")
+    if not ladder:
+        return None
+    rows = [
+        [
+            str(step["step"]),
+            step["title"],
+            step["status"],
+            seconds(step["seconds"]) if step["status"] == "run" else "-",
+            step["reason"],
+            step["command"] if step["command"] and step["status"] != "skipped" else "-",
+        ]
+        for step in ladder["steps"]
+    ]
+    return Table(["Step", "", "Status", "Time", "Why", "Command"], rows)
+
+
+def ladder_notes(results: dict[str, Any]) -> list[str]:
+    """The budget, every reduction it made, and why the ladder stopped."""
+    ladder = results.get("ladder")
+    if not ladder:
+        return []
+    budget = ladder["budget_seconds"]
+    spent = f"{ladder['seconds'] / 60:.1f} min"
+    notes = [
+        f"Budget: {'none' if budget is None else f'{budget / 60:.1f} min'}; walked in {spent}."
+    ]
+    notes += [
+        f"Reduced to fit the budget: step {c['step']} {c['candidate']} {c['setting']} "
+        f"{c['before']} -> {c['after']}."
+        for c in ladder["reductions"]
+    ]
+    if ladder.get("stopped"):
+        notes.append(f"Stopped early: {ladder['stopped']}.")
+    return notes
