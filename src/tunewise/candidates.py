@@ -73,7 +73,9 @@ class OptimizedPromptCandidate(_Named):
         description="Model spec that writes the instructions; default: the candidate's own model.",
     )
     opt_in: bool = Field(
-        default=False, description="Run only when --strategies names this strategy (slow arms)."
+        default=False,
+        description="Pin nothing: run when --strategies names this strategy, and give the "
+        "ladder this strategy's settings when it reaches its step.",
     )
 
 
@@ -105,7 +107,9 @@ class FineTuningOptions(_Named):
     max_length: int = Field(default=512, ge=16, description="Longer examples are left out.")
     checkpoint_every: int = Field(default=25, ge=1, description="Steps between checkpoints.")
     opt_in: bool = Field(
-        default=False, description="Run only when --strategies names this strategy (slow arms)."
+        default=False,
+        description="Pin nothing: run when --strategies names this strategy, and give the "
+        "ladder this strategy's settings when it reaches its step.",
     )
     teacher: str | None = Field(
         default=None,

@@ -73,6 +73,8 @@ class Recommendation:
     alternatives: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # what would change the decision
     next_step: NextStep | None = None
+    closest: str | None = None  # the chosen candidate, else the best measured one
+    closest_step: int | None = None  # the framework step of `closest`'s strategy
 
 
 def describe(summary: CandidateSummary, metric: str) -> str:
@@ -97,6 +99,15 @@ def meets(summary: CandidateSummary, target: Target) -> bool:
 
 def _cost_order(summary: CandidateSummary) -> tuple[float, float]:
     return (summary.tokens_per_request, summary.latency_p50_ms)
+
+
+def step_of(strategy: str) -> int:
+    """The framework step a strategy belongs to."""
+    if strategy in PROMPTING:
+        return 1
+    if strategy in RAG:
+        return 2
+    return 4 if strategy == "hybrid" else 3
 
 
 def fragile(summary: CandidateSummary, metric: str) -> str | None:
@@ -134,6 +145,11 @@ def decide(
         min_examples=min_examples, learning_curve=learning_curve,
         requests_per_month=requests_per_month, horizon_months=horizon_months,
     )  # fmt: skip
+    best = max(candidates, key=lambda c: (c.quality.value, -c.tokens_per_request))
+    closest = next((c for c in candidates if c.name == recommendation.candidate), best)
+    recommendation = replace(
+        recommendation, closest=closest.name, closest_step=step_of(closest.strategy)
+    )
     flags = [f for f in (fragile(c, metric) for c in candidates if c.strategy in PROMPTING) if f]
     if not flags:
         return recommendation

@@ -87,7 +87,8 @@ class LadderRecord:
     steps: list[StepOutcome]
     reductions: list[Reduction]
     stopped: str | None
-    seconds: float
+    seconds: float  # wall time of the walk
+    compute_seconds: float  # what the budget counted: the measurements' recorded compute
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -97,6 +98,7 @@ class LadderRecord:
             if step["estimated_seconds"] is not None:
                 step["estimated_seconds"] = round(step["estimated_seconds"], 1)
         document["seconds"] = round(self.seconds, 2)
+        document["compute_seconds"] = round(self.compute_seconds, 2)
         return document
 
 
@@ -200,7 +202,8 @@ def walk(ladder: Ladder) -> LadderRecord:
     else:
         _not_climbed(ladder, stopped)
     seconds = ladder.clock() - ladder.started
-    return LadderRecord(ladder.budget, ladder.steps, ladder.reductions, stopped, seconds)
+    steps, cuts = ladder.steps, ladder.reductions
+    return LadderRecord(ladder.budget, steps, cuts, stopped, seconds, ladder.spent)
 
 
 STEPS = {
@@ -227,20 +230,15 @@ def _prompting(ladder: Ladder) -> str | None:
     zero, few = ladder.settings("zero-shot"), ladder.settings("few-shot")
     per_answer = ladder.timed_answers(zero, "zero-shot")
     _fit_test(ladder, per_answer)
-    names = ["zero-shot", "few-shot"]
     ladder.run(zero, "zero-shot")
     fs = ladder.run(few, "few-shot")
     ladder.per_answer["few-shot"] = _seconds_per_answer(fs, ladder)
     recommendation = ladder.decision()
-    if recommendation.verdict != "meets-target":
-        optimized = _optimized_prompt(ladder)
-        if optimized:
-            names.append(optimized)
-            recommendation = ladder.decision()
     reason = _verdict_text(recommendation, 1)
-    ladder.record(
-        1, "prompting", "run", reason, candidates=tuple(names), seconds=ladder.clock() - began
-    )
+    names = ("zero-shot", "few-shot")
+    ladder.record(1, "prompting", "run", reason, candidates=names, seconds=ladder.clock() - began)
+    if recommendation.verdict != "meets-target" and _optimized_prompt(ladder):
+        recommendation = ladder.decision()
     return _stop_after(ladder, recommendation, 1)
 
 
@@ -273,7 +271,7 @@ def _seconds_per_answer(result: CandidateResult, ladder: Ladder) -> float:
     return ladder.per_answer.get("zero-shot", 0.0)
 
 
-def _optimized_prompt(ladder: Ladder) -> str | None:
+def _optimized_prompt(ladder: Ladder) -> bool:
     """optimized-prompt, the fair prompting rival, when its search fits next to a reserve for
     step 3; fewer trials when only some fit."""
     spec = ladder.settings("optimized-prompt")
@@ -281,7 +279,7 @@ def _optimized_prompt(ladder: Ladder) -> str | None:
     validation = min(spec.validation_examples, ladder.train_examples // 2)
     per_answer = ladder.per_answer.get("few-shot", 0.0)
     if validation < 2:
-        return None
+        return False
     # Successive halving asks about half of trials x validation answers, then the test set.
     per_trial = 0.5 * validation * per_answer
     answering = len(ladder.test) * per_answer
@@ -302,12 +300,17 @@ def _optimized_prompt(ladder: Ladder) -> str | None:
             estimated_seconds=estimate,
             command=ladder.command("zero-shot,few-shot,optimized-prompt"),
         )
-        return None
+        return False
     if trials < spec.trials:
         ladder.reduce(1, "optimized-prompt", "trials", spec.trials, trials)
         spec = spec.model_copy(update={"trials": trials})
+    began = ladder.clock()
     ladder.run(spec, "optimized-prompt")
-    return "optimized-prompt"
+    reason = _verdict_text(ladder.decision(), 1)
+    seconds = ladder.clock() - began
+    candidates = ("optimized-prompt",)
+    ladder.record(1, "optimized prompt", "run", reason, candidates=candidates, seconds=seconds)
+    return True
 
 
 def _fine_tuning_reserve(ladder: Ladder) -> float:

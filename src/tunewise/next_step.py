@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from tunewise.decision import MIN_FINE_TUNING_EXAMPLES, NextStep, Recommendation
 from tunewise.evaluation import MetricValue
-from tunewise.ladder import LadderRecord
+from tunewise.ladder import LadderRecord, StepOutcome
 from tunewise.learning_curve import CurveFit
 from tunewise.task import Target
 
@@ -52,14 +52,23 @@ def next_step(
             "updates against this run with `tunewise gate`.",
             f"tunewise serve {RUN_DIR} --candidate {chosen}",
         )
-    left_out = [s for s in (ladder.steps if ladder else []) if s.status == "not run: budget"]
-    if left_out:  # a later step first: step 1's optional prompt search matters least
-        step = max(left_out, key=lambda s: s.step)
-        estimate = f" (about {step.estimated_seconds:.0f} s)" if step.estimated_seconds else ""
+    steps = ladder.steps if ladder else []
+    left_out = [s for s in steps if s.status == "not run: budget"]
+    later = [s for s in left_out if s.step > 1]  # step 1's optional prompt search matters least
+    if later:
+        return _measure_without_budget(later[0])
+    subsampled = [
+        r for r in (ladder.reductions if ladder else [])
+        if r.setting == "max_train_examples" and r.candidate in measured
+    ]  # fmt: skip
+    if subsampled and curve is None:
+        cut = subsampled[0]
+        sizes = f"{max(10, cut.before // 4)},{max(10, cut.before // 2)}"
         return NextStep(
-            f"Step {step.step} ({step.title}) did not fit the budget{estimate}: measure it "
-            "without one.",
-            step.command,
+            f"{cut.candidate} trained on {cut.after:,} of the {cut.before:,} examples to fit the "
+            "budget: measure it on all of them, with its learning curve, to see how far more "
+            "data goes.",
+            command(STRATEGIES_OF.get(cut.candidate, "lora"), learning_curve=sizes),
         )
     if recommendation.verdict == "blocked":
         more = MIN_FINE_TUNING_EXAMPLES - train_examples
@@ -90,10 +99,24 @@ def next_step(
             "the gap.",
             command("lora", learning_curve=",".join(str(s) for s in sizes)),
         )
+    if left_out:
+        return _measure_without_budget(left_out[0])
     return NextStep(
         f"No step reached the target with {model}: try a larger model (any `hf:ORG/NAME`, "
         "a local folder, or an endpoint from `models:`).",
         command(_strategies(measured), model=LARGER_MODEL),
+    )
+
+
+STRATEGIES_OF = {"lora": "zero-shot,few-shot,lora", "hybrid": "zero-shot,few-shot,rag,lora,hybrid"}
+
+
+def _measure_without_budget(step: StepOutcome) -> NextStep:
+    estimate = f" (about {step.estimated_seconds:.0f} s)" if step.estimated_seconds else ""
+    return NextStep(
+        f"Step {step.step} ({step.title}) did not fit the budget{estimate}: measure it "
+        "without one.",
+        step.command,
     )
 
 

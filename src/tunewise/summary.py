@@ -118,8 +118,9 @@ def _ladder(ladder: dict[str, Any] | None) -> Text:
     if not ladder:
         return text
     budget = ladder["budget_seconds"]
-    limit = "no budget" if budget is None else f"budget {budget / 60:.1f} min"
-    text.append(f"The ladder ({limit}, {ladder['seconds'] / 60:.1f} min):\n", style="bold")
+    limit = "" if budget is None else f" of its {budget / 60:.1f} min budget"
+    charged = f"{ladder['compute_seconds'] / 60:.1f} min of compute{limit}"
+    text.append(f"The ladder ({charged}; {ladder['seconds'] / 60:.1f} min here):\n", style="bold")
     for step in ladder["steps"]:
         ran = f", {step['seconds']:.0f} s" if step["status"] == "run" else ""
         text.append(f"  {step['step']}. {step['title']}: {step['status']}{ran}: {step['reason']}\n")
@@ -157,6 +158,10 @@ def _decision(recommendation: dict[str, Any]) -> Text:
         text.append(f"Recommendation (step {step}): {chosen}\n", style="bold green")
     else:
         text.append(headline[recommendation["verdict"]] + "\n", style="bold yellow")
+        if recommendation.get("closest"):
+            text.append(
+                f"Closest: {recommendation['closest']} (step {recommendation['closest_step']})\n"
+            )
     for reason in recommendation["reasons"]:
         text.append(f"  - {reason}\n")
     changes = recommendation.get("changes") or []

@@ -81,3 +81,33 @@ def test_report_renders_in_chromium_without_running_script(
     assert SCRIPT in text and "<b>bold</b>" in text  # shown as text...
     assert scripts == 0 and bold == 0  # ...never parsed as elements
     assert svgs >= 2
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium or chromium-browser on PATH")
+def test_label_report_shows_next_step_and_confusion_matrix(
+    scripted: ScriptedBackend, tiny_task: Path, tmp_path: Path
+) -> None:
+    # The scripted model never answers "negative" for "the motor died": a class it misses.
+    run_dir = write_run(measure(tiny_task), tmp_path / "runs")
+    html_path, _ = write_report(run_dir)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(html_path.as_uri(), wait_until="load")
+            next_step = page.locator("#next-step")
+            confusion = page.locator("#confusion table").first
+            assert next_step.is_visible() and confusion.is_visible()
+            step_text = next_step.inner_text()
+            matrix = confusion.inner_text()
+            # The next step sits in the decision, above everything else the page shows.
+            above = page.evaluate(
+                "document.querySelector('#next-step').getBoundingClientRect().top"
+                " < document.querySelector('#plots').getBoundingClientRect().top"
+            )
+        finally:
+            browser.close()
+    assert "Next step:" in step_text and "tunewise" in step_text
+    assert "reference \\ predicted" in matrix and "(other)" in matrix
+    assert all(label in matrix for label in ("positive", "negative", "neutral"))
+    assert above

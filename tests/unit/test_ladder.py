@@ -147,7 +147,8 @@ def test_rag_runs_only_when_the_task_has_documents(task: Task, tmp_path: Path) -
     quality = {"zero-shot": 0.3, "few-shot": 0.4, "rag": 0.8, "lora": 0.5}
     ladder, record = climb(task, World(quality), trainable=False)
     assert "rag" not in [r.name for r in ladder.results]
-    assert statuses(record)[2] == "skipped" and "no documents" in record.steps[1].reason
+    step2 = next(s for s in record.steps if s.step == 2)
+    assert step2.status == "skipped" and "no documents" in step2.reason
     ladder, record = climb(with_documents(task, tmp_path), World(quality), trainable=False)
     # Without a budget, step 1 includes the prompt search: the fair prompting rival.
     assert [r.name for r in ladder.results] == ["zero-shot", "few-shot", "optimized-prompt", "rag"]
@@ -234,3 +235,21 @@ def test_budgets_parse(text: str, seconds: float | None) -> None:
 def test_bad_budgets_name_the_flag(text: str) -> None:
     with pytest.raises(TunewiseError, match="--budget"):
         parse_budget(text)
+
+
+def test_a_subsampled_lora_asks_for_its_learning_curve_on_the_full_set(task: Task) -> None:
+    world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.5},
+                  per_answer={"zero-shot": 0.5, "few-shot": 0.5, "lora": 0.5})  # fmt: skip
+    ladder, record = climb(task, world, budget=600, train=1500, test=300)
+    recommendation = ladder.decision()
+    measured = {r.name: (r.strategy, r.metrics["accuracy"]) for r in ladder.results}
+    following = next_step(
+        recommendation, record, None, measured=measured, target=task.target,
+        train_examples=1500,
+        command=lambda s, **flags: suggested_command(RunOptions(), s, **flags), model="m",
+    )  # fmt: skip
+    assert recommendation.closest == "lora" and recommendation.closest_step == 3
+    assert "of the 1,500 examples" in following.action
+    assert following.command == (
+        "tunewise run task.yaml --strategies zero-shot,few-shot,lora --learning-curve 375,750"
+    )

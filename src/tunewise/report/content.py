@@ -48,6 +48,7 @@ class Decision:
     alternatives: list[str]
     changes: list[str]
     next_step: NextAction | None = None
+    closest: str | None = None  # with no candidate: the best measured one, and its step
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,9 @@ def _decision(results: dict[str, Any]) -> Decision:
         alternatives=list(rec.get("alternatives", [])),
         changes=list(rec.get("changes", [])),
         next_step=next_action(results),
+        closest=None
+        if rec.get("candidate") or not rec.get("closest")
+        else f"{rec['closest']} (step {rec.get('closest_step')})",
     )
 
 

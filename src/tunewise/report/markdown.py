@@ -66,6 +66,8 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
 def _decision(report: Report) -> list[str]:
     d = report.decision
     lines = ["## The decision", "", f"**Recommended: {escape(d.candidate or 'none yet')}**", ""]
+    if d.closest:
+        lines += [f"Closest: {escape(d.closest)}", ""]
     if d.next_step:
         lines += [f"**Next step:** {escape(d.next_step.action)}", ""]
         if d.next_step.command:
