@@ -18,12 +18,15 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from tunewise.across_datasets import dataset_table, macro_average
 from tunewise.costs import (
     BreakEven,
     break_even_table,
     candidate_costs,
 )
+from tunewise.errors import TunewiseError
 from tunewise.evaluation import per_example, validate
 from tunewise.evaluation.confusion import confusion
 from tunewise.measure import CandidateResult
@@ -44,6 +47,24 @@ def load_schema(name: str) -> dict[str, Any]:
     """A documented artifact schema: 'results' or 'prediction'."""
     text = resources.files("tunewise.schemas").joinpath(f"{name}.schema.json").read_text()
     return dict(json.loads(text))
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """A written run's results.json, checked against its schema."""
+    path = Path(run_dir) / "results.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TunewiseError(f"{path}: no such file; is {run_dir} a runs/<run-id> folder?") from None
+    except json.JSONDecodeError as exc:
+        raise TunewiseError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    errors = sorted(
+        jsonschema.Draft202012Validator(load_schema("results")).iter_errors(document), key=str
+    )
+    if errors:
+        where = "/".join(str(part) for part in errors[0].absolute_path) or "(top level)"
+        raise TunewiseError(f"{path}: {where}: {errors[0].message}")
+    return dict(document)
 
 
 def new_run_id(task_name: str, out: Path) -> str:

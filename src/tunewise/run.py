@@ -227,9 +227,12 @@ def sample_size(task: Task, options: RunOptions, *, extra: bool = False) -> int 
     return None if extra else task.data.test_sample
 
 
-def run_task(task: Task, options: RunOptions, progress: Progress | None = None) -> RunResult:
+def run_task(
+    task: Task, options: RunOptions | None = None, progress: Progress | None = None
+) -> RunResult:
     """Measure the candidates on the same held-out examples and decide: the pinned ones, or,
     by default, the ladder's steps as far as the budget and the gap take it."""
+    options = options or RunOptions()
     progress = progress or SilentProgress()
     started = time.perf_counter()
     hashed = task_hash(task)

@@ -253,3 +253,24 @@ def test_a_subsampled_lora_asks_for_its_learning_curve_on_the_full_set(task: Tas
     assert following.command == (
         "tunewise run task.yaml --strategies zero-shot,few-shot,lora --learning-curve 375,750"
     )
+
+
+def test_a_large_task_prompting_cannot_reach_measures_lora_and_says_what_next(task: Task) -> None:
+    # 2,000 labelled examples, target 0.9, 100 test examples (--limit 100), default budget.
+    hard = task.model_copy(update={"target": task.target.model_copy(update={"min": 0.9})})  # type: ignore[union-attr]
+    world = World({"zero-shot": 0.4, "few-shot": 0.5, "lora": 0.8},
+                  per_answer={"zero-shot": 0.3, "few-shot": 0.35, "lora": 0.3})  # fmt: skip
+    ladder, record = climb(hard, world, budget=parse_budget("7m"), train=2000, test=100)
+    assert "lora" in [r.name for r in ladder.results]
+    recommendation = ladder.decision()
+    assert recommendation.closest == "lora" and recommendation.closest_step == 3
+    assert len(recommendation.reasons) >= 2
+    measured = {r.name: (r.strategy, r.metrics["accuracy"]) for r in ladder.results}
+    following = next_step(
+        recommendation, record, None, measured=measured, target=hard.target,
+        train_examples=2000,
+        command=lambda s, **flags: suggested_command(RunOptions(limit=100), s, **flags),
+        model="m",
+    )  # fmt: skip
+    assert following.command is not None and following.command.startswith("tunewise run")
+    assert "--limit 100" in following.command
