@@ -170,22 +170,32 @@ def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
 ) -> None:
     home = fresh_home(converted_home, tmp_path)
     out = tmp_path / "runs"
-    first = tunewise("run", str(INTENTS), "--out", str(out), home=home)
+    # No flag but a tight budget: the ladder measures prompting on the smallest test sample that
+    # keeps the CI near +-0.1, and reports LoRA as not run, with the command that runs it.
+    args = ("run", str(INTENTS), "--budget", "90s", "--out", str(out))
+    first = tunewise(*args, home=home)
     assert first.returncode == 0, first.stderr
     (run_dir,) = out.iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     by_name = {c["name"]: c for c in results["candidates"]}
     assert set(by_name) == {"zero-shot", "few-shot"}
     assert_decision_matches(results)
+    ladder = results["ladder"]
+    assert ladder["reductions"][0]["setting"] == "test_examples"
+    (step3,) = [s for s in ladder["steps"] if s["step"] == 3]
+    assert step3["status"] == "not run: budget"
+    assert step3["command"] == f"tunewise run {INTENTS} --strategies zero-shot,few-shot,lora"
+    assert results["recommendation"]["next_step"]["command"] == step3["command"]
+    assert "not run: budget" in first.stdout and step3["command"].split()[-1] in first.stdout
     few = by_name["few-shot"]["metrics"]["accuracy"]
-    assert few["n"] == 105
+    assert few["n"] == results["data"]["test_examples"] == 97
     assert few["ci_low"] > 2 / 7, f"few-shot should be well above chance (1/7): {few}"
     assert (
         by_name["few-shot"]["usage"]["input_tokens_per_request"]
         > (by_name["zero-shot"]["usage"]["input_tokens_per_request"])
     )
 
-    second = tunewise("run", str(INTENTS), "--out", str(out), home=home)
+    second = tunewise(*args, home=home)
     assert second.returncode == 0, second.stderr
     rerun = max(out.iterdir(), key=lambda p: p.name)
     lines = [json.loads(line) for line in (rerun / "predictions.jsonl").open()]
@@ -194,6 +204,7 @@ def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     assert [c["metrics"] for c in again["candidates"]] == [
         c["metrics"] for c in results["candidates"]
     ]
+    assert again["ladder"]["reductions"] == ladder["reductions"]  # the same walk from the cache
 
 
 def cached_answers(home: Path) -> int:
