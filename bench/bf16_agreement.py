@@ -26,12 +26,13 @@ TASK = ROOT / "examples" / "review-sentiment" / "task.yaml"
 
 def score(dtype: str, limit: int | None, near_tie_nats: float | None = None) -> dict[str, Any]:
     """Example ids, predicted labels, label log-probs and seconds of scoring for one dtype."""
-    from tunewise.candidates import FewShotCandidate
-    from tunewise.data import sample_examples, stratify_by_label
-    from tunewise.models.local import LocalModel, embedded_model_folder, tunewise_home
+    from tunewise.home import tunewise_home
+    from tunewise.models.local import LocalModel, embedded_model_folder
     from tunewise.run import RunOptions, load_data
     from tunewise.strategies import PREPARERS
-    from tunewise.task import load_task
+    from tunewise.strategies.specs import FewShotCandidate
+    from tunewise.task.config import load_task
+    from tunewise.task.data import sample_examples, stratify_by_label
 
     task = load_task(TASK)
     dataset, test = load_data(task, RunOptions())

@@ -67,7 +67,7 @@ class StageClock:
 
 def run_example(name: str, dtype: str) -> dict[str, Any]:
     from tunewise.run import RunOptions, run_task
-    from tunewise.task import load_task
+    from tunewise.task.config import load_task
 
     task = load_task(ROOT / "examples" / name / "task.yaml")
     strategies = ["zero-shot", "few-shot", "lora"]
@@ -99,7 +99,8 @@ def run_example(name: str, dtype: str) -> dict[str, Any]:
 
 def fresh_home() -> Path:
     """An empty TUNEWISE_HOME sharing the already converted embedded model."""
-    from tunewise.models.local import embedded_model_folder, tunewise_home
+    from tunewise.home import tunewise_home
+    from tunewise.models.local import embedded_model_folder
 
     converted = embedded_model_folder(tunewise_home()).parent
     home = Path(tempfile.mkdtemp(prefix="tunewise-bench-"))

@@ -94,12 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from tunewise.candidates import FewShotCandidate
-    from tunewise.data import load_dataset, sample_examples, stratify_by_label
+    from tunewise.home import tunewise_home
     from tunewise.models.dtype import resolve_dtype
-    from tunewise.models.local import LocalModel, embedded_model_folder, tunewise_home
+    from tunewise.models.local import LocalModel, embedded_model_folder
     from tunewise.strategies import PREPARERS
-    from tunewise.task import load_task
+    from tunewise.strategies.specs import FewShotCandidate
+    from tunewise.task.config import load_task
+    from tunewise.task.data import load_dataset, sample_examples, stratify_by_label
 
     # The same data, demos and --limit sample as `tunewise run ... --limit N`.
     task = load_task(TASK)

@@ -81,13 +81,13 @@ def private_home(work: Path) -> Path:
 
 def build_spec(n_train: int, n_validation: int, epochs: int, bf16: bool) -> dict[str, Any]:
     """Model folder, training config and the encoded train/validation sequences."""
-    from tunewise.candidates import LoraCandidate
-    from tunewise.data import read_examples, sample_examples, stratify_by_label
     from tunewise.finetune.examples import encode_example, lint_sequences, lint_template
     from tunewise.finetune.train import TrainingConfig
     from tunewise.models.local import EMBEDDED_NAME, LocalModel, embedded_model_folder
     from tunewise.strategies.lora import short_prompt
-    from tunewise.task import load_task
+    from tunewise.strategies.specs import LoraCandidate
+    from tunewise.task.config import load_task
+    from tunewise.task.data import read_examples, sample_examples, stratify_by_label
 
     task = load_task(TASK)
     assert task.data.test is not None

@@ -22,7 +22,7 @@ from tunewise.models.backend import Generation, LabelScores, Message, Sampling, 
 from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.run import RunOptions, RunResult, run_task
-from tunewise.task import load_task
+from tunewise.task.config import load_task
 
 Rule = Callable[[Sequence[Message]], str]
 

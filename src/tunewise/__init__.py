@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Task": "tunewise.task",
-    "load_task": "tunewise.task",
+    "Task": "tunewise.task.config",
+    "load_task": "tunewise.task.config",
     "RunOptions": "tunewise.run",
     "RunResult": "tunewise.run",
     "run_task": "tunewise.run",
-    "write_run": "tunewise.results",
-    "load_run": "tunewise.results",
+    "write_run": "tunewise.records.results",
+    "load_run": "tunewise.records.results",
 }
 
 if TYPE_CHECKING:
-    from tunewise.results import load_run, write_run
+    from tunewise.records.results import load_run, write_run
     from tunewise.run import RunOptions, RunResult, run_task
-    from tunewise.task import Task, load_task
+    from tunewise.task.config import Task, load_task
 
 
 def __getattr__(name: str) -> Any:

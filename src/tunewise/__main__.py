@@ -1,5 +1,5 @@
 """`python -m tunewise` is the same as the `tunewise` command."""
 
-from tunewise.cli import app
+from tunewise.cli.main import app
 
 app(prog_name="tunewise")

@@ -23,3 +23,7 @@ class DataError(TunewiseError):
 
 class ModelError(TunewiseError):
     """A model cannot be found or loaded; says how to install it."""
+
+
+class CandidateSkipped(TunewiseError):
+    """The candidate cannot run on this machine (e.g. QLoRA without CUDA); recorded, not fatal."""

@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tunewise import __version__
-from tunewise.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
-from tunewise.budget import DEFAULT_BUDGET, parse_budget
-from tunewise.cache import ResponseCache
-from tunewise.candidates import (
-    RETRIEVING,
-    STRATEGIES,
-    CandidateSpec,
-    FewShotCandidate,
-    FineTuningOptions,
-    HybridCandidate,
-    LoraCandidate,
-    OptimizedPromptCandidate,
-    RagCandidate,
-    ZeroShotCandidate,
-)
 from tunewise.checks import check_task
-from tunewise.costs import PriceList, TokenPrice, request_cost, setup_cost
-from tunewise.data import (
+from tunewise.deciding.decide import Recommendation
+from tunewise.deciding.from_results import decide_from
+from tunewise.deciding.ladder import Ladder, LadderRecord, walk
+from tunewise.deciding.learning_curve import CurveFit
+from tunewise.deciding.next_step import next_step
+from tunewise.errors import DataError, TunewiseError
+from tunewise.home import tunewise_home
+from tunewise.inference.cache import ResponseCache
+from tunewise.measuring.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
+from tunewise.measuring.candidate import CandidateResult, measure_candidate, primary_metric
+from tunewise.measuring.curve import learning_curve
+from tunewise.measuring.drift import drift
+from tunewise.measuring.progress import Progress, SilentProgress
+from tunewise.measuring.selection import (
+    candidate_names,
+    candidate_specs,
+    ladder_settings,
+    model_for,
+    pinned,
+    suggested_command,
+)
+from tunewise.models.backend import Backend
+from tunewise.models.local import LocalModel
+from tunewise.models.registry import load_backend
+from tunewise.options import RunOptions
+from tunewise.retrieval.knowledge import Knowledge, load_knowledge
+from tunewise.strategies.catalog import names_where
+from tunewise.strategies.prepare import prepare_candidate
+from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
+from tunewise.task.config import ExtraDataset, Task, task_hash
+from tunewise.task.data import (
     Dataset,
     Example,
     find_leaks,
@@ -35,40 +49,6 @@ from tunewise.data import (
     sample_examples,
     stratify_by_label,
 )
-from tunewise.decision import FINE_TUNED, CandidateSummary, Recommendation, decide
-from tunewise.errors import DataError, TunewiseError
-from tunewise.evaluation import MetricValue
-from tunewise.knowledge import Knowledge, load_knowledge
-from tunewise.ladder import Ladder, LadderRecord, walk
-from tunewise.learning_curve import CurveFit, CurvePoint, estimate_examples
-from tunewise.measure import CandidateResult, measure_candidate, primary_metric
-from tunewise.models.backend import Backend
-from tunewise.models.local import LocalModel, tunewise_home
-from tunewise.models.registry import load_backend
-from tunewise.multilingual import drift
-from tunewise.next_step import next_step
-from tunewise.progress import Progress, SilentProgress
-from tunewise.strategies import PREPARERS
-from tunewise.task import ExtraDataset, Task, task_hash
-
-DEFAULT_BUDGET_SECONDS = parse_budget(DEFAULT_BUDGET)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The knobs of `tunewise run` that are not in task.yaml."""
-
-    strategies: tuple[str, ...] | None = None
-    model: str | None = None
-    limit: int | Literal["all"] | None = None  # None: the task's data.test_sample
-    strict: bool = False
-    learning_curve: tuple[int, ...] | None = None  # training-set sizes for the first lora
-    dtype: str = "auto"  # local models' inference dtype: auto | float32 | bfloat16
-    repeats: int = 0  # sampled answers per example for flakiness (0: none)
-    budget: float | None = (
-        DEFAULT_BUDGET_SECONDS  # the default ladder's compute budget (None: none)
-    )
-    task_file: str = "task.yaml"  # how the task is named in the commands the run suggests
 
 
 @dataclass
@@ -91,85 +71,6 @@ class RunResult:
     languages: dict[str, Any] | None = None  # per-language quality, for multilingual test sets
     specs: list[CandidateSpec] = field(default_factory=list)  # what each candidate ran with
     ladder: LadderRecord | None = None  # the default run's walk up the four steps
-
-
-def pinned(task: Task, options: RunOptions) -> bool:
-    """Whether the run measures exactly what --strategies or the task's candidates name; else
-    it walks the ladder."""
-    return bool(options.strategies) or any(not getattr(c, "opt_in", False) for c in task.candidates)
-
-
-def candidate_specs(task: Task, options: RunOptions) -> list[CandidateSpec]:
-    """The task's pinned candidates, or those of --strategies (the task's settings of each,
-    else its defaults); the ladder's steps choose their own (see ladder_settings)."""
-    wanted = options.strategies
-    if not wanted:
-        return [c for c in task.candidates if not getattr(c, "opt_in", False)]
-    unknown = [s for s in wanted if s not in STRATEGIES]
-    if unknown:
-        raise TunewiseError(f"unknown strategy '{unknown[0]}'; available: {', '.join(STRATEGIES)}")
-    # Each wanted strategy: the task's candidates of that strategy, else its defaults.
-    if task.data.documents is None and (retrieving := RETRIEVING.intersection(wanted)):
-        raise TunewiseError(
-            f"strategy '{sorted(retrieving)[0]}' retrieves from documents; "
-            "set data.documents in task.yaml to a folder or JSONL of documents"
-        )
-    specs: list[CandidateSpec] = []
-    for strategy in dict.fromkeys(wanted):
-        listed = [c for c in task.candidates if c.strategy == strategy]
-        specs.extend(listed or [default_candidate(strategy)])
-    return specs
-
-
-def ladder_settings(task: Task) -> Callable[[str], CandidateSpec]:
-    """A ladder step's candidate: the task's (opt-in) candidate of that strategy, else defaults."""
-
-    def settings(strategy: str) -> CandidateSpec:
-        listed = [c for c in task.candidates if c.strategy == strategy]
-        return listed[0] if listed else default_candidate(strategy)
-
-    return settings
-
-
-def suggested_command(options: RunOptions, strategies: str, **flags: str) -> str:
-    """The command that measures `strategies` with this run's other flags (`flags` override
-    them: model, limit, learning_curve)."""
-    given = {"model": options.model, "limit": options.limit}
-    given |= {"dtype": options.dtype if options.dtype != "auto" else None}
-    parts = [f"tunewise run {options.task_file} --strategies {strategies}"]
-    for flag, value in (given | flags).items():
-        if value is not None:
-            parts.append(f"--{flag.replace('_', '-')} {value}")
-    return " ".join(parts)
-
-
-def default_candidate(strategy: str) -> CandidateSpec:
-    if strategy == "zero-shot":
-        return ZeroShotCandidate(strategy="zero-shot")
-    if strategy == "few-shot":
-        return FewShotCandidate(strategy="few-shot")
-    if strategy == "optimized-prompt":
-        return OptimizedPromptCandidate(strategy="optimized-prompt")
-    if strategy == "rag":
-        return RagCandidate(strategy="rag")
-    if strategy == "hybrid":
-        return HybridCandidate(strategy="hybrid")
-    return LoraCandidate(strategy=strategy)  # type: ignore[arg-type]
-
-
-def model_for(spec: CandidateSpec, task: Task, options: RunOptions) -> str:
-    """The candidate's own model, else --model, else the task's."""
-    return spec.model or options.model or task.model
-
-
-def candidate_names(specs: Sequence[CandidateSpec]) -> list[str]:
-    names = [spec.name or spec.strategy for spec in specs]
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
-    return unique
 
 
 def with_answer_budget(task: Task, train: Sequence[Example]) -> Task:
@@ -242,7 +143,7 @@ def run_task(
     specs = [] if climbing else candidate_specs(task, options)
     checks = check_task(task, model=options.model, loaded=dataset)
     # Documents are read (and indexed) before any model loads: bad data fails fast.
-    retrieving = climbing or any(spec.strategy in RETRIEVING for spec in specs)
+    retrieving = climbing or bool(names_where(retrieves=True) & {s.strategy for s in specs})
     knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
     backends: dict[str, Backend] = {}
 
@@ -267,9 +168,10 @@ def run_task(
 
     def warm_up_training(spec: FineTuningOptions, name: str) -> tuple[float, int]:
         """A short training's seconds and examples (its adapter is cached like any)."""
-        prepared = PREPARERS[spec.strategy](
-            task, spec, dataset.train, backend_for(spec), name, progress
-        )
+        prepared = prepare_candidate(
+            task, spec, train=dataset.train, backend=backend_for(spec), name=name,
+            progress=progress,
+        )  # fmt: skip
         training = prepared.details["training"]
         return float(training["seconds"]), int(training["examples"]) * spec.epochs
 
@@ -367,106 +269,20 @@ def train_only(
 ) -> list[tuple[str, Path]]:
     """Train (or find in the cache) the adapters of the task's fine-tuning candidates."""
     progress = progress or SilentProgress()
-    specs = [s for s in candidate_specs(task, options) if s.strategy in FINE_TUNED]
+    training = names_where(trains=True)
+    specs = [s for s in candidate_specs(task, options) if s.strategy in training]
     if not specs:
         raise TunewiseError("no fine-tuning candidate to train; use --strategies lora or hybrid")
     dataset, _ = load_data(task, options)
     task = with_answer_budget(task, dataset.train)
-    retrieving = any(s.strategy in RETRIEVING for s in specs)
+    retrieving = bool(names_where(retrieves=True) & {s.strategy for s in specs})
     knowledge = load_knowledge(task, True, progress) if retrieving else None
     trained = []
     for spec, name in zip(specs, candidate_names(specs), strict=True):
         backend = load_backend(model_for(spec, task, options), task.models, dtype=options.dtype)
-        extra = {"index": knowledge.index} if knowledge and spec.strategy in RETRIEVING else {}
-        predictor = PREPARERS[spec.strategy](
-            task, spec, dataset.train, backend, name, progress, **extra
-        )
+        predictor = prepare_candidate(
+            task, spec, train=dataset.train, backend=backend, name=name, progress=progress,
+            index=knowledge.index if knowledge else None,
+        )  # fmt: skip
         trained.append((name, Path(predictor.details["adapter_path"])))
     return trained
-
-
-def price_list(task: Task) -> PriceList:
-    """The task's prices as the cost model reads them; a `models:` entry's prices count as
-    token prices of its name."""
-    prices = task.prices
-    tokens = {
-        spec: TokenPrice(p.input_per_million, p.output_per_million)
-        for spec, p in prices.tokens.items()
-    }
-    for name, endpoint in task.models.items():
-        if endpoint.prices is not None and name not in tokens:
-            p = endpoint.prices
-            tokens[name] = TokenPrice(p.input_per_million, p.output_per_million)
-    return PriceList(prices.compute_usd_per_hour, prices.labelling_usd_per_example, tokens)
-
-
-def learning_curve(
-    task: Task,
-    specs: Sequence[CandidateSpec],
-    results: Sequence[CandidateResult],
-    sizes: Sequence[int],
-    measure: Callable[[CandidateSpec, str], CandidateResult],
-) -> CurveFit:
-    """Train the first fine-tuning candidate on seeded subsets of each size; fit the curve."""
-    chosen = next(
-        (
-            (s, r)
-            for s, r in zip(specs, results, strict=True)
-            if isinstance(s, LoraCandidate) and r.measured
-        ),
-        None,
-    )
-    if chosen is None:
-        raise TunewiseError("--learning-curve needs a lora candidate; add lora to --strategies")
-    spec, full = chosen
-    metric = primary_metric(task)
-    full_size = full.params["train_examples"] + full.setup["training"]["validation_examples"]
-    points = [_point(full_size, full.metrics[metric])]
-    for size in sorted({min(max(size, 10), full_size) for size in sizes} - {full_size}):
-        subset = spec.model_copy(update={"max_train_examples": size})
-        result = measure(subset, f"{full.name}@{size}")
-        points.append(_point(size, result.metrics[metric]))
-    target = task.target.min if task.target else None
-    return estimate_examples(points, target, seed=task.seed, metric=metric)
-
-
-def _point(examples: int, value: MetricValue) -> CurvePoint:
-    return CurvePoint(examples, value.value, value.ci_low, value.ci_high, value.n)
-
-
-def decide_from(
-    task: Task,
-    dataset: Dataset,
-    results: Sequence[CandidateResult],
-    curve: CurveFit | None = None,
-) -> Recommendation:
-    metric = primary_metric(task)
-    prices = price_list(task)
-    summaries = []
-    for r in (r for r in results if r.measured):
-        inputs = r.cost_inputs()
-        summaries.append(
-            CandidateSummary(
-                r.name,
-                r.strategy,
-                r.metrics[metric],
-                r.usage["input_tokens_per_request"] + r.usage["output_tokens_per_request"],
-                r.usage["latency_p50_ms"],
-                inputs.setup_seconds,
-                inputs.compute_seconds_per_request,
-                setup_cost(inputs, prices).usd,
-                request_cost(inputs, prices).usd,
-                r.usage["latency_p95_ms"],
-                tuple(r.consistency.draws) if r.consistency else (),
-            )
-        )
-    return decide(
-        summaries,
-        task.target,
-        metric,
-        train_examples=len(dataset.train),
-        has_documents=task.data.documents is not None,
-        learning_curve=curve.summary if curve else None,
-        requests_per_month=task.usage.requests_per_month,
-        horizon_months=task.usage.horizon_months,
-    )

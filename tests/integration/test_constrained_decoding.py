@@ -11,7 +11,7 @@ import pytest
 from tunewise.evaluation import validate
 from tunewise.models.constrained import ConstrainedModel, grammar_for
 from tunewise.models.local import EMBEDDED_NAME, LocalModel
-from tunewise.task import JsonFormat, TextFormat
+from tunewise.task.config import JsonFormat, TextFormat
 
 pytestmark = pytest.mark.integration
 

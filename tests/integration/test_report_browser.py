@@ -12,8 +12,8 @@ import pytest
 from conftest import ScriptedBackend, measure, write_jsonl
 
 from tunewise.models.backend import Message
+from tunewise.records.results import write_run
 from tunewise.report import write_report
-from tunewise.results import write_run
 
 pytestmark = pytest.mark.integration
 

@@ -191,7 +191,7 @@ def test_the_embedded_embedders_retrieve_by_meaning(
 ) -> None:
     from tunewise.retrieval.documents import Document
     from tunewise.retrieval.index import build_index
-    from tunewise.task import Retrieval
+    from tunewise.task.config import Retrieval
 
     documents = [
         Document("ferry.md", "Harbour", "Boats to the island depart at 7:15 every morning.", "x"),

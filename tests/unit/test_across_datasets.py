@@ -16,13 +16,13 @@ from conftest import (
 )
 from rich.console import Console
 
-from tunewise.across_datasets import disagreements, macro_average
+from tunewise.cli.run_summary import render_table
 from tunewise.errors import TaskError
 from tunewise.evaluation import MetricValue
+from tunewise.measuring.across_datasets import disagreements, macro_average
+from tunewise.records.results import load_schema, write_run
 from tunewise.report import write_report
-from tunewise.results import load_schema, write_run
-from tunewise.summary import render_table
-from tunewise.task import load_task
+from tunewise.task.config import load_task
 
 
 def value(v: float) -> dict[str, MetricValue]:

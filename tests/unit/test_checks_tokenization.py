@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 import tunewise.checks as checks
-from tunewise.candidates import ZeroShotCandidate
 from tunewise.checks import check_task, model_specs, task_texts, write_findings
 from tunewise.checks.characters import Text, character_findings, script_of
 from tunewise.checks.summary import headlines, notes
@@ -30,9 +29,10 @@ from tunewise.checks.tokenization import (
 from tunewise.checks.tokenizers import LoadedTokenizer, load_tokenizer
 from tunewise.errors import ModelError
 from tunewise.models.local import render_prompt, special_strings
-from tunewise.prompts import build_messages
 from tunewise.run import RunOptions, load_data
-from tunewise.task import Contract, LabelFormat, load_task
+from tunewise.strategies.prompts import build_messages
+from tunewise.strategies.specs import ZeroShotCandidate
+from tunewise.task.config import Contract, LabelFormat, load_task
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

@@ -11,7 +11,7 @@ import pytest
 from conftest import SENTIMENT_TRAIN, TASK_YAML, ScriptedBackend, write_jsonl
 from typer.testing import CliRunner
 
-from tunewise.cli import app
+from tunewise.cli.main import app
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

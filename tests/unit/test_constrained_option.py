@@ -10,9 +10,9 @@ from conftest import ScriptedBackend, write_jsonl
 
 from tunewise.errors import TaskError
 from tunewise.models.constrained import grammar_for
-from tunewise.results import write_run
+from tunewise.records.results import write_run
 from tunewise.run import RunOptions, run_task
-from tunewise.task import JsonFormat, LabelFormat, TextFormat, load_task
+from tunewise.task.config import JsonFormat, LabelFormat, TextFormat, load_task
 
 TASK = """\
 name: tiny-constrained

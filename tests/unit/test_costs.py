@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tunewise.costs import (
+from tunewise.deciding.costs import (
     BreakEven,
     CostInputs,
     PriceList,
@@ -217,7 +217,7 @@ def test_break_even_is_never_negative() -> None:
 
 
 def test_the_decision_gate_breaks_even_in_dollars_when_priced_else_in_seconds() -> None:
-    from tunewise import decision
+    from tunewise.deciding import decide as decision
     from tunewise.evaluation import MetricValue
 
     quality = MetricValue(0.8, 0.7, 0.9, 100)

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from tunewise.data import (
+from tunewise.errors import DataError, TunewiseError
+from tunewise.task.config import JsonFormat, LabelFormat, TextFormat, load_task
+from tunewise.task.data import (
     FORMATS,
     Dataset,
     Example,
@@ -19,8 +21,6 @@ from tunewise.data import (
     sample_examples,
     split_examples,
 )
-from tunewise.errors import DataError, TunewiseError
-from tunewise.task import JsonFormat, LabelFormat, TextFormat, load_task
 
 REPO = Path(__file__).resolve().parents[2]
 

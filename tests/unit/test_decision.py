@@ -6,9 +6,14 @@ import dataclasses
 
 import pytest
 
-from tunewise.decision import MIN_FINE_TUNING_EXAMPLES, CandidateSummary, Recommendation, decide
+from tunewise.deciding.decide import (
+    MIN_FINE_TUNING_EXAMPLES,
+    CandidateSummary,
+    Recommendation,
+    decide,
+)
 from tunewise.evaluation import MetricValue
-from tunewise.task import Target
+from tunewise.task.config import Target
 
 TARGET = Target(metric="accuracy", min=0.7)
 

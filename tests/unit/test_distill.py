@@ -23,15 +23,16 @@ from conftest import (
     write_jsonl,
 )
 
-from tunewise.candidates import LoraCandidate
-from tunewise.costs import CostInputs, PriceList, TokenPrice, setup_cost
-from tunewise.data import Example
+from tunewise.deciding.costs import CostInputs, PriceList, TokenPrice, setup_cost
 from tunewise.errors import DataError, TaskError, TunewiseError
 from tunewise.models.backend import LabelScores, Message
 from tunewise.models.registry import register_backend, unregister_backend
-from tunewise.results import load_schema, write_run
-from tunewise.strategies import distill, lora
-from tunewise.task import load_task
+from tunewise.records.results import load_schema, write_run
+from tunewise.strategies import lora
+from tunewise.strategies import teacher as labelling
+from tunewise.strategies.specs import LoraCandidate
+from tunewise.task.config import load_task
+from tunewise.task.data import Example
 
 HUMAN = dict(SENTIMENT_TRAIN)
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
@@ -132,7 +133,7 @@ def test_invalid_and_low_confidence_labels_are_dropped_and_the_rest_carry_the_te
 ) -> None:
     task = load_task(task_file(tmp_path, DISTILLED))
     (spec,) = task.candidates
-    kept, record = distill.teacher_labels(task, spec, train_examples(), scripted, "distilled")
+    kept, record = labelling.teacher_labels(task, spec, train_examples(), scripted, "distilled")
     by_input = {e.input: e for e in kept}
     assert "it is a blender" not in by_input  # 'maybe' is not a label
     assert {"awful smell out of the box", "comes in a box"}.isdisjoint(by_input)  # 0.4 < 0.5
@@ -161,7 +162,7 @@ def test_without_min_confidence_every_valid_label_is_kept(
     tmp_path: Path, teacher: Teacher, scripted: ScriptedBackend
 ) -> None:
     task = load_task(task_file(tmp_path, "  - {strategy: lora, teacher: 'teacher:x'}\n"))
-    kept, record = distill.teacher_labels(
+    kept, record = labelling.teacher_labels(
         task, task.candidates[0], train_examples(), scripted, "lora"
     )
     assert len(kept) == 11 and record["dropped_low_confidence"] == 0
@@ -188,7 +189,7 @@ def test_invalid_json_answers_are_dropped(tmp_path: Path, scripted: ScriptedBack
     scripted.rule = lambda messages: answers.get(messages[-1]["content"], fenced)
     task = load_task(folder / "task.yaml")
     train = [Example(f"t{i}", x, y, "train.jsonl") for i, (x, y) in enumerate(rows)]
-    kept, record = distill.teacher_labels(task, task.candidates[0], train, scripted, "lora")
+    kept, record = labelling.teacher_labels(task, task.candidates[0], train, scripted, "lora")
     assert record["dropped_invalid"] == 2 and record["kept"] == 4
     assert {e.input: e.output for e in kept} == {
         "order 0": '{"qty": 0}',
@@ -205,7 +206,7 @@ def test_too_few_kept_labels_is_an_error_naming_the_candidate(
     teacher.answers = {x: ("maybe", 0.9) for x in HUMAN}
     task = load_task(task_file(tmp_path, DISTILLED))
     with pytest.raises(TunewiseError, match=r"'distilled'.*0 usable labels of 12"):
-        distill.teacher_labels(task, task.candidates[0], train_examples(), scripted, "distilled")
+        labelling.teacher_labels(task, task.candidates[0], train_examples(), scripted, "distilled")
 
 
 # ---- what the teacher sees ------------------------------------------------------------------
@@ -215,7 +216,7 @@ def test_teacher_demos_are_human_labelled_and_never_the_input_being_labelled(
     tmp_path: Path, teacher: Teacher, scripted: ScriptedBackend
 ) -> None:
     task = load_task(task_file(tmp_path, DISTILLED))
-    _, record = distill.teacher_labels(
+    _, record = labelling.teacher_labels(
         task, task.candidates[0], train_examples(), scripted, "distilled"
     )
     assert len(teacher.calls) == 12
@@ -237,8 +238,8 @@ def test_the_teacher_is_asked_through_the_response_cache(
 ) -> None:
     task = load_task(task_file(tmp_path, DISTILLED))
     spec, train = task.candidates[0], train_examples()
-    first = distill.teacher_labels(task, spec, train, scripted, "distilled")
-    again = distill.teacher_labels(task, spec, train, scripted, "distilled")
+    first = labelling.teacher_labels(task, spec, train, scripted, "distilled")
+    again = labelling.teacher_labels(task, spec, train, scripted, "distilled")
     assert len(teacher.calls) == 12
     assert again[0] == first[0] and again[1]["calls"] == 0 and again[1]["requests"] == 12
 
@@ -278,7 +279,7 @@ def test_max_train_examples_bounds_what_the_teacher_labels(
 ) -> None:
     spec_line = "  - {strategy: lora, teacher: 'teacher:x', max_train_examples: 10}\n"
     task = load_task(task_file(tmp_path, spec_line))
-    _, record = distill.teacher_labels(task, task.candidates[0], train_examples(), scripted, "l")
+    _, record = labelling.teacher_labels(task, task.candidates[0], train_examples(), scripted, "l")
     assert record["asked"] == 10 and len(teacher.calls) == 10
 
 
@@ -307,7 +308,7 @@ def test_data_unlabeled_is_labelled_instead_of_the_training_inputs(
     write_unlabeled(task_path.parent / "data" / "unlabeled.jsonl", UNLABELED)
     teacher.answers = {"great colour": ("negative", 0.9), "it came in a box": ("neutral", 0.3)}
     task = load_task(task_path)
-    kept, record = distill.teacher_labels(
+    kept, record = labelling.teacher_labels(
         task, task.candidates[0], train_examples(), scripted, "distilled"
     )
     asked = [messages[-1]["content"] for messages in teacher.calls]
@@ -329,14 +330,14 @@ def test_a_bad_unlabeled_line_names_the_file_and_line(
     )
     task = load_task(task_path)
     with pytest.raises(DataError, match=r"unlabeled\.jsonl:2: no input") as caught:
-        distill.teacher_labels(task, task.candidates[0], train_examples(), scripted, "d")
+        labelling.teacher_labels(task, task.candidates[0], train_examples(), scripted, "d")
     assert caught.value.path == path and caught.value.line == 2
     write_unlabeled(path, [UNLABELED[0], "{not json"])
     with pytest.raises(DataError, match=r"unlabeled\.jsonl:2: malformed JSON"):
-        distill.teacher_labels(task, task.candidates[0], train_examples(), scripted, "d")
+        labelling.teacher_labels(task, task.candidates[0], train_examples(), scripted, "d")
     write_unlabeled(path, [{"input": "x", "output": "maybe"}])
     with pytest.raises(DataError, match=r"unlabeled\.jsonl:1: field 'output': label 'maybe'"):
-        distill.teacher_labels(task, task.candidates[0], train_examples(), scripted, "d")
+        labelling.teacher_labels(task, task.candidates[0], train_examples(), scripted, "d")
 
 
 # ---- the task file --------------------------------------------------------------------------

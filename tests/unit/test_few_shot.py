@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import SENTIMENT_TRAIN
 
-from tunewise.candidates import FewShotCandidate
-from tunewise.data import Example
 from tunewise.strategies.few_shot import prepare, similar_demos, stratified_demos
-from tunewise.task import load_task
+from tunewise.strategies.specs import FewShotCandidate
+from tunewise.task.config import load_task
+from tunewise.task.data import Example
 
 
 def examples(rows: list[tuple[str, str]], prefix: str = "train") -> list[Example]:

@@ -18,8 +18,6 @@ from conftest import SENTIMENT_TRAIN, ScriptedBackend, tiny_llama
 from safetensors.torch import load_file
 from transformers import LlamaForCausalLM
 
-from tunewise.candidates import LoraCandidate
-from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.finetune.batches import computed_tokens, shared_prefix
 from tunewise.finetune.examples import (
@@ -40,9 +38,11 @@ from tunewise.finetune.train import (
     train_adapter,
 )
 from tunewise.models.local import LocalModel
-from tunewise.prompts import build_messages
 from tunewise.strategies import lora
-from tunewise.task import Contract, LabelFormat, load_task
+from tunewise.strategies.prompts import build_messages
+from tunewise.strategies.specs import LoraCandidate
+from tunewise.task.config import Contract, LabelFormat, load_task
+from tunewise.task.data import Example
 
 EOS, PAD = 2, 0
 CONTRACT = Contract(

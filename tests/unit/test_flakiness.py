@@ -8,9 +8,9 @@ import jsonschema
 import pytest
 from conftest import ScriptedBackend, measure, read_run
 
-from tunewise.flakiness import example_flakiness
+from tunewise.measuring.flakiness import example_flakiness
 from tunewise.models.backend import Message
-from tunewise.results import load_schema, write_run
+from tunewise.records.results import load_schema, write_run
 
 
 def test_example_flakiness_is_the_share_off_the_most_common_answer() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tunewise.evaluation import MetricValue
-from tunewise.evaluation.knowledge import (
+from tunewise.evaluation.grounding import (
     abstained,
     knowledge_metrics,
     retrieval_metrics,

@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from tunewise.budget import parse_budget
-from tunewise.candidates import CandidateSpec, FineTuningOptions
-from tunewise.data import Dataset, Example
+from tunewise.deciding.budget import parse_budget
+from tunewise.deciding.from_results import decide_from
+from tunewise.deciding.ladder import Ladder, LadderRecord, min_test_examples, walk
+from tunewise.deciding.next_step import next_step
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
-from tunewise.ladder import Ladder, LadderRecord, min_test_examples, walk
-from tunewise.measure import CandidateResult
-from tunewise.next_step import next_step
-from tunewise.predict import Prediction
-from tunewise.run import RunOptions, decide_from, ladder_settings, suggested_command
-from tunewise.task import Task, load_task
+from tunewise.inference.predict import Prediction
+from tunewise.measuring.candidate import CandidateResult
+from tunewise.measuring.selection import ladder_settings, suggested_command
+from tunewise.run import RunOptions
+from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
+from tunewise.task.config import Task, load_task
+from tunewise.task.data import Dataset, Example
 
 LABELS = ("positive", "negative", "neutral")
 

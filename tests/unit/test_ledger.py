@@ -16,11 +16,11 @@ import pytest
 from conftest import ScriptedBackend, measure
 from typer.testing import CliRunner
 
-from tunewise.cli import app
-from tunewise.compare import diff_runs, gate, read_run
+from tunewise.cli.main import app
 from tunewise.errors import TunewiseError
-from tunewise.ledger import MIGRATIONS, Ledger
-from tunewise.results import write_run
+from tunewise.records.compare import diff_runs, gate, read_run
+from tunewise.records.ledger import MIGRATIONS, Ledger
+from tunewise.records.results import write_run
 
 
 def prepared_run(
@@ -103,7 +103,7 @@ def test_record_list_filter_approve(ledger: Ledger, tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from tunewise.ledger import Ledger
+from tunewise.records.ledger import Ledger
 ledger = Ledger(Path(sys.argv[1]))
 folders = sorted(Path(sys.argv[2]).iterdir())
 print("ready", flush=True)

@@ -23,9 +23,9 @@ from conftest import SENTIMENT_TEST
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from tunewise.cache import ResponseCache
-from tunewise.data import Example
 from tunewise.errors import ModelError
+from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predict import Prediction, predict
 from tunewise.models.backend import BatchIncomplete, Message
 from tunewise.models.openai_compat import (
     OPENAI_BASE_URL,
@@ -33,9 +33,9 @@ from tunewise.models.openai_compat import (
     OpenAICompatible,
     parse_spec,
 )
-from tunewise.predict import Prediction, predict
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import Contract
+from tunewise.task.config import Contract
+from tunewise.task.data import Example
 
 LABELS = ["positive", "negative", "neutral"]
 KEY = "sk-tunewise-FAKE-7d1e0c9b3a5f4e2d"

@@ -12,14 +12,15 @@ import jsonschema
 import pytest
 from conftest import TASK_YAML, ScriptedBackend, keyword_rule, measure, read_run, write_jsonl
 
-from tunewise.candidates import OptimizedPromptCandidate
-from tunewise.decision import CandidateSummary, decide
+from tunewise.deciding.decide import CandidateSummary, decide
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.evaluation import MetricValue
+from tunewise.measuring.selection import candidate_specs, ladder_settings, pinned
 from tunewise.models.backend import Message
 from tunewise.models.registry import register_backend, unregister_backend
-from tunewise.results import load_schema, write_run
-from tunewise.run import RunOptions, candidate_specs, default_candidate, ladder_settings, pinned
+from tunewise.records.results import load_schema, write_run
+from tunewise.run import RunOptions
+from tunewise.strategies.catalog import default_candidate
 from tunewise.strategies.optimized_prompt import prepare
 from tunewise.strategies.optimized_prompt_trials import (
     PROPOSER_SYSTEM,
@@ -28,7 +29,8 @@ from tunewise.strategies.optimized_prompt_trials import (
     clean_instruction,
     successive_halving,
 )
-from tunewise.task import Target, load_task
+from tunewise.strategies.specs import OptimizedPromptCandidate
+from tunewise.task.config import Target, load_task
 
 WORDS = {"positive": "great", "negative": "awful", "neutral": "plain"}
 LABELS = list(WORDS)
@@ -242,7 +244,7 @@ def test_no_test_input_is_sent_before_the_test_evaluation(
 
 def test_prepare_searches_only_what_it_is_given(scripted: ScriptedBackend, tmp_path: Path) -> None:
     """The preparer's world is the train list it receives: nothing else is read or asked."""
-    from tunewise.data import Example
+    from tunewise.task.data import Example
 
     scripted.rule = knows_words
     task = load_task(task_file(tmp_path))
@@ -259,7 +261,7 @@ def test_prepare_searches_only_what_it_is_given(scripted: ScriptedBackend, tmp_p
 def test_too_little_training_data_is_a_clear_error(
     scripted: ScriptedBackend, tmp_path: Path
 ) -> None:
-    from tunewise.data import Example
+    from tunewise.task.data import Example
 
     task = load_task(task_file(tmp_path))
     train = [Example(f"t{i}", x, y, "t") for i, (x, y) in enumerate(TRAIN[:3])]

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from conftest import SENTIMENT_TEST, ScriptedBackend
 
-from tunewise.cache import ResponseCache
-from tunewise.data import Example
+from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predict import Prediction, predict
 from tunewise.models.backend import Message
-from tunewise.predict import Prediction, predict
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import Contract
+from tunewise.task.config import Contract
+from tunewise.task.data import Example
 
 LABEL_FORMAT = {"type": "label", "labels": ["positive", "negative", "neutral"]}
 TEXT_FORMAT = {"type": "text"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tunewise.data import Example
-from tunewise.prompts import build_messages, format_instruction, system_prompt
-from tunewise.task import Contract, JsonFormat, TextFormat
+from tunewise.strategies.prompts import build_messages, format_instruction, system_prompt
+from tunewise.task.config import Contract, JsonFormat, TextFormat
+from tunewise.task.data import Example
 
 LABELS = ["positive", "negative", "neutral"]
 

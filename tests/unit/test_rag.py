@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from conftest import FakeEmbedder, ScriptedBackend
 
-from tunewise.candidates import HybridCandidate, RagCandidate
-from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.models.backend import Message
-from tunewise.prompts import (
+from tunewise.retrieval.documents import Document
+from tunewise.retrieval.index import Index, build_index
+from tunewise.strategies import hybrid, rag
+from tunewise.strategies.prompts import (
     Passage,
     assemble,
     build_messages,
@@ -21,11 +22,10 @@ from tunewise.prompts import (
     system_prompt,
     with_passages,
 )
-from tunewise.retrieval.documents import Document
-from tunewise.retrieval.index import Index, build_index
-from tunewise.strategies import hybrid, rag
 from tunewise.strategies.rag import RANKED_FOR_METRICS, RagPredictor
-from tunewise.task import Contract, Task, TextFormat
+from tunewise.strategies.specs import HybridCandidate, RagCandidate
+from tunewise.task.config import Contract, Task, TextFormat
+from tunewise.task.data import Example
 
 DONT_KNOW = "I don't know"
 CONTRACT = Contract.model_validate(

@@ -71,7 +71,7 @@ def test_openai_specs_resolve_to_the_endpoint_backend(monkeypatch: pytest.Monkey
 
 def test_a_task_models_entry_resolves_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     from tunewise.models.openai_compat import OpenAICompatible
-    from tunewise.task import ModelEndpoint
+    from tunewise.task.config import ModelEndpoint
 
     endpoint = ModelEndpoint(
         model="Qwen/Qwen2.5-7B-Instruct",

@@ -12,18 +12,18 @@ import pytest
 from conftest import ScriptedBackend, write_jsonl
 from fastapi.testclient import TestClient
 
-from tunewise.cache import ResponseCache
-from tunewise.data import Example
 from tunewise.evaluation import validate
+from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predict import predict
+from tunewise.inference.repair import repair, repair_message
+from tunewise.inference.serve import create_app, load_candidate
 from tunewise.models.backend import Message
-from tunewise.predict import predict
-from tunewise.prompts import system_prompt
-from tunewise.repair import repair, repair_message
-from tunewise.results import load_schema, write_run
+from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
-from tunewise.serve import create_app, load_candidate
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import Contract, TextFormat, load_task
+from tunewise.strategies.prompts import system_prompt
+from tunewise.task.config import Contract, TextFormat, load_task
+from tunewise.task.data import Example
 
 JSON_FORMAT = {
     "type": "json",
@@ -248,10 +248,10 @@ def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
     with that question as a miss."""
     from dataclasses import dataclass, field
 
-    from tunewise.measure import _evaluate
-    from tunewise.progress import SilentProgress
+    from tunewise.measuring.candidate import _evaluate
+    from tunewise.measuring.progress import SilentProgress
     from tunewise.strategies.predictor import Request
-    from tunewise.task import Task
+    from tunewise.task.config import Task
 
     @dataclass
     class Retrieving:

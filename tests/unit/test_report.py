@@ -15,10 +15,10 @@ from conftest import ScriptedBackend, measure, read_run, write_jsonl
 
 import tunewise.report as report_module
 from tunewise.models.backend import Message
+from tunewise.records.results import write_run
 from tunewise.report import render_html, render_markdown, write_report
 from tunewise.report.markdown import escape
 from tunewise.report.worst import worst_errors
-from tunewise.results import write_run
 
 SCRIPT = "<script>alert(1)</script>"
 TEXT_TRAIN = [(f"What is the capital of country {i}?", f"City {i}") for i in range(10)]
@@ -78,7 +78,8 @@ def with_optional_blocks(results: dict[str, Any]) -> dict[str, Any]:
     """The written results plus every optional block, as the coming results.json has them."""
     document = copy.deepcopy(results)
     tuned = document["candidates"][1]
-    tuned.update(strategy="lora", setup={"seconds": 321.0})
+    tuned.update(strategy="lora", family="fine-tuning", trains=True, effort="High")
+    tuned.update(setup={"seconds": 321.0})
     for i, candidate in enumerate(document["candidates"]):
         candidate["cost"] = {
             "compute_seconds_per_request": 0.5 + i,

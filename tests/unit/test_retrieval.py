@@ -17,7 +17,7 @@ from tunewise.retrieval.chunking import Chunk, chunk_document, chunk_documents
 from tunewise.retrieval.documents import Document
 from tunewise.retrieval.embedders import chunk_tokenizer
 from tunewise.retrieval.index import RRF_K, EmbeddingStore, Hit, Index, build_index
-from tunewise.task import Retrieval
+from tunewise.task.config import Retrieval
 
 PROSE = (
     "The forty-first Ashford Hollow Harvest Fair drew an estimated 6,200 visitors to Delamere "

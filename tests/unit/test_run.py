@@ -18,9 +18,9 @@ from conftest import (
     write_jsonl,
 )
 
-import tunewise.results as results_module
+import tunewise.records.results as results_module
 from tunewise.errors import DataError, TunewiseError
-from tunewise.results import load_schema, write_run
+from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunResult
 
 
@@ -226,7 +226,7 @@ def test_few_shot_consistency_over_seeded_demo_redraws(
 
 
 def test_agreement_counts_examples_answered_alike_by_every_draw() -> None:
-    from tunewise.consistency import agreement
+    from tunewise.measuring.consistency import agreement
 
     draws = [["a", "b", "c"], ["a", "b ", "x"], ["a", "c", "c"]]
     assert agreement(draws).tolist() == [1.0, 0.0, 0.0]
@@ -241,8 +241,8 @@ def test_task_json_round_trips_with_fine_tuning_candidates(
 
     from pydantic import TypeAdapter
 
-    from tunewise.candidates import CandidateSpec
-    from tunewise.task import Task
+    from tunewise.strategies.specs import CandidateSpec
+    from tunewise.task.config import Task
 
     text = tiny_task.read_text(encoding="utf-8")
     text += "candidates:\n  - {strategy: zero-shot}\n  - {strategy: lora, opt_in: true}\n"

@@ -11,9 +11,9 @@ import jsonschema
 from conftest import ScriptedBackend
 
 from tunewise.models.backend import Message
-from tunewise.results import load_schema, write_run
+from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
-from tunewise.task import load_task
+from tunewise.task.config import load_task
 
 TASK = """\
 name: tiny-multilingual

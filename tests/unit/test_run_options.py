@@ -8,15 +8,17 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tunewise.candidates import LoraCandidate
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
-from tunewise.measure import CandidateResult
+from tunewise.measuring.candidate import CandidateResult
+from tunewise.measuring.curve import learning_curve
+from tunewise.measuring.selection import candidate_specs, pinned
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import register_backend, unregister_backend
-from tunewise.results import load_schema, write_run
-from tunewise.run import RunOptions, candidate_specs, learning_curve, pinned, run_task
-from tunewise.task import Task, load_task
+from tunewise.records.results import load_schema, write_run
+from tunewise.run import RunOptions, run_task
+from tunewise.strategies.specs import LoraCandidate
+from tunewise.task.config import Task, load_task
 
 LADDER = """candidates:
   - {strategy: zero-shot}
@@ -105,6 +107,9 @@ def test_qlora_without_cuda_is_recorded_as_skipped(
     assert document["candidates"][1] == {
         "name": "qlora",
         "strategy": "qlora",
+        "family": "fine-tuning",
+        "trains": True,
+        "effort": "High",
         "model": "local:x",
         "status": "skipped",
         "skipped_reason": qlora.skipped,
@@ -115,9 +120,9 @@ def test_qlora_without_cuda_is_recorded_as_skipped(
 
 
 def test_the_answer_budget_follows_the_longest_training_answer() -> None:
-    from tunewise.data import Example
     from tunewise.run import with_answer_budget
-    from tunewise.task import Task
+    from tunewise.task.config import Task
+    from tunewise.task.data import Example
 
     task = Task.model_validate(
         {

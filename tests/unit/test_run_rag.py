@@ -16,11 +16,11 @@ from conftest import FakeEmbedder, ScriptedBackend, measure, read_run
 
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.models.backend import Message
-from tunewise.results import load_schema, write_run
+from tunewise.records.results import load_schema, write_run
 from tunewise.retrieval.chunking import chunk_document
 from tunewise.retrieval.documents import Document
 from tunewise.retrieval.embedders import chunk_tokenizer
-from tunewise.task import load_task
+from tunewise.task.config import load_task
 
 DONT_KNOW = "I don't know"
 HISTORY = (

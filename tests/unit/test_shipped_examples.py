@@ -18,11 +18,11 @@ from xml.sax.saxutils import escape
 import pycountry
 import pytest
 
-from tunewise.data import Dataset
 from tunewise.evaluation.validators import validate
 from tunewise.retrieval.documents import load_documents
 from tunewise.run import RunOptions, load_data
-from tunewise.task import JsonFormat, Task, TextFormat, load_task
+from tunewise.task.config import JsonFormat, Task, TextFormat, load_task
+from tunewise.task.data import Dataset
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

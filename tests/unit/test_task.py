@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tunewise.candidates import FewShotCandidate, ZeroShotCandidate
 from tunewise.errors import TaskError, TunewiseError
-from tunewise.task import (
+from tunewise.strategies.specs import FewShotCandidate, ZeroShotCandidate
+from tunewise.task.config import (
     METRICS_BY_FORMAT,
     JsonFormat,
     LabelFormat,
@@ -561,8 +561,8 @@ model: qwen-vllm
 
 
 def test_models_section_names_endpoints_and_their_prices(tmp_path: Path) -> None:
-    from tunewise.costs import TokenPrice
-    from tunewise.run import price_list
+    from tunewise.deciding.costs import TokenPrice
+    from tunewise.deciding.from_results import price_list
 
     task = load_task(write_task(tmp_path, BASE + ENDPOINTS))
     assert task.model == "qwen-vllm"

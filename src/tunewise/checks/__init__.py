@@ -20,8 +20,8 @@ from tunewise.checks.languages import language_breakdown, language_findings
 from tunewise.checks.summary import headlines, notes
 from tunewise.checks.tokenization import context_window, tokenizer_findings
 from tunewise.checks.tokenizers import load_tokenizer
-from tunewise.data import Dataset, Example, load_dataset
-from tunewise.task import Task
+from tunewise.task.config import Task
+from tunewise.task.data import Dataset, Example, load_dataset
 
 __all__ = ["check_task", "language_breakdown", "model_specs", "task_texts", "write_findings"]
 
@@ -92,7 +92,7 @@ def model_findings(task: Task, spec: str, texts: Sequence[Text]) -> dict[str, An
     """The tokenizer checks for one model; "skipped" with the reason when it has no local
     tokenizer. Prompts are the zero-shot prompts the local backend builds."""
     from tunewise.models.local import render_prompt, special_strings
-    from tunewise.prompts import build_messages
+    from tunewise.strategies.prompts import build_messages
 
     loaded = load_tokenizer(spec, task.models)
     if isinstance(loaded, str):

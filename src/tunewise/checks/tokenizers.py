@@ -7,17 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tunewise.models.local import (
-    EMBEDDED_GGUF,
-    EMBEDDED_NAME,
-    LocalModel,
-    embedded_package,
-    tunewise_home,
-)
+from tunewise.home import tunewise_home
+from tunewise.models.local import EMBEDDED_GGUF, EMBEDDED_NAME, LocalModel, embedded_package
 from tunewise.models.registry import known_specs, load_backend
 
 if TYPE_CHECKING:
-    from tunewise.task import ModelEndpoint
+    from tunewise.task.config import ModelEndpoint
 
 
 @dataclass(frozen=True)

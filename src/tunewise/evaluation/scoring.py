@@ -1,8 +1,8 @@
 """Score a candidate's answers: the metrics of the output format, each with a bootstrap CI.
 
-The metric names per format are tunewise.task.METRICS_BY_FORMAT; the tests hold this module to
-them. It does not import tunewise.task at runtime, so task loading may import the evaluation
-package without a cycle.
+The metric names per format are tunewise.task.config.METRICS_BY_FORMAT; the tests hold this
+module to them. It does not import tunewise.task.config at runtime, so task loading may import
+the evaluation package without a cycle.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tunewise.evaluation.stats import MetricValue, bootstrap_ci, mean_with_ci
 from tunewise.evaluation.validators import validate
 
 if TYPE_CHECKING:
-    from tunewise.task import JsonFormat, LabelFormat, OutputFormat
+    from tunewise.task.config import JsonFormat, LabelFormat, OutputFormat
 
 
 def score(

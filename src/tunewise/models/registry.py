@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunewise.errors import ModelError
+from tunewise.home import tunewise_home
 from tunewise.models.backend import Backend
 from tunewise.models.dtype import resolve_dtype
-from tunewise.models.local import (
-    EMBEDDED_NAME,
-    LocalModel,
-    embedded_model_folder,
-    tunewise_home,
-)
+from tunewise.models.local import EMBEDDED_NAME, LocalModel, embedded_model_folder
 
 if TYPE_CHECKING:
-    from tunewise.task import ModelEndpoint
+    from tunewise.task.config import ModelEndpoint
 
 BackendFactory = Callable[[str], Backend]
 """Builds a backend from the part of the spec after its prefix (e.g. "ORG/NAME" for "hf:")."""

@@ -17,16 +17,6 @@ from tunewise.report.search import PromptSearch, prompt_searches
 from tunewise.report.walk import NextAction, ladder_notes, ladder_table, next_action
 from tunewise.report.worst import ErrorExample, worst_errors
 
-PROMPTED = frozenset({"zero-shot", "few-shot", "rag", "optimized-prompt"})
-DIFFICULTY = {
-    "zero-shot": "Low",
-    "few-shot": "Low",
-    "rag": "Low-medium",
-    "optimized-prompt": "Medium",
-    "lora": "High",
-    "qlora": "High",
-    "hybrid": "High",
-}
 CRITERIA = "Fine-tuning vs prompting, criterion by criterion"
 HEADLINES = {
     "meets-target": "A candidate meets the target.",
@@ -249,7 +239,7 @@ def _seed_table(measured: list[dict[str, Any]], primary: str | None) -> Table:
         ["Flexibility", *(_flexibility(c) for c in measured)],
         ["Consistency", *(_consistency(c) for c in measured)],
         ["Latest information", *(_latest(c, primary) for c in measured)],
-        ["Technical difficulty", *(DIFFICULTY.get(c["strategy"], "?") for c in measured)],
+        ["Technical difficulty", *(c["effort"] for c in measured)],
     ]
     return Table(["", *(c["name"] for c in measured)], rows)
 
@@ -277,7 +267,7 @@ def _implementation(c: dict[str, Any]) -> str:
 
 
 def _flexibility(c: dict[str, Any]) -> str:
-    if c["strategy"] in PROMPTED:
+    if not c["trains"]:
         return "edit the prompt"
     return f"retrain: {seconds(_setup_seconds(c))} measured"
 

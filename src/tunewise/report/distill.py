@@ -9,8 +9,6 @@ from typing import Any
 
 from tunewise.report.cells import Table, metric_cell, seconds, usd
 
-PROMPTED = frozenset({"zero-shot", "few-shot", "rag", "optimized-prompt"})
-FINE_TUNED = frozenset({"lora", "qlora", "hybrid"})
 DISTILLATION_NOTE = (
     "A distilled student trains on a teacher model's labels (the labels that pass the output "
     "format's validators and, for labels, the confidence threshold); it is compared with the "
@@ -40,12 +38,9 @@ def distillation_section(
     human = [
         c
         for c in measured
-        if c["strategy"] in FINE_TUNED
-        and not _record(c)
-        and c["strategy"] in strategies
-        and _base(c) in bases
+        if c["trains"] and not _record(c) and c["strategy"] in strategies and _base(c) in bases
     ]
-    teacher_runs = [c for c in measured if c["strategy"] in PROMPTED and c["model"] in teachers]
+    teacher_runs = [c for c in measured if not c["trains"] and c["model"] in teachers]
     rows = [_row(c, "student, teacher labels", metric) for c in students]
     rows += [_row(c, "student, human labels", metric) for c in human]
     rows += [_row(c, "teacher, prompting", metric) for c in teacher_runs]

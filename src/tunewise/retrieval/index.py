@@ -23,12 +23,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tunewise.cache import cache_key
 from tunewise.errors import DataError
+from tunewise.inference.cache import cache_key
 from tunewise.retrieval.chunking import Chunk, chunk_documents
 from tunewise.retrieval.documents import Document, documents_hash
 from tunewise.retrieval.embedders import Embedder, chunk_tokenizer, load_embedder
-from tunewise.task import Retrieval
+from tunewise.task.config import Retrieval
 
 Method = Literal["fusion", "bm25", "dense"]
 INDEX_FORMAT = 1

@@ -11,12 +11,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from tunewise.candidates import FewShotCandidate
-from tunewise.data import Example
+from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
-from tunewise.progress import Progress
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import Task
+from tunewise.strategies.specs import FewShotCandidate
+from tunewise.task.config import Task
+from tunewise.task.data import Example
 
 
 def prepare(

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from tunewise.candidates import HybridCandidate
-from tunewise.data import Example
+from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
-from tunewise.progress import Progress
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.lora import (
@@ -31,7 +29,9 @@ from tunewise.strategies.rag import (
     require_index,
     retrieval_params,
 )
-from tunewise.task import Task
+from tunewise.strategies.specs import HybridCandidate
+from tunewise.task.config import Task
+from tunewise.task.data import Example
 
 
 def prepare(

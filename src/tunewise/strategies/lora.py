@@ -16,16 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise import __version__
-from tunewise.cache import cache_key
-from tunewise.candidates import FineTuningOptions, LoraCandidate
-from tunewise.data import (
-    Example,
-    examples_hash,
-    sample_examples,
-    split_examples,
-    stratify_by_label,
-)
-from tunewise.errors import TunewiseError
+from tunewise.errors import CandidateSkipped, TunewiseError
 from tunewise.finetune.examples import (
     encode_example,
     lint_sequences,
@@ -33,19 +24,24 @@ from tunewise.finetune.examples import (
     training_messages,
 )
 from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
+from tunewise.inference.cache import cache_key
+from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
-from tunewise.progress import Progress
-from tunewise.prompts import build_messages, system_prompt
-from tunewise.strategies.distill import teacher_labels
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import Task
+from tunewise.strategies.prompts import build_messages, system_prompt
+from tunewise.strategies.specs import FineTuningOptions, LoraCandidate
+from tunewise.strategies.teacher import teacher_labels
+from tunewise.task.config import Task
+from tunewise.task.data import (
+    Example,
+    examples_hash,
+    sample_examples,
+    split_examples,
+    stratify_by_label,
+)
 
 Prompt = Callable[[Example], list[Message]]
-
-
-class CandidateSkipped(TunewiseError):
-    """The candidate cannot run on this machine (e.g. QLoRA without CUDA); recorded, not fatal."""
 
 
 def qlora_unavailable() -> str | None:

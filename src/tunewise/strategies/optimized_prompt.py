@@ -23,17 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tunewise import predict as prediction  # a module: predict imports the strategies
-from tunewise.cache import ResponseCache
-from tunewise.candidates import OptimizedPromptCandidate
-from tunewise.data import Example, sample_examples, stratify_by_label
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.scoring import example_scores
+from tunewise.home import tunewise_home
+from tunewise.inference import predict as prediction  # a module: predict imports the strategies
+from tunewise.inference.cache import ResponseCache
+from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.models.backend import Backend, Sampling
-from tunewise.models.local import tunewise_home
 from tunewise.models.registry import load_backend
-from tunewise.progress import Progress, SilentProgress
-from tunewise.prompts import system_prompt
 from tunewise.strategies.optimized_prompt_trials import (
     AskOnce,
     Rung,
@@ -50,10 +47,13 @@ from tunewise.strategies.optimized_prompt_trials import (
     winner_record,
 )
 from tunewise.strategies.predictor import Predictor, PromptPredictor
-from tunewise.task import METRICS_BY_FORMAT, Contract, Task, TextFormat
+from tunewise.strategies.prompts import system_prompt
+from tunewise.strategies.specs import OptimizedPromptCandidate
+from tunewise.task.config import METRICS_BY_FORMAT, Contract, Task, TextFormat
+from tunewise.task.data import Example, sample_examples, stratify_by_label
 
 if TYPE_CHECKING:
-    from tunewise.predict import Advance, Prediction
+    from tunewise.inference.predict import Advance, Prediction
 
 PROPOSAL_TEMPERATURE = 0.9
 PROPOSAL_TOKENS = 80

@@ -10,14 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunewise.data import Example
 from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1
 from tunewise.evaluation.scoring import example_scores
 from tunewise.models.backend import Backend, Message
-from tunewise.prompts import format_instruction
 from tunewise.strategies.few_shot import similar_demos, stratified_demos
 from tunewise.strategies.predictor import Request
-from tunewise.task import Contract, OutputFormat
+from tunewise.strategies.prompts import format_instruction
+from tunewise.task.config import Contract, OutputFormat
+from tunewise.task.data import Example
 
 PROPOSER_SYSTEM = "You write the instruction line of a prompt for a small language model."
 PROPOSAL_EXAMPLES = 4  # training examples shown to the proposer

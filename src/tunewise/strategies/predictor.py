@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tunewise.data import Example
 from tunewise.models.backend import Backend, Message
-from tunewise.prompts import build_messages
-from tunewise.task import Contract
+from tunewise.strategies.prompts import build_messages
+from tunewise.task.config import Contract
+from tunewise.task.data import Example
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tunewise.candidates import RagCandidate, RetrievalOptions
-from tunewise.data import Example
 from tunewise.errors import TunewiseError
+from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
-from tunewise.progress import Progress
-from tunewise.prompts import Passage, assemble
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.predictor import Request
-from tunewise.task import Contract, Task
+from tunewise.strategies.prompts import Passage, assemble
+from tunewise.strategies.specs import RagCandidate, RetrievalOptions
+from tunewise.task.config import Contract, Task
+from tunewise.task.data import Example
 
 RANKED_FOR_METRICS = 10  # retrieval depth recorded per request, for recall@k and MRR
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tunewise.candidates import ZeroShotCandidate
-from tunewise.data import Example
+from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
-from tunewise.progress import Progress
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.task import Task
+from tunewise.strategies.specs import ZeroShotCandidate
+from tunewise.task.config import Task
+from tunewise.task.data import Example
 
 
 def prepare(

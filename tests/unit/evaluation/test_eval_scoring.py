@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tunewise.evaluation import MetricValue, per_example, score
-from tunewise.task import METRICS_BY_FORMAT, JsonFormat, LabelFormat, TextFormat
+from tunewise.task.config import METRICS_BY_FORMAT, JsonFormat, LabelFormat, TextFormat
 
 LABELS = LabelFormat(type="label", labels=["a", "b", "c", "d"])
 TEXT = TextFormat(type="text", max_chars=20)

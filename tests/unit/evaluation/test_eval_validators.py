@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tunewise.evaluation.validators import check_schema, validate
-from tunewise.task import JsonFormat, LabelFormat, TextFormat
+from tunewise.task.config import JsonFormat, LabelFormat, TextFormat
 
 LABELS = LabelFormat(type="label", labels=["positive", "negative", "neutral"])
 PERSON = JsonFormat.model_validate(

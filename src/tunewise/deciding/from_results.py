@@ -1,0 +1,66 @@
+"""The decision's inputs from measured candidates: each one's quality, usage and priced costs
+(the task's prices), handed to the framework's pure decide()."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tunewise.deciding.costs import PriceList, TokenPrice, request_cost, setup_cost
+from tunewise.deciding.decide import CandidateSummary, Recommendation, decide
+from tunewise.deciding.learning_curve import CurveFit
+from tunewise.measuring.candidate import CandidateResult, primary_metric
+from tunewise.task.config import Task
+from tunewise.task.data import Dataset
+
+
+def price_list(task: Task) -> PriceList:
+    """The task's prices as the cost model reads them; a `models:` entry's prices count as
+    token prices of its name."""
+    prices = task.prices
+    tokens = {
+        spec: TokenPrice(p.input_per_million, p.output_per_million)
+        for spec, p in prices.tokens.items()
+    }
+    for name, endpoint in task.models.items():
+        if endpoint.prices is not None and name not in tokens:
+            p = endpoint.prices
+            tokens[name] = TokenPrice(p.input_per_million, p.output_per_million)
+    return PriceList(prices.compute_usd_per_hour, prices.labelling_usd_per_example, tokens)
+
+
+def decide_from(
+    task: Task,
+    dataset: Dataset,
+    results: Sequence[CandidateResult],
+    curve: CurveFit | None = None,
+) -> Recommendation:
+    metric = primary_metric(task)
+    prices = price_list(task)
+    summaries = []
+    for r in (r for r in results if r.measured):
+        inputs = r.cost_inputs()
+        summaries.append(
+            CandidateSummary(
+                r.name,
+                r.strategy,
+                r.metrics[metric],
+                r.usage["input_tokens_per_request"] + r.usage["output_tokens_per_request"],
+                r.usage["latency_p50_ms"],
+                inputs.setup_seconds,
+                inputs.compute_seconds_per_request,
+                setup_cost(inputs, prices).usd,
+                request_cost(inputs, prices).usd,
+                r.usage["latency_p95_ms"],
+                tuple(r.consistency.draws) if r.consistency else (),
+            )
+        )
+    return decide(
+        summaries,
+        task.target,
+        metric,
+        train_examples=len(dataset.train),
+        has_documents=task.data.documents is not None,
+        learning_curve=curve.summary if curve else None,
+        requests_per_month=task.usage.requests_per_month,
+        horizon_months=task.usage.horizon_months,
+    )

@@ -1,0 +1,1 @@
+"""Answering: predictions through the response cache, repair, and the served endpoint."""

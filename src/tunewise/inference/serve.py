@@ -1,0 +1,361 @@
+"""`tunewise serve`: a measured candidate (its prompt assembly, adapter and retriever) as an
+OpenAI-compatible endpoint: /v1/chat/completions, /v1/models and /health.
+
+The candidate is rebuilt from the run folder exactly as it was measured: the task as the run
+used it (task.json), the same training data (checked by hash), the run's own adapter copy, and
+the same document index. The last user message of a request is the task input; the candidate's
+own prompt (contract system prompt, demos, passages) wraps it, as in the run. Answers go through
+the shared response cache, so an input the run measured is answered exactly as measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from tunewise.errors import TunewiseError
+from tunewise.evaluation import validate
+from tunewise.home import tunewise_home
+from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.repair import repair, repairs_for
+from tunewise.models.constrained import ConstrainedModel
+from tunewise.models.local import LocalModel
+from tunewise.strategies.catalog import parse_candidate, strategy_named
+from tunewise.strategies.predictor import Predictor
+from tunewise.strategies.prepare import prepare_candidate
+from tunewise.task.config import Task
+from tunewise.task.data import Example
+
+MAX_REQUEST_BYTES = 1_000_000
+MAX_INPUT_CHARS = 32_000
+MAX_TOKENS_CAP = 4096
+
+
+@dataclass
+class ServedCandidate:
+    """A rebuilt candidate and what its answers must look like."""
+
+    name: str
+    task: Task
+    predictor: Predictor
+    cache: ResponseCache
+    lock: threading.Lock
+    max_repairs: int = 0  # as measured: invalid answers are re-asked with the reason
+
+    def answer(self, text: str, max_tokens: int | None) -> Prediction:
+        """One answer, through the cache; one request at a time (the model is not
+        thread-safe, and the cache connection is shared)."""
+        budget = self.task.max_new_tokens or 64
+        if max_tokens is not None:
+            budget = min(max_tokens, MAX_TOKENS_CAP)
+        example = Example(id="request", input=text, output="", source="request")
+        output_format = self.task.contract.output_format
+        with self.lock:
+            answers = predict(
+                self.predictor, [example], output_format, self.cache, max_new_tokens=budget
+            )
+            if self.max_repairs:
+                answers, _ = repair(
+                    self.predictor,
+                    [example],
+                    answers,
+                    output_format,
+                    self.cache,
+                    max_new_tokens=budget,
+                    max_repairs=self.max_repairs,
+                )
+        return answers[0]
+
+
+def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
+    """Rebuild candidate `name` of the run in `run_dir`, ready to answer."""
+    from tunewise.measuring.progress import SilentProgress
+    from tunewise.models.registry import load_backend
+    from tunewise.retrieval.knowledge import load_knowledge
+    from tunewise.run import RunOptions, load_data
+
+    results, saved = _read(run_dir / "results.json"), _read(run_dir / "task.json")
+    entries = {c["name"]: c for c in results["candidates"]}
+    if name not in entries:
+        raise TunewiseError(f"{run_dir}: no candidate '{name}'; the run has {', '.join(entries)}")
+    entry = entries[name]
+    if entry.get("status") != "measured":
+        raise TunewiseError(
+            f"candidate '{name}' was skipped in this run: {entry['skipped_reason']}"
+        )
+    task = Task.model_validate(saved["task"])
+    spec = parse_candidate(saved["candidates"][name]["spec"])
+    dataset, _ = load_data(task, RunOptions())
+    if dataset.hash != results["data"]["hash"]:
+        raise TunewiseError(
+            f"the training data of {run_dir} changed since the run (hash {dataset.hash[:12]} vs "
+            f"{results['data']['hash'][:12]}); re-run the task, then serve the new run"
+        )
+    index = None
+    if strategy_named(spec.strategy).retrieves:
+        # The index of the documents as they are now: the serving view of "current facts".
+        plain = task.model_copy(update={"data": task.data.model_copy(update={"updates": None})})
+        index = load_knowledge(plain, True, SilentProgress()).index
+    _restore_adapter(run_dir, name, entry)
+    dtype = entry["params"].get("dtype", "float32")  # as measured
+    backend = load_backend(saved["candidates"][name]["model"], task.models, dtype=dtype)
+    predictor = prepare_candidate(
+        task,
+        spec,
+        train=dataset.train,
+        backend=backend,
+        name=name,
+        progress=SilentProgress(),
+        index=index,
+    )
+    if isinstance(predictor.backend, (LocalModel, ConstrainedModel)):
+        _ = predictor.backend.model  # load now, so the first request is not the slow one
+    cache = ResponseCache(tunewise_home() / "cache.sqlite", any_thread=True)
+    return ServedCandidate(name, task, predictor, cache, threading.Lock(), repairs_for(task, spec))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise TunewiseError(
+            f"{path}: no such file; pass a runs/<run-id> folder written by this version"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise TunewiseError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+def _restore_adapter(run_dir: Path, name: str, entry: dict[str, Any]) -> None:
+    """Put the run's adapter copy back in the adapter cache, so nothing is retrained."""
+    if "adapter" not in entry.get("setup", {}):
+        return
+    cached = tunewise_home() / "adapters" / entry["params"]["adapter"]
+    if (cached / "training.json").exists():
+        return
+    source = run_dir / entry["setup"]["adapter"]
+    if not (source / "training.json").exists():
+        raise TunewiseError(f"{source}: the run's adapter copy is missing or incomplete")
+    staging = cached.with_name(f".{cached.name}-{uuid.uuid4().hex}")
+    shutil.copytree(source, staging)
+    staging.rename(cached)
+
+
+# ---- the HTTP side ---------------------------------------------------------------------------
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI chat-completions fields the server reads; other sampling fields are accepted
+    and ignored (answers are greedy, as measured)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[_Message] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int = Field(default=1, ge=1)
+    stream: bool = False
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.param = status, message, code, param
+
+    def body(self) -> dict[str, Any]:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        return {
+            "error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}
+        }
+
+
+def task_input(request: ChatRequest, max_chars: int) -> str:
+    """The input contract: the last message is the user's input, as non-empty text."""
+    last = request.messages[-1]
+    if last.role != "user":
+        raise ApiError(400, "the last message must be the user's input", "invalid_messages")
+    content = last.content
+    if isinstance(content, list):  # content parts: only text parts make an input
+        if any(part.get("type") != "text" for part in content):
+            raise ApiError(400, "only text content parts are supported", "unsupported_content")
+        content = "".join(str(part.get("text", "")) for part in content)
+    if not content or not content.strip():
+        raise ApiError(400, "the user's input is empty", "empty_input", "messages")
+    if len(content) > max_chars:
+        raise ApiError(
+            400,
+            f"the input has {len(content):,} characters; this server accepts up to {max_chars:,}",
+            "input_too_long",
+            "messages",
+        )
+    return content
+
+
+def completion(served: ServedCandidate, request: ChatRequest, p: Prediction) -> dict[str, Any]:
+    """The chat.completion response for one answer, with usage and the candidate's sources."""
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": p.output},
+        "finish_reason": p.finish_reason,
+        "logprobs": _label_logprobs(p, request.top_logprobs) if request.logprobs else None,
+    }
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": served.name,
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": p.input_tokens,
+            "completion_tokens": p.output_tokens,
+            "total_tokens": p.input_tokens + p.output_tokens,
+        },
+        "tunewise": {
+            "strategy": served.predictor.strategy,
+            "sources": list(p.sources),
+            "latency_ms": round(p.latency_ms, 3),
+            "cached": p.cached,
+            "repairs": p.repairs,
+            "invalid_reason": validate(served.task.contract.output_format, p.output),
+        },
+    }
+
+
+def _label_logprobs(p: Prediction, top: int | None) -> dict[str, Any] | None:
+    """A label candidate's probabilities as OpenAI logprobs, each label one "token"; None for
+    generated text (per-token log-probs are not kept)."""
+    if not p.probabilities:
+        return None
+
+    def entry(label: str, probability: float) -> dict[str, Any]:
+        return {"token": label, "logprob": math.log(max(probability, 1e-300)), "bytes": None}
+
+    ranked = sorted(p.probabilities.items(), key=lambda item: -item[1])
+    alternatives = [entry(label, prob) for label, prob in ranked[: top or 0]]
+    chosen = entry(p.output, p.probabilities.get(p.output, 0.0))
+    return {"content": [{**chosen, "top_logprobs": alternatives}], "refusal": None}
+
+
+def create_app(
+    served: ServedCandidate,
+    *,
+    api_key: str | None = None,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_input_chars: int = MAX_INPUT_CHARS,
+) -> FastAPI:
+    """The FastAPI application serving one candidate."""
+    app = FastAPI(title=f"tunewise: {served.name}", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            ApiError(exc.status_code, str(exc.detail), "http_error").body(), exc.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(ApiError(400, str(exc), "invalid_request").body(), 400)
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Any) -> Any:
+        if request.url.path.startswith("/v1/") and api_key is not None:
+            given = request.headers.get("authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                error = ApiError(401, "missing or incorrect API key", "invalid_api_key")
+                return JSONResponse(error.body(), status_code=401)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_request_bytes:
+            return JSONResponse(_too_large(max_request_bytes).body(), status_code=413)
+        return await call_next(request)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "candidate": served.name, "strategy": served.predictor.strategy}
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(served)]}
+
+    @app.get("/v1/models/{model_id}")
+    def model(model_id: str) -> dict[str, Any]:
+        _check_model(served, model_id)
+        return _model_card(served)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> JSONResponse:
+        body = bytearray()
+        async for chunk in request.stream():  # bounded even without a Content-Length
+            body.extend(chunk)
+            if len(body) > max_request_bytes:
+                raise _too_large(max_request_bytes)
+        try:
+            parsed = ChatRequest.model_validate_json(bytes(body))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise ApiError(400, f"{where}: {first['msg']}", "invalid_request", where) from None
+        _check_model(served, parsed.model)
+        if parsed.stream:
+            raise ApiError(
+                400, "streaming is not supported; send stream: false", "unsupported", "stream"
+            )
+        if parsed.n != 1:
+            raise ApiError(400, "only n=1 is supported (answers are greedy)", "unsupported", "n")
+        text = task_input(parsed, max_input_chars)
+        budget = parsed.max_completion_tokens or parsed.max_tokens
+        try:
+            answer = await run_in_threadpool(served.answer, text, budget)
+        except TunewiseError as exc:
+            raise ApiError(502, str(exc), "model_error") from None
+        return JSONResponse(completion(served, parsed, answer))
+
+    return app
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the request is larger than {limit:,} bytes", "request_too_large")
+
+
+def _check_model(served: ServedCandidate, model_id: str) -> None:
+    if model_id != served.name:
+        raise ApiError(
+            404,
+            f"the model '{model_id}' does not exist; this server serves '{served.name}'",
+            "model_not_found",
+            "model",
+        )
+
+
+def _model_card(served: ServedCandidate) -> dict[str, Any]:
+    return {"id": served.name, "object": "model", "created": 0, "owned_by": "tunewise"}

@@ -1,0 +1,1 @@
+"""Measuring candidates: one candidate's answers, scores and the spreads around them."""

@@ -1,0 +1,284 @@
+"""Measure one candidate: prepare it, answer the test examples, score the answers, and with a
+document update, ask it the changed questions (the freshness probe)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tunewise.deciding.costs import CostInputs
+from tunewise.errors import CandidateSkipped
+from tunewise.evaluation import MetricValue, score, validate
+from tunewise.evaluation.grounding import knowledge_metrics, retrieval_metrics, stale_rate
+from tunewise.evaluation.stats import mean_with_ci
+from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.repair import RepairRecord, repair, repairs_for
+from tunewise.measuring.consistency import Consistency, redraw
+from tunewise.measuring.flakiness import SUBSET, Flakiness, measure_flakiness
+from tunewise.measuring.progress import Progress
+from tunewise.models.backend import Backend
+from tunewise.models.constrained import ConstrainedModel
+from tunewise.retrieval.knowledge import Knowledge
+from tunewise.strategies.predictor import Predictor
+from tunewise.strategies.prepare import prepare_candidate
+from tunewise.strategies.rag import RagPredictor
+from tunewise.strategies.specs import CandidateSpec, FewShotCandidate
+from tunewise.task.config import METRICS_BY_FORMAT, Task
+from tunewise.task.data import Dataset, Example
+
+
+@dataclass
+class CandidateResult:
+    """Everything measured for one candidate."""
+
+    name: str
+    strategy: str
+    model: str
+    fingerprint: str
+    params: dict[str, Any]
+    metrics: dict[str, MetricValue]
+    usage: dict[str, float]
+    setup: dict[str, Any]
+    predictions: list[Prediction] = field(repr=False)
+    skipped: str | None = None  # why the candidate could not run here; then nothing is measured
+    freshness: Freshness | None = None
+    consistency: Consistency | None = None  # few-shot: spread across demo re-draws
+    remote: bool = False  # answered by an API endpoint rather than a model on this machine
+    flakiness: Flakiness | None = None  # --repeats: how answers move between samples
+    repair: RepairRecord | None = None  # generated answers: what the repair loop did
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None
+
+    @property
+    def compute_seconds_per_request(self) -> float:
+        """Mean compute per answer on the measuring machine (a batch's time shared by its
+        answers); the cost side prices it."""
+        total = sum(
+            p.compute_ms if p.compute_ms is not None else p.latency_ms for p in self.predictions
+        )
+        return total / len(self.predictions) / 1000
+
+    def cost_inputs(self) -> CostInputs:
+        """What the cost model prices: measured usage per request and the setup's parts."""
+        training = self.setup.get("training") or {}
+        index = self.setup.get("index") or {}
+        search = self.setup.get("search") or {}  # optimized-prompt: the prompt search
+        # An API model's search is paid by the token; a local one's by its compute time.
+        tokens = (search.get("input_tokens", 0), search.get("output_tokens", 0))
+        # Distillation: a teacher's labelling is setup, by the token (API) or by compute time;
+        # the labels a distilled student needed from people are only the teacher's demos.
+        teacher = self.setup.get("distillation") or {}
+        by_token = bool(teacher.get("remote"))
+        labelled = int(training.get("examples", 0)) + int(training.get("validation_examples", 0))
+        return CostInputs(
+            name=self.name,
+            strategy=self.strategy,
+            model=self.model,
+            input_tokens_per_request=self.usage["input_tokens_per_request"],
+            output_tokens_per_request=self.usage["output_tokens_per_request"],
+            compute_seconds_per_request=self.compute_seconds_per_request,
+            training_seconds=float(training.get("seconds", 0.0)),
+            index_seconds=float(index.get("seconds", 0.0)),
+            search_seconds=0.0 if self.remote else float(search.get("seconds", 0.0)),
+            setup_tokens_input=float(tokens[0]) if self.remote else 0.0,
+            setup_tokens_output=float(tokens[1]) if self.remote else 0.0,
+            # A fine-tuned candidate needs every example it trained and validated on labelled.
+            labelled_examples=int(teacher["human_labels"]) if teacher else labelled,
+            remote=self.remote,
+            teacher_model=teacher.get("teacher"),
+            teacher_seconds=0.0 if by_token else float(teacher.get("seconds", 0.0)),
+            teacher_tokens_input=float(teacher.get("input_tokens", 0)) if by_token else 0.0,
+            teacher_tokens_output=float(teacher.get("output_tokens", 0)) if by_token else 0.0,
+        )
+
+
+@dataclass
+class Freshness:
+    """A candidate's answers to the questions a document update changed, after the update."""
+
+    metrics: dict[str, MetricValue]
+    predictions: list[Prediction] = field(repr=False)
+    retrieves: bool  # whether the candidate read the patched documents
+
+
+def measure_candidate(
+    task: Task,
+    spec: CandidateSpec,
+    name: str,
+    backend: Backend,
+    dataset: Dataset,
+    test: list[Example],
+    cache: ResponseCache,
+    progress: Progress,
+    knowledge: Knowledge | None = None,
+    repeats: int = 0,
+) -> CandidateResult:
+    """Prepare one candidate, answer the test examples, score; then, where they apply, the
+    freshness probe, demo re-draws, and `repeats` sampled answers for flakiness."""
+    try:
+        predictor = prepare_candidate(
+            task,
+            spec,
+            train=dataset.train,
+            backend=backend,
+            name=name,
+            progress=progress,
+            index=knowledge.index if knowledge else None,
+        )
+    except CandidateSkipped as reason:
+        return CandidateResult(
+            name, spec.strategy, backend.spec, "", {}, {}, {}, {}, [], skipped=str(reason)
+        )
+    max_repairs = repairs_for(task, spec)
+    predictions, metrics, repaired = _evaluate(
+        task, predictor, test, cache, progress, name, max_repairs
+    )
+    freshness = None
+    if knowledge is not None and knowledge.questions:
+        freshness = _freshness(task, predictor, knowledge, cache, progress, max_repairs)
+    consistency = None
+    if isinstance(spec, FewShotCandidate) and spec.selection == "stratified" and spec.redraws > 1:
+        measured = {p.example_id: p for p in predictions}
+        metric = primary_metric(task)
+        consistency = redraw(
+            task, spec, name, backend, dataset.train, measured, test, cache, progress, metric
+        )
+    flakiness = None
+    if repeats > 0:
+        advance = progress.stage(f"{name} samples", min(len(test), SUBSET) * repeats)
+        measured = {p.example_id: p for p in predictions}
+        flakiness = measure_flakiness(
+            task, predictor, measured, test, cache, advance, primary_metric(task), repeats
+        )
+    return CandidateResult(
+        name=name,
+        strategy=spec.strategy,
+        model=predictor.backend.spec,  # a fine-tuned candidate's names its adapter
+        fingerprint=predictor.backend.fingerprint(),
+        params={**predictor.params, **_backend_params(predictor.backend)},
+        metrics=metrics,
+        usage=usage_of(predictions),
+        setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
+        predictions=predictions,
+        freshness=freshness,
+        consistency=consistency,
+        flakiness=flakiness,
+        repair=repaired,
+        remote=bool(getattr(predictor.backend, "remote", False)),
+    )
+
+
+def _backend_params(backend: Backend) -> dict[str, Any]:
+    """A local model's dtype and decoding; where an API model was reached (never its key)."""
+    endpoint = getattr(backend, "endpoint", None)
+    if endpoint is not None:
+        return {"endpoint": {"base_url": endpoint.base_url, "model": endpoint.model}}
+    params: dict[str, Any] = {}
+    if isinstance(backend, ConstrainedModel):
+        params["decoding"] = "constrained"
+    dtype = getattr(backend, "dtype", None)
+    return params | ({"dtype": dtype} if dtype else {})
+
+
+def _evaluate(
+    task: Task,
+    predictor: Predictor,
+    examples: Sequence[Example],
+    cache: ResponseCache,
+    progress: Progress,
+    stage: str,
+    max_repairs: int = 0,
+) -> tuple[list[Prediction], dict[str, MetricValue], RepairRecord | None]:
+    """Answers (repaired up to max_repairs times) and their metrics: the format's, plus
+    validity before repair, hallucination and abstention rates on knowledge tasks, plus
+    recall@k and MRR when examples name their gold doc_id. Progress shows the answers as
+    `stage` and the repair requests, when any answer is invalid, as "`stage` repairs" (up to
+    max_repairs per invalid answer)."""
+    output_format = task.contract.output_format
+    budget = task.max_new_tokens or 0  # set by with_answer_budget
+    advance = progress.stage(stage, len(examples))
+    predictions = predict(
+        predictor, examples, output_format, cache, max_new_tokens=budget, advance=advance
+    )
+    repaired = None
+    if max_repairs > 0:
+        predictions, repaired = repair(
+            predictor,
+            examples,
+            predictions,
+            output_format,
+            cache,
+            max_new_tokens=budget,
+            max_repairs=max_repairs,
+            stage=lambda total: progress.stage(f"{stage} repairs", total),
+        )
+    outputs = [p.output for p in predictions]
+    references = [e.output for e in examples]
+    metrics = score(output_format, outputs, references, seed=task.seed)
+    if repaired is not None:
+        first = [p.output if p.first_output is None else p.first_output for p in predictions]
+        valid = np.array([validate(output_format, o) is None for o in first], dtype=float)
+        metrics["format_validity_before_repair"] = mean_with_ci(valid, seed=task.seed)
+    if task.data.documents is not None and output_format.type == "text":
+        metrics |= knowledge_metrics(outputs, references, output_format.abstention, seed=task.seed)
+    gold = [e.extra.get("doc_id") for e in examples]
+    # A retrieving candidate's empty ranking (nothing matched) is a miss, not a reason to skip.
+    if any(p.retrieved for p in predictions) and all(gold):
+        ranked = [p.retrieved for p in predictions]
+        metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
+    return predictions, metrics, repaired
+
+
+def _freshness(
+    task: Task,
+    predictor: Predictor,
+    knowledge: Knowledge,
+    cache: ResponseCache,
+    progress: Progress,
+    max_repairs: int,
+) -> Freshness:
+    """Ask the changed questions; retrieving candidates read the patched documents, the others
+    answer from what they had (prompt or adapter), as they would in production."""
+    asked: Predictor = predictor
+    retrieves = isinstance(predictor, RagPredictor) and knowledge.updated is not None
+    if retrieves:
+        asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, arg-type]
+    questions = list(knowledge.questions)
+    stage = f"{predictor.name} freshness"
+    predictions, metrics, _ = _evaluate(task, asked, questions, cache, progress, stage, max_repairs)
+    previous = [str(q.extra.get("previous", "")) for q in questions]
+    if all(previous):
+        outputs = [p.output for p in predictions]
+        current = [q.output for q in questions]
+        metrics["stale_rate"] = stale_rate(outputs, previous, current, seed=task.seed)
+    return Freshness(metrics, predictions, retrieves)
+
+
+def usage_of(predictions: Sequence[Prediction]) -> dict[str, float]:
+    """Per-request means and latency percentiles, as measured (cached answers keep their time)."""
+    latency = np.array([p.latency_ms for p in predictions])
+    return {
+        "input_tokens_per_request": round(float(np.mean([p.input_tokens for p in predictions])), 2),
+        "output_tokens_per_request": round(
+            float(np.mean([p.output_tokens for p in predictions])), 2
+        ),
+        "latency_p50_ms": round(float(np.percentile(latency, 50)), 2),
+        "latency_p95_ms": round(float(np.percentile(latency, 95)), 2),
+        # Answers whose token counts the server did not report (estimated from characters).
+        "estimated_token_counts": sum(p.tokens_estimated for p in predictions),
+    }
+
+
+def primary_metric(task: Task) -> str:
+    """The target's metric, else the output format's first."""
+    return (
+        task.target.metric
+        if task.target
+        else METRICS_BY_FORMAT[task.contract.output_format.type][0]
+    )

@@ -1,0 +1,47 @@
+"""The learning curve, measured: the first LoRA candidate trained again on seeded subsets of
+train, each measured like any candidate, and the curve fitted to the points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from tunewise.deciding.learning_curve import CurveFit, CurvePoint, estimate_examples
+from tunewise.errors import TunewiseError
+from tunewise.evaluation import MetricValue
+from tunewise.measuring.candidate import CandidateResult, primary_metric
+from tunewise.strategies.specs import CandidateSpec, LoraCandidate
+from tunewise.task.config import Task
+
+
+def learning_curve(
+    task: Task,
+    specs: Sequence[CandidateSpec],
+    results: Sequence[CandidateResult],
+    sizes: Sequence[int],
+    measure: Callable[[CandidateSpec, str], CandidateResult],
+) -> CurveFit:
+    """Train the first fine-tuning candidate on seeded subsets of each size; fit the curve."""
+    chosen = next(
+        (
+            (s, r)
+            for s, r in zip(specs, results, strict=True)
+            if isinstance(s, LoraCandidate) and r.measured
+        ),
+        None,
+    )
+    if chosen is None:
+        raise TunewiseError("--learning-curve needs a lora candidate; add lora to --strategies")
+    spec, full = chosen
+    metric = primary_metric(task)
+    full_size = full.params["train_examples"] + full.setup["training"]["validation_examples"]
+    points = [_point(full_size, full.metrics[metric])]
+    for size in sorted({min(max(size, 10), full_size) for size in sizes} - {full_size}):
+        subset = spec.model_copy(update={"max_train_examples": size})
+        result = measure(subset, f"{full.name}@{size}")
+        points.append(_point(size, result.metrics[metric]))
+    target = task.target.min if task.target else None
+    return estimate_examples(points, target, seed=task.seed, metric=metric)
+
+
+def _point(examples: int, value: MetricValue) -> CurvePoint:
+    return CurvePoint(examples, value.value, value.ci_low, value.ci_high, value.n)

@@ -1,0 +1,1 @@
+"""What a run leaves behind: results.json, the ledger, comparisons and exports."""

