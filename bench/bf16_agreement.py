@@ -31,8 +31,8 @@ def score(dtype: str, limit: int | None, near_tie_nats: float | None = None) -> 
     from tunewise.run import RunOptions, load_data
     from tunewise.strategies import PREPARERS
     from tunewise.strategies.specs import FewShotCandidate
-    from tunewise.task.config import load_task
     from tunewise.task.data import sample_examples, stratify_by_label
+    from tunewise.task.loading import load_task
 
     task = load_task(TASK)
     dataset, test = load_data(task, RunOptions())

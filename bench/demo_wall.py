@@ -67,7 +67,7 @@ class StageClock:
 
 def run_example(name: str, dtype: str) -> dict[str, Any]:
     from tunewise.run import RunOptions, run_task
-    from tunewise.task.config import load_task
+    from tunewise.task.loading import load_task
 
     task = load_task(ROOT / "examples" / name / "task.yaml")
     strategies = ["zero-shot", "few-shot", "lora"]

@@ -99,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tunewise.models.local import LocalModel, embedded_model_folder
     from tunewise.strategies import PREPARERS
     from tunewise.strategies.specs import FewShotCandidate
-    from tunewise.task.config import load_task
     from tunewise.task.data import load_dataset, sample_examples, stratify_by_label
+    from tunewise.task.loading import load_task
 
     # The same data, demos and --limit sample as `tunewise run ... --limit N`.
     task = load_task(TASK)

@@ -86,8 +86,8 @@ def build_spec(n_train: int, n_validation: int, epochs: int, bf16: bool) -> dict
     from tunewise.models.local import EMBEDDED_NAME, LocalModel, embedded_model_folder
     from tunewise.strategies.lora import short_prompt
     from tunewise.strategies.specs import LoraCandidate
-    from tunewise.task.config import load_task
     from tunewise.task.data import read_examples, sample_examples, stratify_by_label
+    from tunewise.task.loading import load_task
 
     task = load_task(TASK)
     assert task.data.test is not None

@@ -22,7 +22,7 @@ from tunewise.models.backend import Generation, LabelScores, Message, Sampling, 
 from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.run import RunOptions, RunResult, run_task
-from tunewise.task.config import load_task
+from tunewise.task.loading import load_task
 
 Rule = Callable[[Sequence[Message]], str]
 
@@ -149,6 +149,22 @@ data:
   train: data/train.jsonl
   test: data/test.jsonl
 target: {metric: accuracy, min: 0.6}
+usage: {requests_per_month: 1000, horizon_months: 6}
+model: scripted:test
+"""
+
+# A small text task with markup in its test data, for the report tests.
+TEXT_TASK = """\
+name: tiny-text
+contract:
+  objective: Answer the question in a few words.
+  audience: Testers.
+  source_material: General knowledge.
+  output_format: {type: text, max_chars: 60}
+data:
+  train: data/train.jsonl
+  test: data/test.jsonl
+target: {metric: token_f1, min: 0.5}
 usage: {requests_per_month: 1000, horizon_months: 6}
 model: scripted:test
 """

@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Task": "tunewise.task.config",
-    "load_task": "tunewise.task.config",
-    "RunOptions": "tunewise.run",
+    "load_task": "tunewise.task.loading",
+    "RunOptions": "tunewise.options",
     "RunResult": "tunewise.run",
     "run_task": "tunewise.run",
     "write_run": "tunewise.records.results",
@@ -30,7 +30,8 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from tunewise.records.results import load_run, write_run
     from tunewise.run import RunOptions, RunResult, run_task
-    from tunewise.task.config import Task, load_task
+    from tunewise.task.config import Task
+    from tunewise.task.loading import load_task
 
 
 def __getattr__(name: str) -> Any:

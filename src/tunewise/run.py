@@ -10,11 +10,12 @@ from typing import Any
 
 from tunewise import __version__
 from tunewise.checks import check_task
-from tunewise.deciding.decide import Recommendation
+from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from
-from tunewise.deciding.ladder import Ladder, LadderRecord, walk
+from tunewise.deciding.ladder import Ladder, LadderRecord
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.next_step import next_step
+from tunewise.deciding.verdict import Recommendation
 from tunewise.errors import DataError, TunewiseError
 from tunewise.home import tunewise_home
 from tunewise.inference.cache import ResponseCache
@@ -39,7 +40,7 @@ from tunewise.retrieval.knowledge import Knowledge, load_knowledge
 from tunewise.strategies.catalog import names_where
 from tunewise.strategies.prepare import prepare_candidate
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
-from tunewise.task.config import ExtraDataset, Task, task_hash
+from tunewise.task.config import ExtraDataset, Task
 from tunewise.task.data import (
     Dataset,
     Example,
@@ -49,6 +50,7 @@ from tunewise.task.data import (
     sample_examples,
     stratify_by_label,
 )
+from tunewise.task.loading import task_hash
 
 
 @dataclass
@@ -162,8 +164,8 @@ def run_task(
     ) -> CandidateResult:
         asked = list(test if examples is None else examples)
         return measure_candidate(
-            task, spec, name, backend_for(spec), dataset, asked, cache, progress, knowledge,
-            options.repeats,
+            task, spec, name=name, backend=backend_for(spec), dataset=dataset, test=asked,
+            cache=cache, progress=progress, knowledge=knowledge, repeats=options.repeats,
         )  # fmt: skip
 
     def warm_up_training(spec: FineTuningOptions, name: str) -> tuple[float, int]:
@@ -210,8 +212,8 @@ def run_task(
             extra, extra_test = load_data(task, options, files)
             measured = [
                 measure_candidate(
-                    task, spec, name, backend_for(spec), extra, extra_test, cache, progress,
-                    quiet,
+                    task, spec, name=name, backend=backend_for(spec), dataset=extra,
+                    test=extra_test, cache=cache, progress=progress, knowledge=quiet,
                 )
                 for spec, name in zip(specs, names, strict=True)
             ]  # fmt: skip

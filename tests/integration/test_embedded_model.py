@@ -172,7 +172,7 @@ def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     out = tmp_path / "runs"
     # No flag but a tight budget: the ladder measures prompting on the smallest test sample that
     # keeps the CI near +-0.1, and reports LoRA as not run, with the command that runs it.
-    args = ("run", str(INTENTS), "--budget", "90s", "--out", str(out))
+    args = ("run", str(INTENTS), "--budget", "30s", "--out", str(out))
     first = tunewise(*args, home=home)
     assert first.returncode == 0, first.stderr
     (run_dir,) = out.iterdir()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import ScriptedBackend, measure, write_jsonl
+from conftest import TEXT_TASK, ScriptedBackend, measure, write_jsonl
 
 from tunewise.models.backend import Message
 from tunewise.records.results import write_run
@@ -21,19 +21,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 SCRIPT = "<script>alert(1)</script>"
-TASK = """\
-name: browser-text
-contract:
-  objective: Answer the question in a few words.
-  audience: Testers.
-  source_material: General knowledge.
-  output_format: {type: text, max_chars: 60}
-data:
-  train: data/train.jsonl
-  test: data/test.jsonl
-target: {metric: token_f1, min: 0.5}
-model: scripted:test
-"""
 
 
 def answer(messages: Sequence[Message]) -> str:
@@ -46,7 +33,7 @@ def report_html(scripted: ScriptedBackend, tmp_path: Path) -> Path:
     write_jsonl(tmp_path / "task" / "data" / "train.jsonl", train)
     test = [("What is the capital of France?", "Paris"), (SCRIPT, "nothing")]
     write_jsonl(tmp_path / "task" / "data" / "test.jsonl", test)
-    (tmp_path / "task" / "task.yaml").write_text(TASK, encoding="utf-8")
+    (tmp_path / "task" / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
     scripted.rule = answer
     run_dir = write_run(measure(tmp_path / "task" / "task.yaml"), tmp_path / "runs")
     html_path, _ = write_report(run_dir)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import assert_decision_matches, fresh_home, tunewise
@@ -60,29 +61,32 @@ def test_rag_beats_closed_book_on_unseen_news_questions(
 
 
 def test_changing_one_document_re_embeds_only_that_document(
-    news_task: Path, converted_home: Path, tmp_path: Path
+    news_task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    home = fresh_home(converted_home, tmp_path)
-    out = tmp_path / "runs"
-    args = ("run", str(news_task), "--strategies", "rag", "--limit", "2", "--out", str(out))
-    first = tunewise(*args, home=home)
-    assert first.returncode == 0, first.stderr
-    built = results_of(out)["documents"]["index"]
-    assert built["embedded_chunks"] == built["chunks"] > 30
+    """The run's own index build (load_knowledge), with the real embedder, three times."""
+    from tunewise.measuring.progress import SilentProgress
+    from tunewise.retrieval.knowledge import load_knowledge
+    from tunewise.task.loading import load_task
+
+    monkeypatch.setenv("TUNEWISE_HOME", str(tmp_path / "home"))
+
+    def index() -> Any:
+        knowledge = load_knowledge(load_task(news_task), True, SilentProgress())
+        assert knowledge.index is not None
+        return knowledge.index
+
+    built = index()
+    assert built.embedded_chunks == len(built.chunks) > 30
 
     documents = news_task.parent / "documents.jsonl"
     records = [json.loads(line) for line in documents.open()]
     records[4]["text"] += " The council will meet again in the spring."
     documents.write_text("".join(json.dumps(r) + "\n" for r in records))
-    second = tunewise(*args, home=home)
-    assert second.returncode == 0, second.stderr
-    rebuilt = results_of(out)["documents"]["index"]
-    assert rebuilt["key"] != built["key"] and rebuilt["chunks"] == built["chunks"]
+    rebuilt = index()
+    assert rebuilt.key != built.key and len(rebuilt.chunks) == len(built.chunks)
     changed_chunks = len(records[4]["text"].split()) // 150 + 1
-    assert 1 <= rebuilt["embedded_chunks"] <= changed_chunks
-
-    third = tunewise(*args, home=home)  # unchanged documents: the index is reused whole
-    assert results_of(out)["documents"]["index"]["embedded_chunks"] == 0, third.stderr
+    assert 1 <= rebuilt.embedded_chunks <= changed_chunks
+    assert index().embedded_chunks == 0  # unchanged documents: the index is reused whole
 
 
 def test_freshness_probe_reads_the_patched_documents(converted_home: Path, tmp_path: Path) -> None:
@@ -154,8 +158,19 @@ def test_hybrid_trains_on_the_prompts_it_is_served_with(
     ],
 )
 def test_bad_documents_are_named(
-    name: str, content: bytes | None, problem: str, news_task: Path, tmp_path: Path
+    name: str,
+    content: bytes | None,
+    problem: str,
+    news_task: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    """The CLI in-process (the same handler a fresh process runs), so the three cases share
+    one import of the stack."""
+    from typer.testing import CliRunner
+
+    from tunewise.cli.main import app
+
     folder = news_task.parent / "docs"
     folder.mkdir()
     (folder / "good.md").write_text("# Good\nA fine document.\n")
@@ -170,11 +185,12 @@ def test_bad_documents_are_named(
         (folder / name).write_bytes(content)
     news_task.write_text(news_task.read_text().replace("documents.jsonl", "docs"))
     # An empty home: the documents fail before any model is loaded (or converted).
-    result = tunewise("run", str(news_task), "--out", str(tmp_path / "runs"), home=tmp_path)
-    assert result.returncode == 2
+    monkeypatch.setenv("TUNEWISE_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["run", str(news_task), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
     assert not (tmp_path / "models").exists()
     assert name in result.stderr and problem in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

@@ -22,7 +22,7 @@ from tunewise.evaluation import MetricValue
 from tunewise.measuring.across_datasets import disagreements, macro_average
 from tunewise.records.results import load_schema, write_run
 from tunewise.report import write_report
-from tunewise.task.config import load_task
+from tunewise.task.loading import load_task
 
 
 def value(v: float) -> dict[str, MetricValue]:

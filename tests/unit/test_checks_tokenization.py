@@ -32,7 +32,8 @@ from tunewise.models.local import render_prompt, special_strings
 from tunewise.run import RunOptions, load_data
 from tunewise.strategies.prompts import build_messages
 from tunewise.strategies.specs import ZeroShotCandidate
-from tunewise.task.config import Contract, LabelFormat, load_task
+from tunewise.task.config import Contract, LabelFormat
+from tunewise.task.loading import load_task
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

@@ -12,7 +12,8 @@ from tunewise.errors import TaskError
 from tunewise.models.constrained import grammar_for
 from tunewise.records.results import write_run
 from tunewise.run import RunOptions, run_task
-from tunewise.task.config import JsonFormat, LabelFormat, TextFormat, load_task
+from tunewise.task.config import JsonFormat, LabelFormat, TextFormat
+from tunewise.task.loading import load_task
 
 TASK = """\
 name: tiny-constrained

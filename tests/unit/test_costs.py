@@ -217,19 +217,20 @@ def test_break_even_is_never_negative() -> None:
 
 
 def test_the_decision_gate_breaks_even_in_dollars_when_priced_else_in_seconds() -> None:
-    from tunewise.deciding import decide as decision
+    from tunewise.deciding.tuning_gate import break_even
+    from tunewise.deciding.verdict import CandidateSummary
     from tunewise.evaluation import MetricValue
 
     quality = MetricValue(0.8, 0.7, 0.9, 100)
-    tuned = decision.CandidateSummary("lora", "lora", quality, 10, 5, 767.0, 0.25)
-    prompt = decision.CandidateSummary("few-shot", "few-shot", quality, 10, 5, 0.0, 0.5)
-    assert decision.break_even(tuned, [prompt]) == (
+    tuned = CandidateSummary("lora", "lora", quality, 10, 5, 767.0, 0.25)
+    prompt = CandidateSummary("few-shot", "few-shot", quality, 10, 5, 0.0, 0.5)
+    assert break_even(tuned, [prompt]) == (
         "few-shot",
         break_even_requests(767, 0.25, 0, 0.5),
     )
-    priced = decision.CandidateSummary("lora", "lora", quality, 10, 5, 767.0, 0.25, 3.0, 0.001)
-    rival = decision.CandidateSummary("few-shot", "few-shot", quality, 10, 5, 0.0, 0.5, 0.0, 0.002)
-    assert decision.break_even(priced, [rival]) == ("few-shot", pytest.approx(3000))
+    priced = CandidateSummary("lora", "lora", quality, 10, 5, 767.0, 0.25, 3.0, 0.001)
+    rival = CandidateSummary("few-shot", "few-shot", quality, 10, 5, 0.0, 0.5, 0.0, 0.002)
+    assert break_even(priced, [rival]) == ("few-shot", pytest.approx(3000))
 
 
 # ---- candidate_costs -----------------------------------------------------------------------

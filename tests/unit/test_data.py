@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tunewise.errors import DataError, TunewiseError
-from tunewise.task.config import JsonFormat, LabelFormat, TextFormat, load_task
+from tunewise.task.config import JsonFormat, LabelFormat, TextFormat
 from tunewise.task.data import (
     FORMATS,
     Dataset,
@@ -21,6 +21,7 @@ from tunewise.task.data import (
     sample_examples,
     split_examples,
 )
+from tunewise.task.loading import load_task
 
 REPO = Path(__file__).resolve().parents[2]
 

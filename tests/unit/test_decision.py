@@ -6,12 +6,8 @@ import dataclasses
 
 import pytest
 
-from tunewise.deciding.decide import (
-    MIN_FINE_TUNING_EXAMPLES,
-    CandidateSummary,
-    Recommendation,
-    decide,
-)
+from tunewise.deciding.decide import MIN_FINE_TUNING_EXAMPLES, decide
+from tunewise.deciding.verdict import CandidateSummary, Recommendation
 from tunewise.evaluation import MetricValue
 from tunewise.task.config import Target
 

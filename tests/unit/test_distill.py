@@ -31,8 +31,8 @@ from tunewise.records.results import load_schema, write_run
 from tunewise.strategies import lora
 from tunewise.strategies import teacher as labelling
 from tunewise.strategies.specs import LoraCandidate
-from tunewise.task.config import load_task
 from tunewise.task.data import Example
+from tunewise.task.loading import load_task
 
 HUMAN = dict(SENTIMENT_TRAIN)
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}

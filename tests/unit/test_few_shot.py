@@ -10,8 +10,8 @@ from conftest import SENTIMENT_TRAIN
 
 from tunewise.strategies.few_shot import prepare, similar_demos, stratified_demos
 from tunewise.strategies.specs import FewShotCandidate
-from tunewise.task.config import load_task
 from tunewise.task.data import Example
+from tunewise.task.loading import load_task
 
 
 def examples(rows: list[tuple[str, str]], prefix: str = "train") -> list[Example]:

@@ -41,8 +41,9 @@ from tunewise.models.local import LocalModel
 from tunewise.strategies import lora
 from tunewise.strategies.prompts import build_messages
 from tunewise.strategies.specs import LoraCandidate
-from tunewise.task.config import Contract, LabelFormat, load_task
+from tunewise.task.config import Contract, LabelFormat
 from tunewise.task.data import Example
+from tunewise.task.loading import load_task
 
 EOS, PAD = 2, 0
 CONTRACT = Contract(

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tunewise.deciding.budget import parse_budget
+from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from
-from tunewise.deciding.ladder import Ladder, LadderRecord, min_test_examples, walk
+from tunewise.deciding.ladder import Ladder, LadderRecord, min_test_examples
 from tunewise.deciding.next_step import next_step
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
@@ -20,8 +21,9 @@ from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.selection import ladder_settings, suggested_command
 from tunewise.run import RunOptions
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
-from tunewise.task.config import Task, load_task
+from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
+from tunewise.task.loading import load_task
 
 LABELS = ("positive", "negative", "neutral")
 

@@ -12,7 +12,8 @@ import jsonschema
 import pytest
 from conftest import TASK_YAML, ScriptedBackend, keyword_rule, measure, read_run, write_jsonl
 
-from tunewise.deciding.decide import CandidateSummary, decide
+from tunewise.deciding.decide import decide
+from tunewise.deciding.verdict import CandidateSummary
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.measuring.selection import candidate_specs, ladder_settings, pinned
@@ -30,7 +31,8 @@ from tunewise.strategies.optimized_prompt_trials import (
     successive_halving,
 )
 from tunewise.strategies.specs import OptimizedPromptCandidate
-from tunewise.task.config import Target, load_task
+from tunewise.task.config import Target
+from tunewise.task.loading import load_task
 
 WORDS = {"positive": "great", "negative": "awful", "neutral": "plain"}
 LABELS = list(WORDS)

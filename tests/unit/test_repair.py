@@ -22,8 +22,9 @@ from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.strategies.prompts import system_prompt
-from tunewise.task.config import Contract, TextFormat, load_task
+from tunewise.task.config import Contract, TextFormat
 from tunewise.task.data import Example
+from tunewise.task.loading import load_task
 
 JSON_FORMAT = {
     "type": "json",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ScriptedBackend, measure, read_run, write_jsonl
+from conftest import TEXT_TASK, ScriptedBackend, measure, read_run, write_jsonl
 
 import tunewise.report as report_module
 from tunewise.models.backend import Message
@@ -27,20 +27,6 @@ TEXT_TEST = [
     (SCRIPT, "nothing"),
     ("Which pipe is it?", "left | right"),
 ]
-TEXT_TASK = """\
-name: tiny-text
-contract:
-  objective: Answer the question in a few words.
-  audience: Testers.
-  source_material: General knowledge.
-  output_format: {type: text, max_chars: 60}
-data:
-  train: data/train.jsonl
-  test: data/test.jsonl
-target: {metric: token_f1, min: 0.5}
-usage: {requests_per_month: 1000, horizon_months: 6}
-model: scripted:test
-"""
 # Resource references that would make the page depend on the network.
 REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 

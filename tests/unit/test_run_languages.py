@@ -13,7 +13,7 @@ from conftest import ScriptedBackend
 from tunewise.models.backend import Message
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
-from tunewise.task.config import load_task
+from tunewise.task.loading import load_task
 
 TASK = """\
 name: tiny-multilingual

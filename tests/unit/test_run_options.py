@@ -18,7 +18,8 @@ from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
 from tunewise.strategies.specs import LoraCandidate
-from tunewise.task.config import Task, load_task
+from tunewise.task.config import Task
+from tunewise.task.loading import load_task
 
 LADDER = """candidates:
   - {strategy: zero-shot}

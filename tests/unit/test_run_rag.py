@@ -20,7 +20,7 @@ from tunewise.records.results import load_schema, write_run
 from tunewise.retrieval.chunking import chunk_document
 from tunewise.retrieval.documents import Document
 from tunewise.retrieval.embedders import chunk_tokenizer
-from tunewise.task.config import load_task
+from tunewise.task.loading import load_task
 
 DONT_KNOW = "I don't know"
 HISTORY = (

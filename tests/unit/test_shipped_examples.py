@@ -21,8 +21,9 @@ import pytest
 from tunewise.evaluation.validators import validate
 from tunewise.retrieval.documents import load_documents
 from tunewise.run import RunOptions, load_data
-from tunewise.task.config import JsonFormat, Task, TextFormat, load_task
+from tunewise.task.config import JsonFormat, Task, TextFormat
 from tunewise.task.data import Dataset
+from tunewise.task.loading import load_task
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

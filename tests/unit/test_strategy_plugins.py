@@ -20,7 +20,7 @@ from tunewise.run import RunOptions, run_task
 from tunewise.strategies import catalog
 from tunewise.strategies.catalog import Strategy, names_where, register_strategy, strategy_names
 from tunewise.strategies.specs import CandidateSpec
-from tunewise.task.config import load_task, task_schema
+from tunewise.task.loading import load_task, task_schema
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 BUILT_IN = ("zero-shot", "few-shot", "optimized-prompt", "rag", "lora", "qlora", "hybrid")

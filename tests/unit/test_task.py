@@ -11,16 +11,8 @@ import pytest
 
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.strategies.specs import FewShotCandidate, ZeroShotCandidate
-from tunewise.task.config import (
-    METRICS_BY_FORMAT,
-    JsonFormat,
-    LabelFormat,
-    Task,
-    TextFormat,
-    load_task,
-    task_hash,
-    task_schema,
-)
+from tunewise.task.config import METRICS_BY_FORMAT, JsonFormat, LabelFormat, Task, TextFormat
+from tunewise.task.loading import load_task, task_hash, task_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = {
@@ -73,6 +65,14 @@ def task_error(path: Path) -> str:
 
 def assert_where(message: str, path: Path, line: int) -> None:
     assert message.startswith(f"{path}:{line}: "), message
+
+
+def located_error(tmp_path: Path, text: str, line_text: str) -> str:
+    """The one-line error of task `text`, checked to name the file and the line of `line_text`."""
+    path = write_task(tmp_path, text)
+    message = task_error(path)
+    assert_where(message, path, line_of(text, line_text))
+    return message
 
 
 # --- the shipped task files -----------------------------------------------------------------
@@ -179,27 +179,21 @@ def test_labels_are_stripped(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     text = BASE + "bogus: 1\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "bogus:"))
+    message = located_error(tmp_path, text, "bogus:")
     assert "unknown key 'bogus'" in message
     assert f"allowed keys here: {TOP_KEYS}" in message
 
 
 def test_unknown_key_in_contract(tmp_path: Path) -> None:
     text = BASE.replace("  audience: Analysts.\n", "  audience: Analysts.\n  tone: friendly\n")
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "tone:"))
+    message = located_error(tmp_path, text, "tone:")
     assert "unknown key 'contract.tone'" in message
     assert "allowed keys here: objective, audience, source_material, output_format" in message
 
 
 def test_unknown_key_in_label_output_format(tmp_path: Path) -> None:
     text = BASE.replace("    labels:", "    multi: true\n    labels:")
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "multi:"))
+    message = located_error(tmp_path, text, "multi:")
     assert "unknown key 'contract.output_format.multi'" in message
     assert "allowed keys here: type, labels" in message
     assert ".label." not in message  # the discriminator pydantic adds is not shown
@@ -210,9 +204,7 @@ def test_unknown_key_in_json_output_format_lists_alias(tmp_path: Path) -> None:
         "    type: label\n    labels: [positive, negative]\n",
         "    type: json\n    schema: {}\n    strict: true\n",
     )
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "strict:"))
+    message = located_error(tmp_path, text, "strict:")
     assert "unknown key 'contract.output_format.strict'" in message
     assert "allowed keys here: type, schema" in message
     assert "json_schema" not in message
@@ -222,9 +214,7 @@ def test_unknown_key_in_candidate(tmp_path: Path) -> None:
     text = BASE + (
         "candidates:\n  - strategy: zero-shot\n  - strategy: few-shot\n    k: 4\n    shots: 3\n"
     )
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "shots:"))
+    message = located_error(tmp_path, text, "shots:")
     assert "unknown key 'candidates.1.shots'" in message
     assert (
         "allowed keys here: strategy, name, model, max_repairs, decoding, k, selection" in message
@@ -234,27 +224,21 @@ def test_unknown_key_in_candidate(tmp_path: Path) -> None:
 
 def test_unknown_key_in_zero_shot_candidate(tmp_path: Path) -> None:
     text = BASE + "candidates:\n  - strategy: zero-shot\n    k: 3\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "k: 3"))
+    message = located_error(tmp_path, text, "k: 3")
     assert "unknown key 'candidates.0.k'" in message
     assert "allowed keys here: strategy, name, model" in message
 
 
 def test_unknown_key_in_data(tmp_path: Path) -> None:
     text = BASE + "  validation: v.jsonl\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "validation:"))
+    message = located_error(tmp_path, text, "validation:")
     assert "unknown key 'data.validation'" in message
     assert "allowed keys here: train, test, documents, updates, test_fraction" in message
 
 
 def test_unknown_key_named_like_a_format_type(tmp_path: Path) -> None:
     text = BASE + "text: hello\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "text: hello"))
+    message = located_error(tmp_path, text, "text: hello")
     assert "unknown key 'text'" in message
 
 
@@ -279,9 +263,7 @@ def test_missing_contract_field(tmp_path: Path, field: str) -> None:
 @pytest.mark.parametrize("field", ("objective", "audience", "source_material"))
 def test_empty_contract_field(tmp_path: Path, field: str) -> None:
     text = re.sub(rf"(?m)^  {field}: .*$", f"  {field}: ''", BASE)
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, f"{field}:"))
+    message = located_error(tmp_path, text, f"{field}:")
     assert f"'contract.{field}'" in message
 
 
@@ -299,17 +281,13 @@ def test_missing_top_level_key(tmp_path: Path, key: str) -> None:
 
 def test_missing_train_path(tmp_path: Path) -> None:
     text = BASE.replace("  train: data/train.jsonl\n", "  test: t.jsonl\n")
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "data:"))
+    message = located_error(tmp_path, text, "data:")
     assert "missing required key 'data.train'" in message
 
 
 def test_unknown_output_type(tmp_path: Path) -> None:
     text = BASE.replace("    type: label\n", "    type: yaml\n")
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "output_format:"))
+    message = located_error(tmp_path, text, "output_format:")
     assert "'contract.output_format' has an unknown type" in message
     for tag in ("label", "json", "text"):
         assert f"'{tag}'" in message
@@ -317,9 +295,7 @@ def test_unknown_output_type(tmp_path: Path) -> None:
 
 def test_duplicate_labels(tmp_path: Path) -> None:
     text = BASE.replace("[positive, negative]", "[positive, negative, positive]")
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "labels:"))
+    message = located_error(tmp_path, text, "labels:")
     assert "'contract.output_format.labels'" in message
     assert "distinct" in message
 
@@ -339,27 +315,21 @@ def test_blank_label(tmp_path: Path) -> None:
 @pytest.mark.parametrize("labels", ("[positive]", "[]"))
 def test_fewer_than_two_labels(tmp_path: Path, labels: str) -> None:
     text = BASE.replace("[positive, negative]", labels)
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "labels:"))
+    message = located_error(tmp_path, text, "labels:")
     assert "'contract.output_format.labels'" in message
     assert "at least 2" in message
 
 
 def test_unknown_candidate_strategy(tmp_path: Path) -> None:
     text = BASE + "candidates:\n  - strategy: zero-shot\n  - strategy: chain-of-thought\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "chain-of-thought"))
+    message = located_error(tmp_path, text, "chain-of-thought")
     assert "'candidates.1'" in message
     assert "'zero-shot'" in message and "'few-shot'" in message
 
 
 def test_few_shot_selection_sim(tmp_path: Path) -> None:
     text = BASE + "candidates:\n  - strategy: few-shot\n    selection: sim\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "selection:"))
+    message = located_error(tmp_path, text, "selection:")
     assert "'candidates.0.selection'" in message
     assert "'stratified'" in message and "'similar'" in message
 
@@ -367,9 +337,7 @@ def test_few_shot_selection_sim(tmp_path: Path) -> None:
 @pytest.mark.parametrize("k", (0, -1, 65))
 def test_few_shot_k_out_of_range(tmp_path: Path, k: int) -> None:
     text = BASE + f"candidates:\n  - strategy: few-shot\n    k: {k}\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, f"k: {k}"))
+    message = located_error(tmp_path, text, f"k: {k}")
     assert "'candidates.0.k'" in message
 
 
@@ -406,9 +374,7 @@ def test_every_listed_metric_is_accepted(tmp_path: Path, kind: str) -> None:
 @pytest.mark.parametrize("value", ("-0.1", "1.5", "85"))
 def test_target_min_outside_unit_interval(tmp_path: Path, value: str) -> None:
     text = BASE + f"target:\n  metric: accuracy\n  min: {value}\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "min:"))
+    message = located_error(tmp_path, text, "min:")
     assert "'target.min'" in message
 
 
@@ -421,9 +387,7 @@ def test_target_min_bounds_inclusive(tmp_path: Path, value: str) -> None:
 @pytest.mark.parametrize("fraction", ("0", "1", "1.5"))
 def test_test_fraction_outside_open_interval(tmp_path: Path, fraction: str) -> None:
     text = BASE + f"  test_fraction: {fraction}\n"
-    path = write_task(tmp_path, text)
-    message = task_error(path)
-    assert_where(message, path, line_of(text, "test_fraction:"))
+    message = located_error(tmp_path, text, "test_fraction:")
     assert "'data.test_fraction'" in message
 
 

@@ -156,7 +156,7 @@ def run(
         from tunewise.deciding.budget import parse_budget
         from tunewise.records.results import write_run
         from tunewise.run import RunOptions, run_task
-        from tunewise.task.config import load_task
+        from tunewise.task.loading import load_task
 
         task = load_task(task_file)
         options = RunOptions(
@@ -207,7 +207,7 @@ def check(
     with user_errors(verbose):
         from tunewise.checks import check_task, write_findings
         from tunewise.checks.summary import render_summary
-        from tunewise.task.config import load_task
+        from tunewise.task.loading import load_task
 
         task = load_task(task_file)
         with errors.status("loading tokenizers and the language detector"):
@@ -236,7 +236,7 @@ def train(
     quiet_libraries(verbose)
     with user_errors(verbose):
         from tunewise.run import RunOptions, train_only
-        from tunewise.task.config import load_task
+        from tunewise.task.loading import load_task
 
         task = load_task(task_file)
         options = RunOptions(_split_csv(strategies), model)
@@ -348,7 +348,7 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of task.yaml (for editors and validation)."""
-    from tunewise.task.config import task_schema
+    from tunewise.task.loading import task_schema
 
     text = json.dumps(task_schema(), indent=2) + "\n"
     if output is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunewise.strategies.catalog import names_where
@@ -121,15 +121,8 @@ class BreakEven:
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "tuned": self.tuned,
-            "prompt": self.prompt,
-            "basis": self.basis,
-            "requests": _json_number(self.requests),
-            "months": _json_number(self.months),
-            "within_horizon": self.within_horizon,
-            "detail": self.detail,
-        }
+        numbers = {"requests": _json_number(self.requests), "months": _json_number(self.months)}
+        return asdict(self) | numbers
 
 
 def request_cost(c: CostInputs, prices: PriceList) -> PricedAmount:

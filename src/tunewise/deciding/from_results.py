@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tunewise.deciding.costs import PriceList, TokenPrice, request_cost, setup_cost
-from tunewise.deciding.decide import CandidateSummary, Recommendation, decide
+from tunewise.deciding.decide import decide
 from tunewise.deciding.learning_curve import CurveFit
+from tunewise.deciding.verdict import CandidateSummary, Recommendation
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset

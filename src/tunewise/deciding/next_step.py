@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from tunewise.deciding.decide import MIN_FINE_TUNING_EXAMPLES, NextStep, Recommendation
+from tunewise.deciding.decide import MIN_FINE_TUNING_EXAMPLES
 from tunewise.deciding.ladder import LadderRecord, StepOutcome
 from tunewise.deciding.learning_curve import CurveFit
+from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.evaluation import MetricValue
 from tunewise.task.config import Target
 

@@ -110,6 +110,7 @@ class Freshness:
 def measure_candidate(
     task: Task,
     spec: CandidateSpec,
+    *,
     name: str,
     backend: Backend,
     dataset: Dataset,
@@ -147,15 +148,17 @@ def measure_candidate(
         measured = {p.example_id: p for p in predictions}
         metric = primary_metric(task)
         consistency = redraw(
-            task, spec, name, backend, dataset.train, measured, test, cache, progress, metric
-        )
+            task, spec, name=name, backend=backend, train=dataset.train, measured=measured,
+            test=test, cache=cache, progress=progress, metric=metric,
+        )  # fmt: skip
     flakiness = None
     if repeats > 0:
         advance = progress.stage(f"{name} samples", min(len(test), SUBSET) * repeats)
         measured = {p.example_id: p for p in predictions}
         flakiness = measure_flakiness(
-            task, predictor, measured, test, cache, advance, primary_metric(task), repeats
-        )
+            task, predictor, measured=measured, test=test, cache=cache, advance=advance,
+            metric=primary_metric(task), repeats=repeats,
+        )  # fmt: skip
     return CandidateResult(
         name=name,
         strategy=spec.strategy,

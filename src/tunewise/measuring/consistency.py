@@ -63,6 +63,7 @@ def agreement(answers: Sequence[Sequence[str]]) -> np.ndarray:
 def redraw(
     task: Task,
     spec: FewShotCandidate,
+    *,
     name: str,
     backend: Backend,
     train: Sequence[Example],

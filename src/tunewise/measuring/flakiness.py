@@ -67,6 +67,7 @@ def example_flakiness(samples: Sequence[str]) -> float:
 def measure_flakiness(
     task: Task,
     predictor: Predictor,
+    *,
     measured: dict[str, Prediction],
     test: Sequence[Example],
     cache: ResponseCache,

@@ -1,0 +1,89 @@
+"""Reading task.yaml: YAML to a validated Task whose errors name the file, line and key, with
+data paths resolved against the task's folder; and the task's hash and JSON Schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tunewise.errors import TaskError
+from tunewise.strategies.catalog import strategy_names
+from tunewise.task.config import DataFiles, ExtraDataset, Task
+from tunewise.task.error_messages import explain, key_lines
+
+
+def union_tags() -> frozenset[str]:
+    """The tags pydantic inserts in error locations after a union field (output_format, a
+    candidate)."""
+    return frozenset({"label", "json", "text", *strategy_names()})
+
+
+def task_schema() -> dict[str, Any]:
+    """JSON Schema of task.yaml, for editors and `tunewise schema`."""
+    return Task.model_json_schema(by_alias=True)
+
+
+def task_hash(task: Task) -> str:
+    """sha256 of the task's canonical JSON. Data files count by name only: their content is in
+    the data hash, and the same task must hash the same in any folder."""
+    document = task.model_dump(mode="json", by_alias=True)
+    files = document["data"]
+    for key in ("train", "test", "documents", "unlabeled"):
+        if files[key]:
+            files[key] = Path(files[key]).name
+    if files["updates"]:
+        files["updates"] = {k: Path(v).name for k, v in files["updates"].items()}
+    for extra in document["datasets"]:
+        for key in ("train", "test"):
+            if extra[key]:
+                extra[key] = Path(extra[key]).name
+    blob = json.dumps(document, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and validate a task file; relative data paths resolve against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TaskError(f"{path}: no such task file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskError(f"{path}: cannot read task file ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+        lines = key_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise TaskError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise TaskError(
+            f"{path}: a task file must be a mapping of keys (name, contract, data, ...)"
+        )
+    try:
+        task = Task.model_validate(raw)
+    except ValidationError as exc:
+        raise TaskError(explain(path, exc, lines, Task, union_tags())) from None
+    return _resolve_paths(task, path.parent)
+
+
+def _resolve_paths(task: Task, base: Path) -> Task:
+    def resolve(fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: (base / value).resolve()
+            if isinstance(value, Path)
+            else resolve(value)
+            if isinstance(value, dict)
+            else value
+            for key, value in fields.items()
+        }
+
+    datasets = [ExtraDataset(**resolve(d.model_dump())) for d in task.datasets]
+    data = DataFiles(**resolve(task.data.model_dump()))
+    return task.model_copy(update={"data": data, "datasets": datasets})
