@@ -19,8 +19,8 @@ import pytest
 
 import tunewise.retrieval.index as index_module
 from tunewise.models.backend import Generation, LabelScores, Message, Sampling, one_by_one
-from tunewise.models.local import embedded_model_folder
 from tunewise.models.registry import register_backend, unregister_backend
+from tunewise.models.weights import embedded_model_folder
 from tunewise.run import RunOptions, RunResult, run_task
 from tunewise.task.loading import load_task
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import fresh_home, tunewise
 
-from tunewise.models.local import EMBEDDED_GGUF, EMBEDDED_NAME, LocalModel, render_prompt
+from tunewise.models.local import LocalModel
+from tunewise.models.rendering import render_prompt
+from tunewise.models.weights import EMBEDDED_GGUF, EMBEDDED_NAME
 
 pytestmark = pytest.mark.integration
 

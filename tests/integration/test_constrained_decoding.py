@@ -10,7 +10,8 @@ import pytest
 
 from tunewise.evaluation import validate
 from tunewise.models.constrained import ConstrainedModel, grammar_for
-from tunewise.models.local import EMBEDDED_NAME, LocalModel
+from tunewise.models.local import LocalModel
+from tunewise.models.weights import EMBEDDED_NAME
 from tunewise.task.config import JsonFormat, TextFormat
 
 pytestmark = pytest.mark.integration

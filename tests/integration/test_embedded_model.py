@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import assert_decision_matches, environment, fresh_home, tunewise
 
-from tunewise.models.local import EMBEDDED_NAME, LocalModel
+from tunewise.models.local import LocalModel
+from tunewise.models.weights import EMBEDDED_NAME
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from tunewise.checks.tokenization import (
 )
 from tunewise.checks.tokenizers import LoadedTokenizer, load_tokenizer
 from tunewise.errors import ModelError
-from tunewise.models.local import render_prompt, special_strings
+from tunewise.models.rendering import render_prompt, special_strings
 from tunewise.run import RunOptions, load_data
 from tunewise.strategies.prompts import build_messages
 from tunewise.strategies.specs import ZeroShotCandidate

@@ -19,19 +19,19 @@ from conftest import ScriptedBackend
 import tunewise.models.local as local
 from tunewise.errors import ModelError, TunewiseError
 from tunewise.models.dtype import dtype_for, near_tie, referee_fits, resolve_dtype
-from tunewise.models.local import (
-    EMBEDDED_INSTALL,
-    EMBEDDED_NAME,
-    EMBEDDED_PACKAGE,
-    LocalModel,
-    embedded_model_folder,
-    weights_fingerprint,
-)
+from tunewise.models.local import LocalModel
 from tunewise.models.registry import (
     known_specs,
     load_backend,
     register_backend,
     unregister_backend,
+)
+from tunewise.models.weights import (
+    EMBEDDED_INSTALL,
+    EMBEDDED_NAME,
+    EMBEDDED_PACKAGE,
+    embedded_model_folder,
+    weights_fingerprint,
 )
 
 
@@ -262,7 +262,7 @@ def test_fingerprint_is_memoised(
             content_hashes.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(local.hashlib, "sha256", counting_sha256)
+    monkeypatch.setattr(hashlib, "sha256", counting_sha256)
     home = tmp_path / "home"
     first = weights_fingerprint(model_folder, home)
     assert len(content_hashes) == 1

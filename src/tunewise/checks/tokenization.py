@@ -75,7 +75,7 @@ def tokenizer_findings(
     tokenizer: Any, texts: Sequence[Text], window: ContextWindow, render: Render
 ) -> dict[str, Any]:
     """Every tokenizer check on the task's inputs (see the module docstring)."""
-    from tunewise.models.local import special_strings
+    from tunewise.models.rendering import special_strings
 
     strings = [t.text for t in texts]
     fast = bool(getattr(tokenizer, "is_fast", False))

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tunewise.home import tunewise_home
-from tunewise.models.local import EMBEDDED_GGUF, EMBEDDED_NAME, LocalModel, embedded_package
+from tunewise.models.local import LocalModel
 from tunewise.models.registry import known_specs, load_backend
+from tunewise.models.weights import EMBEDDED_GGUF, EMBEDDED_NAME, embedded_package
 
 if TYPE_CHECKING:
     from tunewise.task.config import ModelEndpoint

@@ -25,6 +25,7 @@ from tunewise.finetune.batches import (
     length_grouped_batches,
     shared_prefix,
 )
+from tunewise.finetune.checkpoints import TrainingState, checkpoint, resume, save_adapter
 from tunewise.finetune.examples import IGNORE, TrainingSequence
 from tunewise.strategies.specs import FineTuningOptions
 
@@ -126,24 +127,6 @@ def _frozen_linears_in_bf16(model: Any) -> None:
             module.weight.data = weight.data.to(torch.bfloat16)
 
 
-@dataclass
-class _State:
-    """Everything a checkpoint must restore besides the weights and optimizer."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    best_loss: float = math.inf
-    best_step: int = 0
-    evaluations_without_improvement: int = 0
-    stopped_early: bool = False
-    resumed_from_step: int = 0
-    curve: list[dict[str, float]] | None = None
-    pending_losses: list[float] | None = None
-
-
 def train_adapter(
     base_folder: Path,
     train: Sequence[TrainingSequence],
@@ -186,7 +169,7 @@ def train_adapter(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     # One process only: a DDP-wrapped model must see one forward call per backward.
     prefix = shared_prefix([*train, *validation]) if accelerator.num_processes == 1 else 0
-    state = _resume(work, accelerator, model, optimizer, scheduler)
+    state = resume(work, accelerator, model, optimizer, scheduler)
     advance(state.step)
     evaluate_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
     started = time.perf_counter() - state.seconds
@@ -233,7 +216,7 @@ def train_adapter(
                     break
             if state.step % config.checkpoint_every == 0:
                 state.seconds = time.perf_counter() - started
-                _checkpoint(state, accelerator, model, optimizer, scheduler, work)
+                checkpoint(state, accelerator, model, optimizer, scheduler, work)
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
@@ -277,7 +260,7 @@ def _validation_loss(
 
 
 def _evaluate(
-    state: _State,
+    state: TrainingState,
     loss: float,
     steps_per_epoch: int,
     config: TrainingConfig,
@@ -299,80 +282,15 @@ def _evaluate(
     if loss < state.best_loss - 1e-4:
         state.best_loss, state.best_step = loss, state.step
         state.evaluations_without_improvement = 0
-        _save_adapter(accelerator, model, work / "best")
+        save_adapter(accelerator, model, work / "best")
     else:
         state.evaluations_without_improvement += 1
         if state.evaluations_without_improvement >= config.early_stopping_patience:
             state.stopped_early = True
 
 
-def _save_adapter(accelerator: Any, model: Any, folder: Path) -> None:
-    """Save adapter weights to `folder` atomically (a sibling temp folder, then a swap)."""
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return
-    staging = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    accelerator.unwrap_model(model).save_pretrained(staging)
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(staging, folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _checkpoint(
-    state: _State, accelerator: Any, model: Any, optimizer: Any, scheduler: Any, work: Path
-) -> None:
-    """Write checkpoint-<step>/ (adapter + state) under a temporary name, rename it into place,
-    then drop older ones: a kill at any moment leaves at least one complete checkpoint."""
-    import torch
-
-    staging = work / f"checkpoint-{state.step}.tmp"
-    _save_adapter(accelerator, model, staging / "adapter")
-    if accelerator.is_main_process:
-        saved = {
-            "state": asdict(state),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        torch.save(saved, staging / "state.pt")
-        os.replace(staging, work / f"checkpoint-{state.step}")
-        for older in _checkpoints(work)[:-1]:
-            shutil.rmtree(older, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def _checkpoints(work: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
-    found = [p for p in work.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[11:]))
-
-
-def _resume(work: Path, accelerator: Any, model: Any, optimizer: Any, scheduler: Any) -> _State:
-    """Restore the last checkpoint if a killed run left one; else a fresh state."""
-    import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    checkpoints = _checkpoints(work) if work.exists() else []
-    if not checkpoints:
-        return _State(curve=[], pending_losses=[])
-    folder = checkpoints[-1]
-    saved = torch.load(folder / "state.pt", weights_only=False)
-    weights = load_file(folder / "adapter" / "adapter_model.safetensors")
-    set_peft_model_state_dict(accelerator.unwrap_model(model), weights)
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["torch_rng"])
-    state = _State(**saved["state"])
-    state.resumed_from_step = state.step
-    return state
-
-
 def _record(
-    state: _State,
+    state: TrainingState,
     accelerator: Any,
     model: Any,
     config: TrainingConfig,
@@ -419,7 +337,7 @@ def _publish(
     """Move the best adapter, its record and extra files into `out` in one rename."""
     best = work / "best"
     if not best.exists():  # no validation check ran: keep the final weights
-        _save_adapter(accelerator, model, best)
+        save_adapter(accelerator, model, best)
     if accelerator.is_main_process:
         (best / "training.json").write_text(json.dumps(record, indent=2))
         for name, text in extra_files.items():

