@@ -81,7 +81,9 @@ def weights_fingerprint(folder: Path, home: Path) -> str:
                 digest.update(block)
     value = digest.hexdigest()
     memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"stamp": stamp, "sha256": value}))
+    # A temp file of its own: two processes may fingerprint the same folder at once.
+    handle, tmp = tempfile.mkstemp(dir=memo.parent, prefix=f".{memo.name}-")
+    with os.fdopen(handle, "w") as out:
+        out.write(json.dumps({"stamp": stamp, "sha256": value}))
     os.replace(tmp, memo)
     return value
