@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,12 +23,6 @@ from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.models.weights import embedded_model_folder
 from tunewise.run import RunOptions, RunResult, run_task
 from tunewise.task.loading import load_task
-
-# Under pytest-xdist each worker gets its share of the cores (torch reads this when it is first
-# imported, in the worker and in the CLI processes it starts): two workers of two threads each
-# on two cores spend their time waiting on each other.
-if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
 
 Rule = Callable[[Sequence[Message]], str]
 
@@ -221,16 +214,9 @@ def tiny_task(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def converted_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One TUNEWISE_HOME holding the converted embedded model, made once per test session (and
-    shared by pytest-xdist's workers, which convert it under a lock, one of them)."""
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the one base folder of all the workers' temp folders
-    home = shared / "embedded-home"
-    with FileLock(str(shared / "embedded-home.lock")):
-        embedded_model_folder(home)
+    """One TUNEWISE_HOME holding the converted embedded model, made once per test session."""
+    home = tmp_path_factory.mktemp("embedded-home")
+    embedded_model_folder(home)
     return home
 
 

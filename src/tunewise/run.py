@@ -174,8 +174,9 @@ def run_task(
             task, spec, train=dataset.train, backend=backend_for(spec), name=name,
             progress=progress,
         )  # fmt: skip
-        training = prepared.details["training"]
-        return float(training["seconds"]), int(training["examples"]) * spec.epochs
+        training = prepared.setup.training
+        assert training is not None  # spec is a fine-tuning candidate: it trained
+        return training.seconds, training.examples * spec.epochs
 
     ladder = None
     try:
@@ -286,5 +287,6 @@ def train_only(
             task, spec, train=dataset.train, backend=backend, name=name, progress=progress,
             index=knowledge.index if knowledge else None,
         )  # fmt: skip
-        trained.append((name, Path(predictor.details["adapter_path"])))
+        assert predictor.setup.adapter is not None  # only the strategies that train are here
+        trained.append((name, predictor.setup.adapter))
     return trained

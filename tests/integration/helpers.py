@@ -21,12 +21,34 @@ def environment(home: Path) -> dict[str, str]:
     return {**os.environ, "TUNEWISE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
 
 
-def tunewise(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a fresh process, as a user would."""
-    command = [sys.executable, "-m", "tunewise", *args]
-    return subprocess.run(
-        command, env=environment(home), capture_output=True, text=True, timeout=timeout
-    )
+def tunewise(
+    *args: str, home: Path, timeout: float = 600, fresh_process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would: its commands, exit codes and output. In this process by
+    default (torch and the embedders are imported once for the whole suite, about 5 s a run);
+    `fresh_process` runs it as its own process, with nothing imported or cached."""
+    if fresh_process:
+        command = [sys.executable, "-m", "tunewise", *args]
+        return subprocess.run(
+            command, env=environment(home), capture_output=True, text=True, timeout=timeout
+        )
+    from typer.testing import CliRunner
+
+    from tunewise.cli.main import app
+
+    saved = {key: os.environ.get(key) for key in ("TUNEWISE_HOME", "HF_HUB_OFFLINE")}
+    os.environ.update(TUNEWISE_HOME=str(home), HF_HUB_OFFLINE="1")
+    try:
+        result = CliRunner().invoke(app, list(args))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 _DESCRIBED = re.compile(

@@ -40,7 +40,7 @@ TEST = [
     ("rtl", "the invoice file is named \u202etxt.exe\u202c and \u200fit worked", "neutral", None),
     ("control", "the motor\x07 died after two\x1b days", "negative", None),
     ("emoji-cjk", "这个搅拌机非常好用 😀🎉👍 太棒了\uff0c我很喜欢", "positive", None),
-    ("long", "the blender works " + "very " * 10_000 + "well", "positive", None),
+    ("long", "the blender works " + "very " * 8_300 + "well", "positive", None),
     ("de", "Der Mixer ist leise und zerkleinert Eis in wenigen Sekunden.", "positive", "de"),
 ]
 
@@ -82,7 +82,7 @@ def test_check_reports_every_risk_and_proves_special_tokens_defused(tmp_path: Pa
     context = local["context"]
     assert context["window"]["tokens"] == 8192
     assert context["over_window"] == {"count": 1, "ids": ["long"]}
-    assert context["longest_input_tokens"] > 10_000
+    assert context["longest_input_tokens"] > 8192
     assert "never truncates" in context["truncation"]
     assert "emoji-cjk" in local["token_heavy"]["ids"]
     assert local["scripts"]["emoji"]["tokens_per_char"] > 1
@@ -171,7 +171,7 @@ def test_run_survives_hostile_inputs_and_special_tokens_stay_text(
     }
     assert set(answers) == {row[0] for row in rows}
     assert all(a["output"] in {"positive", "negative", "neutral"} for a in answers.values())
-    assert answers["long"]["input_tokens"] > 10_000
+    assert answers["long"]["input_tokens"] > 8192  # past the context window
     model = LocalModel(EMBEDDED_NAME, converted_home / "models" / EMBEDDED_NAME, converted_home)
     task = json.loads((run / "task.json").read_text(encoding="utf-8"))["task"]
     from tunewise.strategies.prompts import build_messages

@@ -174,7 +174,7 @@ def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     # No flag but a tight budget: the ladder measures prompting on the smallest test sample that
     # keeps the CI near +-0.1, and reports LoRA as not run, with the command that runs it.
     args = ("run", str(INTENTS), "--budget", "30s", "--out", str(out))
-    first = tunewise(*args, home=home)
+    first = tunewise(*args, home=home, fresh_process=True)  # one run exactly as a user's
     assert first.returncode == 0, first.stderr
     (run_dir,) = out.iterdir()
     results = json.loads((run_dir / "results.json").read_text())

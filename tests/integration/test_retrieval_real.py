@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from helpers import assert_decision_matches, fresh_home, tunewise
 
+from tunewise.run import RunOptions, run_task
+from tunewise.task.loading import load_task
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +90,27 @@ def test_changing_one_document_re_embeds_only_that_document(
     changed_chunks = len(records[4]["text"].split()) // 150 + 1
     assert 1 <= rebuilt.embedded_chunks <= changed_chunks
     assert index().embedded_chunks == 0  # unchanged documents: the index is reused whole
+
+
+def test_extractive_answers_are_spans_of_the_passages_they_were_shown(
+    news_task: Path, converted_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = news_task.read_text().split("candidates:")[0] + (
+        "candidates:\n  - {strategy: rag, top_k: 1, answer: extractive, calibration_examples: 8}\n"
+    )
+    news_task.write_text(text)
+    monkeypatch.setenv("TUNEWISE_HOME", str(fresh_home(converted_home, tmp_path)))
+    result = run_task(load_task(news_task), RunOptions(limit=8))
+    (rag,) = result.candidates
+    assert rag.params["answer"] == "extractive" and rag.params["calibration_examples"] == 8
+    assert rag.params["verbatim_answers"] >= 0.9  # the fixture's answers are copied from it
+    assert result.knowledge is not None
+    chunks = {chunk.id: chunk.text for chunk in result.knowledge.index.chunks}
+    assert len(rag.predictions) == 8
+    for answer in rag.predictions:
+        context = "\n".join(chunks[source] for source in answer.sources)
+        assert answer.output == "I don't know" or answer.output in context, answer
+        assert answer.confidence is not None or answer.output == "I don't know"
 
 
 def test_freshness_probe_reads_the_patched_documents(converted_home: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
 from tunewise.strategies import lora
 from tunewise.strategies import teacher as labelling
+from tunewise.strategies.setup import Setup
 from tunewise.strategies.specs import LoraCandidate
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
@@ -82,9 +84,12 @@ class Trained:
     def params(self, base: Any) -> dict[str, Any]:
         return {"base_model": base.spec, "train_examples": len(self.examples)}
 
-    def details(self, task: Any) -> dict[str, Any]:
-        n = len(self.examples)
-        return {"training": {"seconds": 1.5, "examples": n - 1, "validation_examples": 1}}
+    cached = False
+    folder = Path("adapter")
+
+    def setup(self, task: Any, distillation: Any) -> Setup:
+        # The real record of training and labelling, with no adapter folder to copy.
+        return replace(lora.Adapter.setup(self, task, distillation), adapter=None)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -258,10 +263,11 @@ def test_the_student_trains_on_teacher_labels_only(
     flipped = [e for e in trained.examples if HUMAN[e.input] != "neutral"]
     assert flipped and all(e.output != HUMAN[e.input] for e in flipped)
     assert trained.recipe == {"prompt": "short", "teacher": "teacher:x"}
-    assert predictor.details["distillation"]["kept"] == 9
+    assert predictor.setup.distillation is not None
+    assert predictor.setup.distillation.record()["kept"] == 9
     assert predictor.params["teacher"] == "teacher:x"
-    teacher_seconds = predictor.details["distillation"]["seconds"]
-    assert predictor.setup_seconds == pytest.approx(1.5 + teacher_seconds)
+    teacher_seconds = predictor.setup.distillation.seconds
+    assert predictor.setup.seconds == pytest.approx(1.5 + teacher_seconds)
 
 
 def test_without_a_teacher_the_student_trains_on_human_labels(
@@ -271,7 +277,8 @@ def test_without_a_teacher_the_student_trains_on_human_labels(
     predictor = lora.prepare(task, task.candidates[0], train_examples(), trained.student, "lora")
     assert [(e.input, e.output) for e in trained.examples] == list(HUMAN.items())
     assert trained.recipe == {"prompt": "short"}  # human-trained adapters keep their cache key
-    assert "distillation" not in predictor.details
+    assert predictor.setup.distillation is None
+    assert "distillation" not in predictor.setup.record()
 
 
 def test_max_train_examples_bounds_what_the_teacher_labels(

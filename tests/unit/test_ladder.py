@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import TEXT_TASK
 
 from tunewise.deciding.budget import parse_budget
 from tunewise.deciding.climb import walk
@@ -20,6 +21,7 @@ from tunewise.inference.predict import Prediction
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.selection import ladder_settings, suggested_command
 from tunewise.run import RunOptions
+from tunewise.strategies.setup import Setup, Training
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
@@ -37,6 +39,8 @@ class World:
     train_per_example: float = 0.5  # seconds per example and epoch
     now: float = 0.0
     asked: list[tuple[str, int, int | None, int]] = field(default_factory=list)
+    metric: str = "accuracy"
+    params: dict[str, dict[str, float]] = field(default_factory=dict)  # by strategy
 
     def clock(self) -> float:
         return self.now
@@ -51,7 +55,7 @@ class World:
             self.now += trained * spec.epochs * self.train_per_example
         self.now += seconds * len(examples)
         self.asked.append((name, len(examples), trained, getattr(spec, "epochs", 0)))
-        value = self.quality.get(spec.strategy, self.quality["few-shot"])  # optimized-prompt
+        value = self.quality.get(name, self.quality.get(spec.strategy, self.quality["few-shot"]))
         metric = MetricValue(value, value - 0.05, value + 0.05, len(examples))
         predictions = [
             Prediction(name, e.id, e.output, 50, 1, seconds * 1000, (), False, "stop",
@@ -65,13 +69,16 @@ class World:
             "latency_p95_ms": seconds * 1000,
         }
         training = (trained or 0) * getattr(spec, "epochs", 0) * self.train_per_example
-        setup = {
-            "seconds": training,
-            "training": {"seconds": training, "examples": trained, "validation_examples": 0},
-        }
+        setup = Setup(
+            seconds=training,
+            training=Training(seconds=training, examples=trained or 0, validation_examples=0),
+        )
+        params = {"train_examples": trained or 0, **self.params.get(spec.strategy, {})}
+        if hasattr(spec, "answer"):
+            params["answer"] = spec.answer
         return CandidateResult(
-            name, spec.strategy, "m", "f", {"train_examples": trained or 0},
-            {"accuracy": metric}, usage, setup if trained else {}, predictions,
+            name, spec.strategy, "m", "f", params,
+            {self.metric: metric}, usage, setup if trained else Setup(), predictions,
         )  # fmt: skip
 
     def train_seconds(self, spec: FineTuningOptions, name: str) -> tuple[float, int]:
@@ -278,3 +285,27 @@ def test_a_large_task_prompting_cannot_reach_measures_lora_and_says_what_next(ta
     )  # fmt: skip
     assert following.command is not None and following.command.startswith("tunewise run")
     assert "--limit 100" in following.command
+
+
+def test_answers_verbatim_in_the_documents_get_extractive_rag_beside_the_free_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
+    text = with_documents(load_task(tmp_path / "task.yaml"), tmp_path)  # token_f1 >= 0.5
+    quality = {"zero-shot": 0.1, "few-shot": 0.1, "rag": 0.2, "rag-extractive": 0.4, "lora": 0.3}
+    world = World({**quality, "hybrid": 0.6}, metric="token_f1")
+    world.params = {"rag": {"verbatim_answers": 0.9}}
+    ladder, record = climb(text, world)
+    names = [r.name for r in ladder.results]
+    assert names[3:5] == ["rag", "rag-extractive"]
+    (step2,) = [s for s in record.steps if s.step == 2]
+    assert step2.candidates == ("rag", "rag-extractive")
+    hybrid = ladder.specs[names.index("hybrid")]
+    assert getattr(hybrid, "answer", None) == "extractive"  # as the better RAG answered
+    # Answers that are rarely verbatim, or a model whose logits cannot be masked: free only.
+    world = World({**quality, "hybrid": 0.6}, metric="token_f1")
+    world.params = {"rag": {"verbatim_answers": 0.3}}
+    assert "rag-extractive" not in [r.name for r in climb(text, world)[0].results]
+    world.params = {"rag": {"verbatim_answers": 0.9}}
+    ladder, _ = climb(text, world, trainable=False)
+    assert "rag-extractive" not in [r.name for r in ladder.results]

@@ -76,7 +76,8 @@ def script_proposals(backend: ScriptedBackend) -> None:
 
 
 def search_of(result: Any) -> dict[str, Any]:
-    return result.setup["search"]
+    assert result.setup.search is not None
+    return result.setup.search.record()
 
 
 # ---- what the search picks -------------------------------------------------------------------
@@ -223,7 +224,7 @@ def test_the_search_asks_each_trial_each_example_once_and_counts_every_call(
     expected = search["proposer"]["asked"] + search["bootstrap"]["tried"] + validation_calls
     assert search["calls"] == search["requests"] == expected
     assert len(scripted.calls) == expected + len(TEST)
-    assert opt.setup["seconds"] == search["seconds"] > 0
+    assert opt.setup.seconds == search["seconds"] > 0
 
 
 # ---- the test split stays unseen -------------------------------------------------------------
@@ -257,7 +258,8 @@ def test_prepare_searches_only_what_it_is_given(scripted: ScriptedBackend, tmp_p
     assert not any("testonly" in text for text in sent)
     inputs = {m["content"] for call in scripted.calls for m in call if m["role"] == "user"}
     assert inputs <= {x for x, _ in TRAIN[:20]}
-    assert predictor.details["search"]["validation_examples"] == 10
+    assert predictor.setup.search is not None
+    assert predictor.setup.search.record()["validation_examples"] == 10
 
 
 def test_too_little_training_data_is_a_clear_error(
@@ -324,7 +326,7 @@ def test_a_rerun_is_served_from_the_cache(scripted: ScriptedBackend, tmp_path: P
     assert search_of(again)["calls"] == 0 and search_of(first)["calls"] > 0
     assert search_of(again)["requests"] == search_of(first)["requests"]
     assert search_of(again)["trials"] == search_of(first)["trials"]
-    assert again.setup["seconds"] == first.setup["seconds"]  # the search's measured cost
+    assert again.setup.seconds == first.setup.seconds  # the search's measured cost
 
 
 def test_a_separate_proposer_model_writes_the_instructions(

@@ -298,8 +298,11 @@ def test_prepare_records_the_index_and_its_settings(index: Index) -> None:
         "chunk_tokens": 200,
         "chunk_overlap": 40,
         "index": index.key,
+        "answer": "free",  # auto: the scripted task's answers are labels, not spans
+        "verbatim_answers": 0.0,
     }
-    assert prepared.details == {
+    assert prepared.setup.record() == {
+        "seconds": prepared.setup.seconds,
         "index": {
             "key": index.key,
             "documents": len(ISLAND),
@@ -307,9 +310,9 @@ def test_prepare_records_the_index_and_its_settings(index: Index) -> None:
             "embedded_chunks": len(index.chunks),
             "seconds": round(index.build_seconds, 3),
             "cached": False,
-        }
+        },
     }
-    assert prepared.setup_seconds >= index.build_seconds
+    assert prepared.setup.seconds >= index.build_seconds
 
 
 def test_rag_without_an_index_is_an_error() -> None:

@@ -22,6 +22,7 @@ from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.strategies.prompts import system_prompt
+from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract, TextFormat
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
@@ -259,9 +260,8 @@ def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
         name: str = "rag"
         strategy: str = "rag"
         backend: ScriptedBackend = field(default_factory=lambda: ScriptedBackend(lambda m: "x"))
-        setup_seconds: float = 0.0
         params: dict = field(default_factory=dict)  # type: ignore[type-arg]
-        details: dict = field(default_factory=dict)  # type: ignore[type-arg]
+        setup: Setup = field(default_factory=Setup)
 
         def request(self, example: Example) -> Request:
             found = () if example.id == "t1" else ("d0", "d1")

@@ -17,6 +17,7 @@ from tunewise.models.local import LocalModel
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
+from tunewise.strategies.setup import Setup, Training
 from tunewise.strategies.specs import LoraCandidate
 from tunewise.task.config import Task
 from tunewise.task.loading import load_task
@@ -59,7 +60,7 @@ def result(name: str, value: float, train: int = 90, validation: int = 10) -> Ca
         {"train_examples": train},
         {"accuracy": metric},
         {},
-        {"training": {"validation_examples": validation}},
+        Setup(training=Training(validation_examples=validation)),
         [],
     )
 

@@ -338,3 +338,17 @@ def test_multilingual_test_draw_balances_fields() -> None:
     assert set(Counter(field for _, field in chosen).values()) == {build.PER_FIELD}
     assert all(field in answers[country] for country, field in chosen)
     assert build.draw_test_facts(answers, sorted(answers), random.Random(0)) == chosen
+
+
+def test_python_docs_qa_answers_are_spans_of_their_gold_documents() -> None:
+    folder = EXAMPLES / "python-docs-qa"
+    documents = {
+        json.loads(line)["id"]: json.loads(line)["text"]
+        for line in (folder / "documents.jsonl").read_text(encoding="utf-8").splitlines()
+    }
+    for split in ("train", "test"):
+        lines = (folder / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(lines) >= 120
+        for line in lines:
+            example = json.loads(line)
+            assert example["output"] in documents[example["doc_id"]], example["id"]

@@ -19,6 +19,7 @@ from tunewise.deciding.ladder import (
 from tunewise.deciding.verdict import Recommendation
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.strategies.catalog import names_where
+from tunewise.strategies.extractive import answer_mode
 from tunewise.strategies.specs import FineTuningOptions, LoraCandidate, OptimizedPromptCandidate
 from tunewise.task.data import sample_examples, stratify_by_label
 
@@ -210,7 +211,14 @@ def _rag(ladder: Ladder) -> str | None:
             estimated_seconds=estimate, command=ladder.command(STEPS[2][1]),
         )  # fmt: skip
         return None
-    ladder.run(spec, "rag")
+    measured = ladder.run(spec, "rag")
+    names: tuple[str, ...] = ("rag",)
+    # Answers mostly verbatim in the documents: copying spans is measured beside generating.
+    share = float(measured.params.get("verbatim_answers", 0.0))
+    copies = answer_mode(ladder.task, "auto", share, ladder.trainable) == "extractive"
+    if copies and measured.params.get("answer") == "free" and ladder.fits(estimate):
+        ladder.run(spec.model_copy(update={"answer": "extractive"}), "rag-extractive")
+        names = ("rag", "rag-extractive")
     recommendation = ladder.decision()
     reason = _verdict_text(recommendation, 2)
     ladder.record(
@@ -218,7 +226,7 @@ def _rag(ladder: Ladder) -> str | None:
         "RAG",
         "run",
         reason,
-        candidates=("rag",),
+        candidates=names,
         seconds=ladder.clock() - began,
         estimated_seconds=estimate,
     )
@@ -260,11 +268,12 @@ def _hybrid(ladder: Ladder) -> str | None:
     if ladder.task.data.documents is None:
         ladder.record(4, "hybrid", "skipped", "the task has no documents (data.documents)")
         return None
-    rag, tuned = ladder.measured(frozenset({"rag"})), ladder.measured(frozenset({"lora"}))
-    if not rag or not tuned:
+    rags, tuned = ladder.measured(frozenset({"rag"})), ladder.measured(frozenset({"lora"}))
+    if not rags or not tuned:
         ladder.record(4, "hybrid", "skipped", "needs both RAG and LoRA measured first")
         return None
     metric = primary_metric(ladder.task)
+    rag = [max(rags, key=lambda r: r.metrics[metric].value)]  # the better way of answering
     prompting = ladder.measured(names_where(family="prompting"))
     best = max((r.metrics[metric].value for r in prompting), default=-math.inf)
     helps = [r.metrics[metric].value > best for r in (rag[0], tuned[0])]
@@ -277,8 +286,12 @@ def _hybrid(ladder: Ladder) -> str | None:
             f"{which} does not beat prompting, so combining it cannot be justified",
         )
         return None
+    # The hybrid answers the way the better RAG candidate did (unless the task says otherwise).
+    spec = ladder.settings("hybrid")
+    if "answer" not in spec.model_fields_set:
+        spec = spec.model_copy(update={"answer": rag[0].params.get("answer", "free")})
     return _train_and_measure(
-        ladder, 4, "hybrid", ladder.settings("hybrid"), "hybrid",  # type: ignore[arg-type]
+        ladder, 4, "hybrid", spec, "hybrid",  # type: ignore[arg-type]
         STEPS[4][1], "RAG and LoRA each beat prompting", factor=2.0,
     )  # fmt: skip
 

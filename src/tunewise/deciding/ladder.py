@@ -111,7 +111,7 @@ def compute_of(result: CandidateResult) -> float:
     if result.consistency is not None:
         extra = (len(result.consistency.draws) - 1) * result.consistency.examples
         redraws = extra * per_answer
-    return answers + float(result.setup.get("seconds", 0.0)) + redraws
+    return answers + result.setup.seconds + redraws
 
 
 Measure = Callable[[CandidateSpec, str, Sequence[Example]], CandidateResult]

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from tunewise.inference.cache import ResponseCache, cache_key
-from tunewise.models.backend import BatchIncomplete, Message, Sampling
+from tunewise.models.backend import Backend, BatchIncomplete, Sampling
 from tunewise.strategies.predictor import Predictor, Request
 from tunewise.task.config import OutputFormat
 from tunewise.task.data import Example
@@ -40,6 +40,7 @@ class Prediction:
     tokens_estimated: bool = False  # the server reported no usage; token counts are estimates
     repairs: int = 0  # repair requests this answer took (tokens and time include them)
     first_output: str | None = None  # the answer before repair, when it was repaired
+    confidence: float | None = None  # extractive: the span's mean token log-probability
 
 
 def predict(
@@ -57,16 +58,16 @@ def predict(
     with only the rest."""
     backend = predictor.backend
     requests = [predictor.request(example) for example in examples]
-    answer: Callable[[list[list[Message]]], Sequence[Any]]
+    answer: Callable[[list[Request]], Sequence[Any]]
     if output_format.type == "label":
         labels = list(output_format.labels)
         params: dict[str, Any] = {"operation": "score_labels", "labels": labels}
-        answer = partial(backend.score_labels, labels=labels)
+        answer = lambda chunk: backend.score_labels([r.messages for r in chunk], labels)  # noqa: E731
     else:
         params = {"operation": "generate", "max_new_tokens": max_new_tokens}
         if sampling is not None:  # greedy answers keep the keys they always had
             params |= {"temperature": sampling.temperature, "seed": sampling.seed}
-        answer = partial(backend.generate, max_new_tokens=max_new_tokens, sampling=sampling)
+        answer = partial(_generate, backend, max_new_tokens=max_new_tokens, sampling=sampling)
     keys = [
         cache_key(model=backend.spec, weights=backend.fingerprint(), messages=r.messages, **params)
         for r in requests
@@ -83,7 +84,7 @@ def predict(
     for start in range(0, len(missing), size):
         chunk = missing[start : start + size]
         try:
-            answers: Sequence[Any] = answer([requests[i].messages for i in chunk])
+            answers: Sequence[Any] = answer([requests[i] for i in chunk])
         except BatchIncomplete as incomplete:
             for i, done in zip(chunk, incomplete.done, strict=True):
                 if done is not None:
@@ -100,6 +101,19 @@ def predict(
         )
         if value is not None
     ]
+
+
+def _generate(
+    backend: Backend, chunk: list[Request], *, max_new_tokens: int, sampling: Sampling | None
+) -> Sequence[Any]:
+    """Generations for a chunk; an extractive candidate's requests carry their passages."""
+    messages = [r.messages for r in chunk]
+    if any(r.spans is not None for r in chunk):
+        spans = [r.spans or () for r in chunk]
+        return backend.generate(  # type: ignore[call-arg]
+            messages, max_new_tokens=max_new_tokens, sampling=sampling, spans=spans
+        )
+    return backend.generate(messages, max_new_tokens=max_new_tokens, sampling=sampling)
 
 
 def _prediction(
@@ -123,4 +137,5 @@ def _prediction(
         context_tokens=request.context_tokens,
         compute_ms=(value["seconds"] if compute is None else compute) * 1000,
         tokens_estimated=value.get("tokens_estimated", False),
+        confidence=value.get("confidence"),
     )

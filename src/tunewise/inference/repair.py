@@ -18,6 +18,7 @@ from tunewise.inference.predict import Prediction, predict
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.predictor import Predictor, Request
 from tunewise.strategies.prompts import format_instruction
+from tunewise.strategies.setup import Setup
 from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import OutputFormat, Task
 from tunewise.task.data import Example
@@ -70,9 +71,8 @@ class _Conversations:
     strategy: str
     backend: Backend
     conversations: dict[str, list[Message]]
-    setup_seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
+    setup: Setup = field(default_factory=Setup)
 
     def request(self, example: Example) -> Request:
         return Request(self.conversations[example.id])

@@ -4,7 +4,7 @@ document update, ask it the changed questions (the freshness probe)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from tunewise.retrieval.knowledge import Knowledge
 from tunewise.strategies.predictor import Predictor
 from tunewise.strategies.prepare import prepare_candidate
 from tunewise.strategies.rag import RagPredictor
+from tunewise.strategies.setup import IndexBuild, PromptSearch, Setup, Training
 from tunewise.strategies.specs import CandidateSpec, FewShotCandidate
 from tunewise.task.config import METRICS_BY_FORMAT, Task
 from tunewise.task.data import Dataset, Example
@@ -42,7 +43,7 @@ class CandidateResult:
     params: dict[str, Any]
     metrics: dict[str, MetricValue]
     usage: dict[str, float]
-    setup: dict[str, Any]
+    setup: Setup
     predictions: list[Prediction] = field(repr=False)
     skipped: str | None = None  # why the candidate could not run here; then nothing is measured
     freshness: Freshness | None = None
@@ -66,16 +67,16 @@ class CandidateResult:
 
     def cost_inputs(self) -> CostInputs:
         """What the cost model prices: measured usage per request and the setup's parts."""
-        training = self.setup.get("training") or {}
-        index = self.setup.get("index") or {}
-        search = self.setup.get("search") or {}  # optimized-prompt: the prompt search
+        training = self.setup.training or Training()
+        index = self.setup.index or IndexBuild()
+        search = self.setup.search or PromptSearch()  # optimized-prompt: the prompt search
         # An API model's search is paid by the token; a local one's by its compute time.
-        tokens = (search.get("input_tokens", 0), search.get("output_tokens", 0))
+        tokens = (search.input_tokens, search.output_tokens)
         # Distillation: a teacher's labelling is setup, by the token (API) or by compute time;
         # the labels a distilled student needed from people are only the teacher's demos.
-        teacher = self.setup.get("distillation") or {}
-        by_token = bool(teacher.get("remote"))
-        labelled = int(training.get("examples", 0)) + int(training.get("validation_examples", 0))
+        teacher = self.setup.distillation
+        by_token = teacher is not None and teacher.remote
+        labelled = training.examples + training.validation_examples
         return CostInputs(
             name=self.name,
             strategy=self.strategy,
@@ -83,18 +84,18 @@ class CandidateResult:
             input_tokens_per_request=self.usage["input_tokens_per_request"],
             output_tokens_per_request=self.usage["output_tokens_per_request"],
             compute_seconds_per_request=self.compute_seconds_per_request,
-            training_seconds=float(training.get("seconds", 0.0)),
-            index_seconds=float(index.get("seconds", 0.0)),
-            search_seconds=0.0 if self.remote else float(search.get("seconds", 0.0)),
+            training_seconds=training.seconds,
+            index_seconds=index.seconds,
+            search_seconds=0.0 if self.remote else search.seconds,
             setup_tokens_input=float(tokens[0]) if self.remote else 0.0,
             setup_tokens_output=float(tokens[1]) if self.remote else 0.0,
             # A fine-tuned candidate needs every example it trained and validated on labelled.
-            labelled_examples=int(teacher["human_labels"]) if teacher else labelled,
+            labelled_examples=teacher.human_labels if teacher else labelled,
             remote=self.remote,
-            teacher_model=teacher.get("teacher"),
-            teacher_seconds=0.0 if by_token else float(teacher.get("seconds", 0.0)),
-            teacher_tokens_input=float(teacher.get("input_tokens", 0)) if by_token else 0.0,
-            teacher_tokens_output=float(teacher.get("output_tokens", 0)) if by_token else 0.0,
+            teacher_model=teacher.teacher if teacher else None,
+            teacher_seconds=teacher.seconds if teacher and not by_token else 0.0,
+            teacher_tokens_input=float(teacher.input_tokens) if teacher and by_token else 0.0,
+            teacher_tokens_output=float(teacher.output_tokens) if teacher and by_token else 0.0,
         )
 
 
@@ -134,7 +135,7 @@ def measure_candidate(
         )
     except CandidateSkipped as reason:
         return CandidateResult(
-            name, spec.strategy, backend.spec, "", {}, {}, {}, {}, [], skipped=str(reason)
+            name, spec.strategy, backend.spec, "", {}, {}, {}, Setup(), [], skipped=str(reason)
         )
     max_repairs = repairs_for(task, spec)
     predictions, metrics, repaired = _evaluate(
@@ -167,7 +168,7 @@ def measure_candidate(
         params={**predictor.params, **_backend_params(predictor.backend)},
         metrics=metrics,
         usage=usage_of(predictions),
-        setup={"seconds": round(predictor.setup_seconds, 4), **predictor.details},
+        setup=replace(predictor.setup, seconds=round(predictor.setup.seconds, 4)),
         predictions=predictions,
         freshness=freshness,
         consistency=consistency,

@@ -33,7 +33,8 @@ def learning_curve(
         raise TunewiseError("--learning-curve needs a lora candidate; add lora to --strategies")
     spec, full = chosen
     metric = primary_metric(task)
-    full_size = full.params["train_examples"] + full.setup["training"]["validation_examples"]
+    assert full.setup.training is not None  # a measured lora candidate trained
+    full_size = full.params["train_examples"] + full.setup.training.validation_examples
     points = [_point(full_size, full.metrics[metric])]
     for size in sorted({min(max(size, 10), full_size) for size in sizes} - {full_size}):
         subset = spec.model_copy(update={"max_train_examples": size})

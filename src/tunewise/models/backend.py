@@ -38,6 +38,7 @@ class Generation:
     finish_reason: Literal["stop", "length"]
     tokens_estimated: bool = False  # the server reported no usage; counts are estimates
     compute_seconds: float | None = None  # this answer's own share of compute, when known
+    confidence: float | None = None  # extractive answers: the span's mean token log-probability
 
 
 @dataclass(frozen=True)

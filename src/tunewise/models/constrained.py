@@ -94,21 +94,16 @@ class GrammarMask:
         return scores
 
 
-class ConstrainedModel:
-    """A local model whose generations follow a grammar: the same weights and tokenizer (shared
-    with `base`), other answers, so its own fingerprint."""
+class SameWeights:
+    """A local model's weights and tokenizer (shared with `base`) under other decoding rules:
+    everything but generate() and the fingerprint is the base model's."""
 
-    def __init__(self, base: LocalModel, grammar: str) -> None:
+    def __init__(self, base: LocalModel) -> None:
         self.base = base
-        self.grammar = grammar
         self.spec = base.spec
         self.batch_size = base.batch_size
         self.label_batch_size = base.label_batch_size
         self.dtype = base.dtype
-
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256(self.grammar.encode()).hexdigest()
-        return hashlib.sha256(f"{self.base.fingerprint()}+grammar-{digest}".encode()).hexdigest()
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return self.base.count_tokens(messages)
@@ -118,6 +113,23 @@ class ConstrainedModel:
     ) -> list[LabelScores]:
         return self.base.score_labels(batch, labels)
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a strategy reads (tokenizer, render, folder) is the base model's.
+        return getattr(self.base, name)
+
+
+class ConstrainedModel(SameWeights):
+    """A local model whose generations follow a grammar: other answers, so its own
+    fingerprint."""
+
+    def __init__(self, base: LocalModel, grammar: str) -> None:
+        super().__init__(base)
+        self.grammar = grammar
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.grammar.encode()).hexdigest()
+        return hashlib.sha256(f"{self.base.fingerprint()}+grammar-{digest}".encode()).hexdigest()
+
     def generate(
         self,
         batch: Sequence[Sequence[Message]],
@@ -125,7 +137,3 @@ class ConstrainedModel:
         sampling: Sampling | None = None,
     ) -> list[Generation]:
         return self.base.generate(batch, max_new_tokens, sampling, grammar=self.grammar)
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else a strategy reads (tokenizer, render, folder) is the base model's.
-        return getattr(self.base, name)

@@ -19,6 +19,7 @@ from tunewise.models.backend import Generation, LabelScores, Message, Sampling, 
 from tunewise.models.constrained import GrammarMask, grammar_tokenizer
 from tunewise.models.dtype import NEAR_TIE_NATS, near_tie, referee_fits
 from tunewise.models.rendering import render_prompt, special_strings
+from tunewise.models.spans import SpanMask, mean_logprob
 from tunewise.models.weights import weights_fingerprint
 
 # Bump when render() or encode() change what a model sees for the same messages: it is part of
@@ -45,6 +46,20 @@ def shared_turns(batch: Sequence[Sequence[Message]]) -> int:
     while n < limit and all(messages[n] == batch[0][n] for messages in batch):
         n += 1
     return n
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraint:
+    """What a generation must follow: a grammar, or each row's passages to copy a span of."""
+
+    grammar: str | None = None
+    spans: Sequence[Sequence[str]] | None = None
+
+    def mask(self, model: LocalModel, rows: int, prompt_width: int) -> GrammarMask | SpanMask:
+        if self.spans is not None:
+            return SpanMask(model.tokenizer, self.spans, prompt_width)
+        assert self.grammar is not None
+        return GrammarMask(model.grammar_tokenizer(), self.grammar, rows, prompt_width)
 
 
 class LocalModel:
@@ -281,18 +296,21 @@ class LocalModel:
         sampling: Sampling | None = None,
         *,
         grammar: str | None = None,
+        spans: Sequence[Sequence[str]] | None = None,
     ) -> list[Generation]:
-        """Answers to a batch; with `grammar` (an llguidance grammar), constrained to it. A
-        batch over the KV cache budget is answered in slices that fit."""
+        """Answers to a batch; with `grammar` (an llguidance grammar), constrained to it; with
+        `spans` (each row's passages), copied from them (models/spans.py). A batch over the KV
+        cache budget is answered in slices that fit."""
         rows = [self.encode(self.render(messages)) for messages in batch]
         fit = self._rows_within_kv_budget(max(len(row) for row in rows), max_new_tokens)
         return [
             answer
             for i in range(0, len(batch), fit)
             for answer in self._generate(
-                batch[i : i + fit], rows[i : i + fit], max_new_tokens, sampling, grammar
+                batch[i : i + fit], rows[i : i + fit], max_new_tokens, sampling,
+                Constraint(grammar, None if spans is None else spans[i : i + fit]),
             )
-        ]
+        ]  # fmt: skip
 
     def _generate(
         self,
@@ -300,7 +318,7 @@ class LocalModel:
         rows: list[list[int]],
         max_new_tokens: int,
         sampling: Sampling | None,
-        grammar: str | None,
+        constraint: Constraint,
     ) -> list[Generation]:
         import torch
 
@@ -312,11 +330,14 @@ class LocalModel:
         if sampling is not None:
             torch.manual_seed(sampling.seed)  # the same seed and batch draw the same samples
             decoding = {"do_sample": True, "temperature": sampling.temperature}
-        if grammar is not None:
+        if constraint.grammar is not None or constraint.spans is not None:
             from transformers import LogitsProcessorList
 
-            mask = GrammarMask(self.grammar_tokenizer(), grammar, len(batch), ids.shape[1])
-            decoding["logits_processor"] = LogitsProcessorList([mask])
+            decoding["logits_processor"] = LogitsProcessorList(
+                [constraint.mask(self, len(batch), ids.shape[1])]
+            )
+        if constraint.spans is not None:  # how sure the model is of each span, before the mask
+            decoding |= {"output_logits": True, "return_dict_in_generate": True}
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=ids,
@@ -329,8 +350,11 @@ class LocalModel:
             )
         seconds = time.perf_counter() - start
         width = ids.shape[1]
+        logits = None
+        if constraint.spans is not None:
+            output, logits = output.sequences, output.logits
         results = []
-        for row, mask in zip(output, attention, strict=True):
+        for index, (row, mask) in enumerate(zip(output, attention, strict=True)):
             new = row[width:].tolist()
             stopped = tokenizer.eos_token_id in new
             if stopped:
@@ -344,6 +368,9 @@ class LocalModel:
                     seconds=seconds,
                     finish_reason="stop" if stopped else "length",
                     compute_seconds=seconds / len(batch),
+                    confidence=None
+                    if logits is None
+                    else mean_logprob([step[index] for step in logits], new),
                 )
             )
         return results

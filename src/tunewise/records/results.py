@@ -205,9 +205,7 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
     }
     if not result.measured:
         return {**head, "status": "skipped", "skipped_reason": result.skipped}
-    setup = {key: value for key, value in result.setup.items() if key != "adapter_path"}
-    if "adapter_path" in result.setup:
-        setup["adapter"] = f"adapters/{result.name}"
+    setup = result.setup.record(adapter=f"adapters/{result.name}")
     return {
         **head,
         "status": "measured",
@@ -316,8 +314,8 @@ def write_run(run: RunResult, out: Path) -> Path:
             json.dumps(task_document(run), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         for result in run.candidates:
-            if "adapter_path" in result.setup:  # the run keeps its own copy for export and serve
-                shutil.copytree(result.setup["adapter_path"], staging / "adapters" / result.name)
+            if result.setup.adapter:  # the run keeps its own copy for export and serve
+                shutil.copytree(result.setup.adapter, staging / "adapters" / result.name)
         while True:
             document = results_document(run, run_id, out)
             (staging / "results.json").write_text(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.strategies.predictor import PromptPredictor
+from tunewise.strategies.setup import Setup
 from tunewise.strategies.specs import FewShotCandidate
 from tunewise.task.config import Task
 from tunewise.task.data import Example
@@ -35,9 +36,8 @@ def prepare(
         fixed = stratified_demos(train, k, task.seed)
         choose = lambda _: fixed  # noqa: E731 - one shared set, by design
     params = {"k": k, "selection": spec.selection, "seed": task.seed}
-    return PromptPredictor(
-        name, spec.strategy, backend, task.contract, choose, time.perf_counter() - start, params
-    )
+    setup = Setup(seconds=time.perf_counter() - start)
+    return PromptPredictor(name, spec.strategy, backend, task.contract, choose, params, setup)
 
 
 def stratified_demos(train: Sequence[Example], k: int, seed: int) -> list[Example]:

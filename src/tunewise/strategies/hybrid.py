@@ -17,7 +17,6 @@ from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.lora import (
     Prompt,
-    distillation_seconds,
     distilled,
     local_model,
     short_prompt,
@@ -25,6 +24,7 @@ from tunewise.strategies.lora import (
 )
 from tunewise.strategies.rag import (
     RagPredictor,
+    answering,
     index_record,
     require_index,
     retrieval_params,
@@ -61,11 +61,13 @@ def prepare(
     adapter = train_adapter_for(
         task, spec, base, train, prompt, {**recipe, **teacher}, name, progress
     )
-    seconds = adapter.record["seconds"] + index.build_seconds + distillation_seconds(distillation)
-    return replace(
+    setup = adapter.setup(task, distillation)
+    tuned = replace(
         rag,
         backend=adapter.model(base, spec.strategy),
-        setup_seconds=seconds,
         params={**adapter.params(base), **retrieval, "adapter_recipe": spec.adapter, **teacher},
-        details={**adapter.details(task), "index": index_record(index), **distillation},
+        setup=replace(
+            setup, seconds=setup.seconds + index.build_seconds, index=index_record(index)
+        ),
     )
+    return answering(task, tuned, train, name, progress)

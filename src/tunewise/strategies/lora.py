@@ -30,6 +30,7 @@ from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.strategies.prompts import build_messages, system_prompt
+from tunewise.strategies.setup import Distillation, Setup, Training
 from tunewise.strategies.specs import FineTuningOptions, LoraCandidate
 from tunewise.strategies.teacher import teacher_labels
 from tunewise.task.config import Task
@@ -78,13 +79,17 @@ class Adapter:
             **config_summary(self.config),
         }
 
-    def details(self, task: Task) -> dict[str, Any]:
+    def setup(self, task: Task, distillation: Distillation | None) -> Setup:
+        """Training (and the teacher's labelling, for a distilled student) as setup."""
         price = task.prices.compute_usd_per_hour
         cost = None if price is None else round(self.record["seconds"] / 3600 * price, 6)
-        return {
-            "training": {**self.record, "cached": self.cached, "cost_usd": cost},
-            "adapter_path": str(self.folder),
-        }
+        teacher = distillation.seconds if distillation else 0.0
+        return Setup(
+            seconds=self.record["seconds"] + teacher,
+            training=Training(**{**self.record, "cached": self.cached, "cost_usd": cost}),
+            distillation=distillation,
+            adapter=self.folder,
+        )
 
 
 def local_model(backend: Backend, spec: FineTuningOptions, name: str) -> LocalModel:
@@ -121,9 +126,8 @@ def prepare(
         adapter.model(base, spec.strategy),
         task.contract,
         lambda _: (),
-        adapter.record["seconds"] + distillation_seconds(distillation),
-        {**adapter.params(base), **recipe},
-        {**adapter.details(task), **distillation},
+        params={**adapter.params(base), **recipe},
+        setup=adapter.setup(task, distillation),
     )
 
 
@@ -134,19 +138,14 @@ def distilled(
     base: LocalModel,
     name: str,
     progress: Progress | None,
-) -> tuple[Sequence[Example], dict[str, Any], dict[str, Any]]:
+) -> tuple[Sequence[Example], dict[str, Any], Distillation | None]:
     """Without a teacher: the human-labelled train split, unchanged. With one: the teacher's
     filtered labels, the recipe entry that keys the adapter apart from a human-trained one, and
     the distillation record for setup."""
     if spec.teacher is None:
-        return train, {}, {}
+        return train, {}, None
     labelled, record = teacher_labels(task, spec, train, base, name, progress)
-    return labelled, {"teacher": spec.teacher}, {"distillation": record}
-
-
-def distillation_seconds(details: dict[str, Any]) -> float:
-    """The teacher's labelling time, part of a distilled candidate's setup."""
-    return float((details.get("distillation") or {}).get("seconds", 0.0))
+    return labelled, {"teacher": spec.teacher}, Distillation(**record)
 
 
 def short_prompt(task: Task) -> Prompt:

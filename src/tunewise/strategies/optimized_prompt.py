@@ -48,6 +48,7 @@ from tunewise.strategies.optimized_prompt_trials import (
 )
 from tunewise.strategies.predictor import Predictor, PromptPredictor
 from tunewise.strategies.prompts import system_prompt
+from tunewise.strategies.setup import PromptSearch, Setup
 from tunewise.strategies.specs import OptimizedPromptCandidate
 from tunewise.task.config import METRICS_BY_FORMAT, Contract, Task, TextFormat
 from tunewise.task.data import Example, sample_examples, stratify_by_label
@@ -150,8 +151,8 @@ def prepare(
         "demo_set": winner.demos.name,
     }
     return PromptPredictor(
-        name, spec.strategy, backend, contract, winner.demos.choose, record["seconds"], params,
-        {"search": record},
+        name, spec.strategy, backend, contract, winner.demos.choose, params=params,
+        setup=Setup(seconds=record["seconds"], search=PromptSearch(**record)),
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from tunewise.models.backend import Backend, Message
 from tunewise.strategies.few_shot import similar_demos, stratified_demos
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.prompts import format_instruction
+from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract, OutputFormat
 from tunewise.task.data import Example
 
@@ -60,9 +61,8 @@ class AskOnce:
     backend: Backend
     messages: list[Message]
     strategy: str = "optimized-prompt"
-    setup_seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
+    setup: Setup = field(default_factory=Setup)
 
     def request(self, example: Example) -> Request:
         return Request(self.messages)

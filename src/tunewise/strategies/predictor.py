@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.prompts import build_messages
+from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract
 from tunewise.task.data import Example
 
@@ -21,6 +22,7 @@ class Request:
     sources: tuple[str, ...] = ()  # ids of the passages in the context, best first
     retrieved: tuple[str, ...] = ()  # document ids as retrieval ranked them (for recall/MRR)
     context_tokens: int | None = None  # prompt tokens, when a budget was applied
+    spans: tuple[str, ...] | None = None  # extractive: the passages the answer is copied from
 
 
 class Predictor(Protocol):
@@ -29,9 +31,8 @@ class Predictor(Protocol):
     name: str
     strategy: str
     backend: Backend
-    setup_seconds: float
     params: dict[str, Any]
-    details: dict[str, Any]
+    setup: Setup
 
     def request(self, example: Example) -> Request:
         """The request for one input; never looks at the example's output."""
@@ -47,9 +48,8 @@ class PromptPredictor:
     backend: Backend
     contract: Contract
     choose_demos: Callable[[str], Sequence[Example]]
-    setup_seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)  # setup records, e.g. training
+    setup: Setup = field(default_factory=Setup)
 
     def request(self, example: Example) -> Request:
         demos = self.choose_demos(example.input)

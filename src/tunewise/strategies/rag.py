@@ -15,10 +15,13 @@ from typing import Any
 from tunewise.errors import TunewiseError
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
+from tunewise.models.local import LocalModel
 from tunewise.retrieval.index import Index
+from tunewise.strategies.extractive import answer_mode, extractive, verbatim_share
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.prompts import Passage, assemble
+from tunewise.strategies.setup import IndexBuild, Setup
 from tunewise.strategies.specs import RagCandidate, RetrievalOptions
 from tunewise.task.config import Contract, Task
 from tunewise.task.data import Example
@@ -37,9 +40,9 @@ class RagPredictor:
     index: Index
     spec: RetrievalOptions
     demos: Sequence[Example] = ()
-    setup_seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
+    setup: Setup = field(default_factory=Setup)
+    extractive: bool = False  # answers are copied from the passages (strategies/extractive.py)
 
     def request(self, example: Example) -> Request:
         depth = max(self.spec.top_k, RANKED_FOR_METRICS)
@@ -59,6 +62,7 @@ class RagPredictor:
             sources=tuple(p.id for p in built.passages),
             retrieved=tuple(self.index.ranked_documents(hits)),
             context_tokens=built.tokens,
+            spans=tuple(p.text for p in built.passages) if self.extractive else None,
         )
 
     def with_index(self, index: Index) -> RagPredictor:
@@ -99,7 +103,7 @@ def prepare(
     start = time.perf_counter()
     index = require_index(index, name)
     demos = stratified_demos(train, spec.demos, task.seed) if spec.demos else []
-    return RagPredictor(
+    predictor = RagPredictor(
         name,
         spec.strategy,
         backend,
@@ -107,19 +111,40 @@ def prepare(
         index,
         spec,
         demos,
-        index.build_seconds + time.perf_counter() - start,
-        retrieval_params(spec, index, demos),
-        {"index": index_record(index)},
+        params=retrieval_params(spec, index, demos),
+        setup=Setup(
+            seconds=index.build_seconds + time.perf_counter() - start, index=index_record(index)
+        ),
     )
+    return answering(task, predictor, train, name, progress)
 
 
-def index_record(index: Index) -> dict[str, Any]:
+def answering(
+    task: Task,
+    predictor: RagPredictor,
+    train: Sequence[Example],
+    name: str,
+    progress: Progress | None,
+) -> RagPredictor:
+    """The predictor as `answer:` asks: free generation, or spans copied from the passages
+    (auto decides by the share of training answers that are verbatim in the documents)."""
+    share = verbatim_share(train, predictor.index)
+    local = isinstance(predictor.backend, LocalModel)
+    mode = answer_mode(task, predictor.spec.answer, share, local)
+    params = {**predictor.params, "answer": mode, "verbatim_answers": round(share, 4)}
+    predictor = replace(predictor, params=params)
+    if mode == "free":
+        return predictor
+    return extractive(task, replace(predictor, extractive=True), train, name, progress)
+
+
+def index_record(index: Index) -> IndexBuild:
     """What building the index cost, for the setup side of the comparison."""
-    return {
-        "key": index.key,
-        "documents": index.documents,
-        "chunks": len(index.chunks),
-        "embedded_chunks": index.embedded_chunks,
-        "seconds": round(index.build_seconds, 3),
-        "cached": index.cached,
-    }
+    return IndexBuild(
+        key=index.key,
+        documents=index.documents,
+        chunks=len(index.chunks),
+        embedded_chunks=index.embedded_chunks,
+        seconds=round(index.build_seconds, 3),
+        cached=index.cached,
+    )

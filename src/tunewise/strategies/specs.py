@@ -170,6 +170,18 @@ class RetrievalOptions(CandidateSpec):
         "are left out to stay under it.",
     )
     demos: int = Field(default=0, ge=0, le=64, description="Few-shot demos after the passages.")
+    answer: Literal["free", "extractive", "auto"] = Field(
+        default="free",
+        description="free: generate the answer; extractive: copy a span of the passages (a "
+        "local model; abstains below a confidence calibrated on train); auto: extractive for "
+        "text answers that are mostly verbatim in the documents, else free.",
+    )
+    calibration_examples: int = Field(
+        default=48,
+        ge=0,
+        description="Training questions an extractive candidate calibrates its abstention on "
+        "(0: never abstain).",
+    )
 
 
 class RagCandidate(RetrievalOptions):
