@@ -7,6 +7,8 @@ import pytest
 
 from tunewise.evaluation import MetricValue
 from tunewise.evaluation.grounding import (
+    context_metrics,
+    faithfulness,
     abstained,
     knowledge_metrics,
     retrieval_metrics,
@@ -69,6 +71,41 @@ def test_retrieval_intervals_are_seeded() -> None:
 def test_rankings_and_gold_ids_must_pair_up() -> None:
     with pytest.raises(ValueError, match="2 rankings but 1 gold"):
         retrieval_metrics([["a"], ["b"]], ["a"], seed=0)
+
+
+# ---- the context shown ------------------------------------------------------------------
+
+
+SHOWN = [
+    [("a", "The ferry leaves at 7:15."), ("b", "The bakery opens at six.")],  # gold a: 1/2
+    [("c", "Tolls rose in May."), ("c", "The new toll is two euros.")],  # gold c: 2/2
+    [("d", "Nothing about the council.")],  # gold e: 0/1
+]
+
+
+def test_context_precision_and_answer_in_context_by_hand() -> None:
+    references = ["7:15", "two euros", "Tuesday"]
+    metrics = context_metrics(SHOWN, references, ["a", "c", "e"], seed=0)
+    assert_ci(metrics["context_precision"], (1 / 2 + 1 + 0) / 3, 3)
+    assert_ci(metrics["answer_in_context"], 2 / 3, 3)
+
+
+def test_without_gold_ids_a_passage_is_relevant_when_it_holds_the_answer() -> None:
+    metrics = context_metrics(SHOWN, ["7:15", "toll", "council"], [None, None, None], seed=0)
+    # 1 of 2; 1 of 2 (whole words: "Tolls" is not "toll"); 1 of 1.
+    assert_ci(metrics["context_precision"], (1 / 2 + 1 / 2 + 1) / 3, 3)
+    assert_ci(metrics["answer_in_context"], 1.0, 3)
+
+
+def test_faithfulness_is_the_share_of_answer_words_found_in_the_context() -> None:
+    contexts = ["The ferry leaves at 7:15.", "Tolls rose in May.", "x", "y"]
+    answers = ["the ferry at 7:15", "tolls rose in June", DONT_KNOW, "?"]
+    # "ferry at 715" all found (the article dropped); "tolls rose in june": 3 of 4; the
+    # abstention and the answer with no words are left out.
+    metric = faithfulness(answers, contexts, DONT_KNOW, seed=0)
+    assert metric is not None
+    assert_ci(metric, (1 + 3 / 4) / 2, 2)
+    assert faithfulness([DONT_KNOW], ["x"], DONT_KNOW, seed=0) is None
 
 
 # ---- answers -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Knowledge-task measures: retrieval recall@k and MRR against gold documents, hallucination and
-abstention rates, and stale answers after a document update. Pure functions, each rate with a
-bootstrap CI."""
+"""Knowledge-task measures: retrieval recall@k and MRR against gold documents, the context a
+retrieving candidate was shown (its precision, whether it held the answer) and how faithful the
+answers are to it, hallucination and abstention rates, and stale answers after a document update.
+Pure functions, each rate with a bootstrap CI."""
 
 from __future__ import annotations
 
@@ -32,6 +33,52 @@ def retrieval_metrics(
     reciprocal = np.where(found, 1.0 / np.maximum(ranks, 1), 0.0)
     metrics["mrr"] = mean_with_ci(reciprocal, seed=seed)
     return metrics
+
+
+def context_metrics(
+    contexts: Sequence[Sequence[tuple[str, str]]],
+    references: Sequence[str],
+    gold: Sequence[str | None],
+    *,
+    seed: int,
+) -> dict[str, MetricValue]:
+    """Of the passages each question was shown, as (document id, text) pairs:
+    context_precision, the share that is relevant (from the gold document when the question
+    names one, else holding the reference answer); answer_in_context, whether any of them holds
+    the reference answer, the most a reader that copies from its context can get right."""
+    if not len(contexts) == len(references) == len(gold):
+        raise ValueError("contexts, references and gold ids must pair up")
+    precision, holds = [], []
+    for passages, reference, doc in zip(contexts, references, gold, strict=True):
+        relevant = [
+            doc_id == doc if doc else contains_answer(text, reference) for doc_id, text in passages
+        ]
+        precision.append(sum(relevant) / len(relevant) if relevant else 0.0)
+        holds.append(any(contains_answer(text, reference) for _, text in passages))
+    return {
+        "context_precision": mean_with_ci(np.array(precision), seed=seed),
+        "answer_in_context": mean_with_ci(np.array(holds, dtype=float), seed=seed),
+    }
+
+
+def faithfulness(
+    answers: Sequence[str],
+    contexts: Sequence[str],
+    abstention: str | None,
+    *,
+    seed: int,
+) -> MetricValue | None:
+    """The share of each answer's words (normalised as for token F1) that occur in the context
+    it was shown, over the answers that do not abstain; None when every answer abstains. A copied
+    span scores 1; words from the model's own memory lower it, right or wrong."""
+    shares = []
+    for answer, context in zip(answers, contexts, strict=True):
+        words = normalize_answer(answer).split()
+        if not words or abstained(answer, abstention):
+            continue
+        shown = set(normalize_answer(context).split())
+        shares.append(sum(word in shown for word in words) / len(words))
+    return mean_with_ci(np.array(shares), seed=seed) if shares else None
 
 
 def abstained(prediction: str, abstention: str | None) -> bool:

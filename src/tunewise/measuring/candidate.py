@@ -12,7 +12,13 @@ import numpy as np
 from tunewise.deciding.costs import CostInputs
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation import MetricValue, score, validate
-from tunewise.evaluation.grounding import knowledge_metrics, retrieval_metrics, stale_rate
+from tunewise.evaluation.grounding import (
+    context_metrics,
+    faithfulness,
+    knowledge_metrics,
+    retrieval_metrics,
+    stale_rate,
+)
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
@@ -236,7 +242,29 @@ def _evaluate(
     if any(p.retrieved for p in predictions) and all(gold):
         ranked = [p.retrieved for p in predictions]
         metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
+    if isinstance(predictor, RagPredictor) and output_format.type == "text":
+        metrics |= _grounding(predictor, predictions, examples, output_format.abstention, task.seed)
     return predictions, metrics, repaired
+
+
+def _grounding(
+    predictor: RagPredictor,
+    predictions: Sequence[Prediction],
+    examples: Sequence[Example],
+    abstention: str | None,
+    seed: int,
+) -> dict[str, MetricValue]:
+    """What each answer was shown: its precision and whether it held the answer, and how
+    faithful the answers are to it."""
+    chunks = {chunk.id: chunk for chunk in predictor.index.chunks}
+    shown = [[(chunks[s].doc_id, chunks[s].text) for s in p.sources] for p in predictions]
+    gold = [str(e.extra["doc_id"]) if e.extra.get("doc_id") else None for e in examples]
+    metrics = context_metrics(shown, [e.output for e in examples], gold, seed=seed)
+    contexts = ["\n".join(text for _, text in passages) for passages in shown]
+    outputs = [p.output for p in predictions]
+    if (faithful := faithfulness(outputs, contexts, abstention, seed=seed)) is not None:
+        metrics["faithfulness"] = faithful
+    return metrics
 
 
 def _freshness(
