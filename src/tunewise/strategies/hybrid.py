@@ -29,6 +29,7 @@ from tunewise.strategies.rag import (
     require_index,
     retrieval_params,
 )
+from tunewise.strategies.rerank import reranker
 from tunewise.strategies.specs import HybridCandidate
 from tunewise.task.config import Task
 from tunewise.task.data import Example
@@ -49,7 +50,10 @@ def prepare(
         answer = task.max_new_tokens or 0
         spec = spec.model_copy(update={"max_length": spec.context_tokens + answer})
     demos = stratified_demos(train, spec.demos, task.seed) if spec.demos else []
-    rag = RagPredictor(name, spec.strategy, base, task.contract, index, spec, demos)
+    # The base model reranks, in training and serving alike: the adapter learns to read the
+    # very passages it is shown.
+    rerank = reranker(base, spec.rerank)
+    rag = RagPredictor(name, spec.strategy, base, task.contract, index, spec, demos, rerank=rerank)
     retrieval = retrieval_params(spec, index, demos)
     if spec.adapter == "rag-trained":
         prompt: Prompt = lambda example: rag.request(example).messages  # noqa: E731

@@ -23,6 +23,9 @@ class Request:
     retrieved: tuple[str, ...] = ()  # document ids as retrieval ranked them (for recall/MRR)
     context_tokens: int | None = None  # prompt tokens, when a budget was applied
     spans: tuple[str, ...] | None = None  # extractive: the passages the answer is copied from
+    # Work done for this request before the answer (reranking): added to its latency and tokens.
+    overhead_seconds: float = 0.0
+    overhead_tokens: int = 0
 
 
 class Predictor(Protocol):

@@ -21,6 +21,7 @@ from tunewise.strategies.extractive import answer_mode, extractive, verbatim_sha
 from tunewise.strategies.few_shot import stratified_demos
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.prompts import Passage, assemble
+from tunewise.strategies.rerank import Reranker, reranker
 from tunewise.strategies.setup import IndexBuild, Setup
 from tunewise.strategies.specs import RagCandidate, RetrievalOptions
 from tunewise.task.config import Contract, Task
@@ -43,10 +44,14 @@ class RagPredictor:
     params: dict[str, Any] = field(default_factory=dict)
     setup: Setup = field(default_factory=Setup)
     extractive: bool = False  # answers are copied from the passages (strategies/extractive.py)
+    rerank: Reranker | None = None
 
     def request(self, example: Example) -> Request:
-        depth = max(self.spec.top_k, RANKED_FOR_METRICS)
+        depth = max(self.spec.top_k, RANKED_FOR_METRICS, self.spec.rerank)
         hits = self.index.search(example.input, depth, self.spec.retriever)
+        reranked = self.rerank(example.input, hits) if self.rerank else None
+        if reranked is not None:
+            hits = reranked.hits
         passages = [Passage(h.chunk.id, h.chunk.title, h.chunk.text) for h in hits]
         built = assemble(
             self.contract,
@@ -63,6 +68,8 @@ class RagPredictor:
             retrieved=tuple(self.index.ranked_documents(hits)),
             context_tokens=built.tokens,
             spans=tuple(p.text for p in built.passages) if self.extractive else None,
+            overhead_seconds=reranked.seconds if reranked else 0.0,
+            overhead_tokens=reranked.input_tokens if reranked else 0,
         )
 
     def with_index(self, index: Index) -> RagPredictor:
@@ -78,6 +85,7 @@ def retrieval_params(
         "top_k": spec.top_k,
         "context_tokens": spec.context_tokens,
         "demos": len(demos),
+        "rerank": spec.rerank,
         "embedder": index.settings.embedder,
         "chunk_tokens": index.settings.chunk_tokens,
         "chunk_overlap": index.settings.chunk_overlap,
@@ -112,6 +120,7 @@ def prepare(
         spec,
         demos,
         params=retrieval_params(spec, index, demos),
+        rerank=reranker(backend, spec.rerank),
         setup=Setup(
             seconds=index.build_seconds + time.perf_counter() - start, index=index_record(index)
         ),

@@ -170,6 +170,13 @@ class RetrievalOptions(CandidateSpec):
         "are left out to stay under it.",
     )
     demos: int = Field(default=0, ge=0, le=64, description="Few-shot demos after the passages.")
+    rerank: int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description="Rerank the first N retrieved passages by the answering model's likelihood "
+        "of the question given each passage (0: off); its compute counts in each answer's.",
+    )
     answer: Literal["free", "extractive", "auto"] = Field(
         default="free",
         description="free: generate the answer; extractive: copy a span of the passages (a "
