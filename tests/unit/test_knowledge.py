@@ -7,9 +7,9 @@ import pytest
 
 from tunewise.evaluation import MetricValue
 from tunewise.evaluation.grounding import (
+    abstained,
     context_metrics,
     faithfulness,
-    abstained,
     knowledge_metrics,
     retrieval_metrics,
     stale_rate,

@@ -83,12 +83,18 @@ def test_chunks_never_start_or_end_inside_a_word(size: int, overlap: int) -> Non
 
 
 @pytest.mark.parametrize(("size", "overlap"), [(16, 4), (24, 8), (20, 19)])
-def test_adjacent_chunks_share_at_most_overlap_tokens(size: int, overlap: int) -> None:
+def test_adjacent_chunks_share_at_most_overlap_tokens_or_meet_at_a_sentence(
+    size: int, overlap: int
+) -> None:
     document = doc("fair", PROSE)
     chunks = chunk_document(document, chunk_tokenizer(), size, overlap)
     located = spans(document, chunks)
     for (start, end), (next_start, _) in itertools.pairwise(located):
-        assert start < next_start < end  # the next window starts inside this one
+        if next_start >= end:  # this window ended a sentence: the next one starts after it
+            assert document.text[end:next_start].strip() == ""
+            assert document.text[:end].rstrip().endswith((".", '"'))
+            continue
+        assert start < next_start  # the next window starts inside this one
         shared = document.text[next_start:end]
         assert 0 < token_count(shared) <= overlap, shared
 
@@ -109,6 +115,31 @@ def test_every_word_lands_in_some_chunk(size: int, overlap: int) -> None:
     located = spans(document, chunk_document(document, chunk_tokenizer(), size, overlap))
     for word in re.finditer(r"\S+", PROSE):
         assert any(s <= word.start() and word.end() <= e for s, e in located), word.group()
+
+
+@pytest.mark.parametrize(("size", "overlap"), [(64, 12), (90, 20), (120, 30)])
+def test_chunks_end_at_a_sentence_when_one_ends_in_the_second_half(size: int, overlap: int) -> None:
+    document = doc("fair", PROSE)
+    chunks = chunk_document(document, chunk_tokenizer(), size, overlap)
+    for chunk in chunks[:-1]:
+        assert chunk.text.endswith((".", '"')), chunk.text  # every sentence here is short
+    # The overlap starts a new sentence: each chunk after the first opens with a capital.
+    assert all(chunk.text[0].isupper() or chunk.text[0] == '"' for chunk in chunks)
+
+
+def test_paragraphs_and_markdown_headings_win_over_sentences() -> None:
+    first = "One short line. " * 6 + "Last of the first paragraph."
+    text = f"{first}\n\n## Second\nIts first sentence. Its second sentence is here too."
+    chunks = chunk_document(doc("md", text), chunk_tokenizer(), token_count(first) + 12, 4)
+    assert chunks[0].text == first
+    assert chunks[1].text.startswith(("## Second", "Last of the first"))
+
+
+def test_a_text_without_sentences_still_cuts_between_words() -> None:
+    text = " ".join(f"word{i}" for i in range(200))
+    chunks = chunk_document(doc("w", text), chunk_tokenizer(), 30, 5)
+    assert len(chunks) > 3 and all(token_count(c.text) <= 30 for c in chunks)
+    assert " ".join(c.text for c in chunks).count("word199") == 1
 
 
 def test_chunk_ids_number_each_documents_chunks_from_zero() -> None:

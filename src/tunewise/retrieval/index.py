@@ -31,7 +31,7 @@ from tunewise.retrieval.embedders import Embedder, chunk_tokenizer, load_embedde
 from tunewise.task.config import Retrieval
 
 Method = Literal["fusion", "bm25", "dense"]
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: chunks cut at paragraphs and sentences
 RRF_K = 60  # the constant of Cormack et al.'s reciprocal-rank fusion
 _POOL = 50  # hits each ranker contributes before fusion
 
