@@ -92,17 +92,22 @@ def test_changing_one_document_re_embeds_only_that_document(
     assert index().embedded_chunks == 0  # unchanged documents: the index is reused whole
 
 
-def test_extractive_answers_are_spans_of_the_passages_they_were_shown(
+def test_extractive_reranked_answers_are_spans_of_the_passages_they_were_shown(
     news_task: Path, converted_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = news_task.read_text().split("candidates:")[0] + (
-        "candidates:\n  - {strategy: rag, top_k: 1, answer: extractive, calibration_examples: 8}\n"
+        "candidates:\n  - {strategy: rag, top_k: 1, answer: extractive, calibration_examples: 8,"
+        " rerank: 3}\n"
     )
     news_task.write_text(text)
     monkeypatch.setenv("TUNEWISE_HOME", str(fresh_home(converted_home, tmp_path)))
     result = run_task(load_task(news_task), RunOptions(limit=8))
     (rag,) = result.candidates
     assert rag.params["answer"] == "extractive" and rag.params["calibration_examples"] == 8
+    assert rag.params["rerank"] == 3  # the real model reranks its three best passages
+    faithful = rag.metrics.get("faithfulness")  # absent only when every answer abstains
+    assert faithful is None or faithful.value == 1.0  # copied spans are wholly in the context
+    assert "context_precision" in rag.metrics and "answer_in_context" in rag.metrics
     assert rag.params["verbatim_answers"] >= 0.9  # the fixture's answers are copied from it
     assert result.knowledge is not None
     chunks = {chunk.id: chunk.text for chunk in result.knowledge.index.chunks}
