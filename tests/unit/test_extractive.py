@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TEXT_TASK
 
-from tunewise.models.spans import SpanState, tokenize_passages
+from tunewise.models.spans import SpanState, tokenize_passages, within
 from tunewise.strategies.extractive import abstention_threshold, answer_mode, verbatim_share
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
@@ -146,3 +146,21 @@ def test_auto_copies_spans_only_for_mostly_verbatim_text_answers(
     assert answer_mode(text, "auto", 0.3) == "free"
     assert answer_mode(text, "free", 0.9) == "free"
     assert answer_mode(labels, "extractive", 0.0) == "extractive"
+
+
+@pytest.mark.parametrize(
+    ("span", "limit", "kept"),
+    [
+        ("short", 80, "short"),
+        ("short", None, "short"),
+        ("a b c", 3, "a b"),
+        ("abcdef ghi", 8, "abcdef"),  # whole words only
+        ("one two, three", 9, "one two"),  # no dangling comma
+        ("abcdefghij", 4, "abcd"),  # one word longer than the limit: its first characters
+    ],
+)
+def test_a_span_over_the_formats_limit_keeps_its_first_whole_words(
+    span: str, limit: int | None, kept: str
+) -> None:
+    assert within(span, limit) == kept
+    assert span.startswith(kept)  # a prefix of a span is still a span of the passage

@@ -146,14 +146,20 @@ class ExtractiveModel(SameWeights):
     token log-probability, calibrated on training questions)."""
 
     def __init__(
-        self, base: LocalModel, abstention: str | None, abstain_below: float = -math.inf
+        self,
+        base: LocalModel,
+        abstention: str | None,
+        abstain_below: float = -math.inf,
+        *,
+        max_chars: int | None = None,
     ) -> None:
         super().__init__(base)
         self.abstention = abstention
         self.abstain_below = abstain_below
+        self.max_chars = max_chars  # the format's limit: a longer span keeps its first words
 
     def fingerprint(self) -> str:
-        rule = f"extractive-v1:{self.abstention}:{self.abstain_below:.6g}"
+        rule = f"extractive-v2:{self.abstention}:{self.abstain_below:.6g}:{self.max_chars}"
         return hashlib.sha256(f"{self.base.fingerprint()}+{rule}".encode()).hexdigest()
 
     def generate(
@@ -174,4 +180,15 @@ class ExtractiveModel(SameWeights):
         unsure = answer.confidence is None or answer.confidence < self.abstain_below
         if self.abstention and (unsure or not answer.text):
             return dataclasses.replace(answer, text=self.abstention)
-        return answer
+        return dataclasses.replace(answer, text=within(answer.text, self.max_chars))
+
+
+def within(span: str, max_chars: int | None) -> str:
+    """The span's longest run of whole words that fits `max_chars` (a prefix of a span is still
+    a span of the passage); the span itself when it fits or there is no limit."""
+    if max_chars is None or len(span) <= max_chars:
+        return span
+    cut = span[: max_chars + 1].rstrip()
+    if len(cut) > max_chars:
+        cut = cut[: cut.rfind(" ")] if " " in cut else cut[:max_chars]
+    return cut.rstrip(" ,;:-([{") or span[:max_chars]

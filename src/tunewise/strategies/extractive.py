@@ -85,7 +85,8 @@ def extractive(
             f"'{base.spec}' is answered by a server (use answer: free)"
         )
     abstention = task.contract.output_format.abstention
-    spans = replace(predictor, backend=ExtractiveModel(base, abstention))
+    max_chars = getattr(task.contract.output_format, "max_chars", None)
+    spans = replace(predictor, backend=ExtractiveModel(base, abstention, max_chars=max_chars))
     threshold, sample, seconds = -math.inf, [], 0.0
     if abstention and predictor.spec.calibration_examples:
         sample = random.Random(task.seed).sample(
@@ -113,7 +114,7 @@ def extractive(
             [token_f1(a.output, e.output) for a, e in zip(answers, sample, strict=True)],
             [token_f1(abstention, e.output) for e in sample],
         )
-    calibrated = ExtractiveModel(base, abstention, threshold)
+    calibrated = ExtractiveModel(base, abstention, threshold, max_chars=max_chars)
     setup = replace(predictor.setup, seconds=predictor.setup.seconds + seconds)
     params = {
         **predictor.params,
