@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from tunewise.errors import TunewiseError
 from tunewise.home import tunewise_home
@@ -45,37 +45,44 @@ class Reranker:
 
     def __call__(self, question: str, hits: Sequence[Hit]) -> Reranked:
         head, tail = list(hits[: self.depth]), list(hits[self.depth :])
-        scores, seconds, tokens = [], 0.0, 0
-        for hit in head:
-            value = self._score(question, hit.chunk.searchable)
-            if not value.get("logprobs"):
-                raise TunewiseError(
-                    f"rerank needs the log-probability of a text; {self.backend.spec} gives "
-                    "none: set rerank: 0"
-                )
-            scores.append(value["logprobs"][question])
-            seconds += value["seconds"]
-            tokens += value["input_tokens"]
+        values = self._scores(question, [hit.chunk.searchable for hit in head])
+        if any(not value.get("logprobs") for value in values):
+            raise TunewiseError(
+                f"rerank needs the log-probability of a text; {self.backend.spec} gives none: "
+                "set rerank: 0"
+            )
+        scores = [value["logprobs"][question] for value in values]
         order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
         ranked = [Hit(head[i].chunk, scores[i]) for i in order]
+        seconds = sum(value["seconds"] for value in values)
+        tokens = sum(value["input_tokens"] for value in values)
         return Reranked(ranked + tail, seconds, tokens)
 
-    def _score(self, question: str, passage: str) -> dict[str, Any]:
-        messages = [{"role": "user", "content": PROMPT.format(passage=passage)}]
-        key = cache_key(
-            model=self.backend.spec,
-            weights=self.backend.fingerprint(),
-            messages=messages,
-            operation="score_labels",
-            labels=[question],
-        )
+    def _scores(self, question: str, passages: Sequence[str]) -> list[dict[str, Any]]:
+        """The question's score after each passage: cached ones from the cache, the rest in one
+        batch to the backend."""
+        conversations = [[{"role": "user", "content": PROMPT.format(passage=p)}] for p in passages]
+        weights = self.backend.fingerprint()
+        keys = [
+            cache_key(
+                model=self.backend.spec,
+                weights=weights,
+                messages=messages,
+                operation="score_labels",
+                labels=[question],
+            )
+            for messages in conversations
+        ]
         with self._lock:
-            value = self._cache.get(key)
-        if value is None:
-            value = asdict(self.backend.score_labels([messages], [question])[0])
+            values = [self._cache.get(key) for key in keys]
+        missing = [i for i, value in enumerate(values) if value is None]
+        if missing:
+            scored = self.backend.score_labels([conversations[i] for i in missing], [question])
             with self._lock:
-                self._cache.put(key, value)
-        return value
+                for i, score in zip(missing, scored, strict=True):
+                    values[i] = asdict(score)
+                    self._cache.put(keys[i], values[i])
+        return cast(list[dict[str, Any]], values)  # every slot is filled now
 
 
 def reranker(backend: Backend, depth: int) -> Reranker | None:
