@@ -43,7 +43,7 @@ def breaks(text: str, offsets: list[tuple[int, int]], tokens: list[str]) -> list
             continue
         gap = text[offsets[i - 1][1] : offsets[i][0]]
         before = text[max(offsets[i - 1][0], offsets[i - 1][1] - 3) : offsets[i - 1][1]]
-        if "\n\n" in gap or (gap.count("\n") and text[offsets[i][0]] in "#-*|>"):
+        if "\n\n" in gap or ("\n" in gap and text[offsets[i][0]] in "#-*|>"):
             strengths.append(PARAGRAPH)  # a blank line, or a markdown heading, item or table row
         elif (gap and _SENTENCE_END.search(before)) or "\n" in gap:
             strengths.append(SENTENCE)
