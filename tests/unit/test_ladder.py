@@ -41,6 +41,7 @@ class World:
     asked: list[tuple[str, int, int | None, int]] = field(default_factory=list)
     metric: str = "accuracy"
     params: dict[str, dict[str, float]] = field(default_factory=dict)  # by strategy
+    recall_at_1: float | None = None  # of RAG candidates without reranking (None: no gold ids)
 
     def clock(self) -> float:
         return self.now
@@ -57,6 +58,10 @@ class World:
         self.asked.append((name, len(examples), trained, getattr(spec, "epochs", 0)))
         value = self.quality.get(name, self.quality.get(spec.strategy, self.quality["few-shot"]))
         metric = MetricValue(value, value - 0.05, value + 0.05, len(examples))
+        metrics = {self.metric: metric}
+        if self.recall_at_1 is not None and getattr(spec, "top_k", None):
+            recall = 1.0 if getattr(spec, "rerank", 0) else self.recall_at_1
+            metrics["recall@1"] = MetricValue(recall, recall, recall, len(examples))
         predictions = [
             Prediction(name, e.id, e.output, 50, 1, seconds * 1000, (), False, "stop",
                        compute_ms=seconds * 1000)
@@ -76,9 +81,11 @@ class World:
         params = {"train_examples": trained or 0, **self.params.get(spec.strategy, {})}
         if hasattr(spec, "answer"):
             params["answer"] = spec.answer
+        if hasattr(spec, "rerank"):
+            params["rerank"] = spec.rerank
         return CandidateResult(
             name, spec.strategy, "m", "f", params,
-            {self.metric: metric}, usage, setup if trained else Setup(), predictions,
+            metrics, usage, setup if trained else Setup(), predictions,
         )  # fmt: skip
 
     def train_seconds(self, spec: FineTuningOptions, name: str) -> tuple[float, int]:
@@ -211,12 +218,12 @@ def test_no_budget_runs_every_step_in_full(task: Task) -> None:
 def test_hybrid_runs_only_after_both_parts_help(task: Task, tmp_path: Path) -> None:
     documents = with_documents(task, tmp_path)
     helps = {"zero-shot": 0.2, "few-shot": 0.3, "rag": 0.45, "lora": 0.5, "hybrid": 0.7}
-    ladder, record = climb(documents, World(helps))
+    ladder, record = climb(documents, World(helps, recall_at_1=1.0))
     measured = [r.name for r in ladder.results]
     assert measured == ["zero-shot", "few-shot", "optimized-prompt", "rag", "lora", "hybrid"]
     assert statuses(record) == {1: "run", 2: "run", 3: "run", 4: "run"}
     rag_useless = {**helps, "rag": 0.25}
-    ladder, record = climb(documents, World(rag_useless))
+    ladder, record = climb(documents, World(rag_useless, recall_at_1=1.0))
     assert "hybrid" not in [r.name for r in ladder.results]
     assert statuses(record)[4] == "skipped" and "RAG does not beat" in record.steps[-1].reason
 
@@ -293,15 +300,21 @@ def test_answers_verbatim_in_the_documents_get_extractive_rag_beside_the_free_on
     (tmp_path / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
     text = with_documents(load_task(tmp_path / "task.yaml"), tmp_path)  # token_f1 >= 0.5
     quality = {"zero-shot": 0.1, "few-shot": 0.1, "rag": 0.2, "rag-extractive": 0.4, "lora": 0.3}
-    world = World({**quality, "hybrid": 0.6}, metric="token_f1")
+    world = World({**quality, "rag-extractive-rerank": 0.45, "hybrid": 0.6}, metric="token_f1")
     world.params = {"rag": {"verbatim_answers": 0.9}}
     ladder, record = climb(text, world)
     names = [r.name for r in ladder.results]
-    assert names[3:5] == ["rag", "rag-extractive"]
+    assert names[3:6] == ["rag", "rag-extractive", "rag-extractive-rerank"]
     (step2,) = [s for s in record.steps if s.step == 2]
-    assert step2.candidates == ("rag", "rag-extractive")
+    assert step2.candidates == ("rag", "rag-extractive", "rag-extractive-rerank")
+    # The better variant is the one reranked, as it was measured apart from its passages' order.
+    reranked = ladder.specs[names.index("rag-extractive-rerank")]
+    assert (
+        getattr(reranked, "rerank", 0) == 10 and getattr(reranked, "answer", None) == "extractive"
+    )
     hybrid = ladder.specs[names.index("hybrid")]
     assert getattr(hybrid, "answer", None) == "extractive"  # as the better RAG answered
+    assert getattr(hybrid, "rerank", None) == 10  # and ranked
     # Answers that are rarely verbatim, or a model whose logits cannot be masked: free only.
     world = World({**quality, "hybrid": 0.6}, metric="token_f1")
     world.params = {"rag": {"verbatim_answers": 0.3}}
@@ -309,3 +322,26 @@ def test_answers_verbatim_in_the_documents_get_extractive_rag_beside_the_free_on
     world.params = {"rag": {"verbatim_answers": 0.9}}
     ladder, _ = climb(text, world, trainable=False)
     assert "rag-extractive" not in [r.name for r in ladder.results]
+    assert "rag-rerank" not in [r.name for r in ladder.results]  # no logprobs to rerank by
+
+
+def test_step_2_reranks_only_when_retrieval_left_room_and_the_budget_allows(
+    task: Task, tmp_path: Path
+) -> None:
+    documents = with_documents(task, tmp_path)
+    quality = {"zero-shot": 0.2, "few-shot": 0.3, "rag": 0.45, "lora": 0.5, "hybrid": 0.7}
+    ladder, record = climb(documents, World(quality, recall_at_1=0.8))
+    (step2,) = [s for s in record.steps if s.step == 2]
+    assert step2.candidates == ("rag", "rag-rerank")
+    assert [r.metrics["recall@1"].value for r in ladder.results if r.strategy == "rag"] == [
+        0.8,
+        1.0,
+    ]
+    # The gold document already first every time: nothing to rerank.
+    ladder, record = climb(documents, World(quality, recall_at_1=1.0))
+    assert "rag-rerank" not in [r.name for r in ladder.results]
+    # Reranking costs about three answers' compute: a budget that fits RAG once does not fit it.
+    world = World(quality, per_answer={"rag": 1.0}, recall_at_1=0.8)
+    ladder, record = climb(documents, world, budget=700.0)
+    (step2,) = [s for s in record.steps if s.step == 2]
+    assert step2.status == "run" and step2.candidates == ("rag",)

@@ -20,8 +20,18 @@ from tunewise.deciding.verdict import Recommendation
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.strategies.catalog import names_where
 from tunewise.strategies.extractive import answer_mode
-from tunewise.strategies.specs import FineTuningOptions, LoraCandidate, OptimizedPromptCandidate
+from tunewise.strategies.specs import (
+    CandidateSpec,
+    FineTuningOptions,
+    LoraCandidate,
+    OptimizedPromptCandidate,
+)
 from tunewise.task.data import sample_examples, stratify_by_label
+
+# Step 2's reranked variant: ten passages scored per question, about three times an answer's
+# compute (python-docs-qa: 2,785 input tokens per request against 862; bench/RESULTS.md).
+RERANK_DEPTH = 10
+RERANK_COST = 3.0
 
 
 def walk(ladder: Ladder) -> LadderRecord:
@@ -219,6 +229,7 @@ def _rag(ladder: Ladder) -> str | None:
     if copies and measured.params.get("answer") == "free" and ladder.fits(estimate):
         ladder.run(spec.model_copy(update={"answer": "extractive"}), "rag-extractive")
         names = ("rag", "rag-extractive")
+    names += _reranked(ladder, spec, names, estimate)
     recommendation = ladder.decision()
     reason = _verdict_text(recommendation, 2)
     ladder.record(
@@ -231,6 +242,32 @@ def _rag(ladder: Ladder) -> str | None:
         estimated_seconds=estimate,
     )
     return _stop_after(ladder, recommendation, 2)
+
+
+def _reranked(
+    ladder: Ladder, spec: CandidateSpec, names: tuple[str, ...], estimate: float
+) -> tuple[str, ...]:
+    """The better RAG variant again with its passages reranked by the model, when the model
+    gives log-probabilities (a local one), the task did not set `rerank`, and retrieval left
+    room: the gold document was not always ranked first."""
+    if (
+        not ladder.trainable
+        or getattr(spec, "rerank", 0)
+        or not ladder.fits(estimate * RERANK_COST)
+    ):
+        return ()
+    metric = primary_metric(ladder.task)
+    ran = [r for r in ladder.results if r.measured and r.name in names]
+    if not ran:
+        return ()
+    best = max(ran, key=lambda r: r.metrics[metric].value)
+    first = best.metrics.get("recall@1")
+    if first is not None and first.value >= 1.0:
+        return ()
+    better = ladder.specs[ladder.results.index(best)]
+    name = f"{best.name}-rerank"
+    ladder.run(better.model_copy(update={"rerank": RERANK_DEPTH}), name)
+    return (name,)
 
 
 def _fine_tuning(ladder: Ladder) -> str | None:
@@ -286,10 +323,15 @@ def _hybrid(ladder: Ladder) -> str | None:
             f"{which} does not beat prompting, so combining it cannot be justified",
         )
         return None
-    # The hybrid answers the way the better RAG candidate did (unless the task says otherwise).
+    # The hybrid answers and ranks the way the better RAG candidate did (unless the task says
+    # otherwise).
     spec = ladder.settings("hybrid")
-    if "answer" not in spec.model_fields_set:
-        spec = spec.model_copy(update={"answer": rag[0].params.get("answer", "free")})
+    inherited = {
+        "answer": rag[0].params.get("answer", "free"),
+        "rerank": rag[0].params.get("rerank", 0),
+    }
+    update = {k: v for k, v in inherited.items() if k not in spec.model_fields_set}
+    spec = spec.model_copy(update=update)
     return _train_and_measure(
         ladder, 4, "hybrid", spec, "hybrid",  # type: ignore[arg-type]
         STEPS[4][1], "RAG and LoRA each beat prompting", factor=2.0,
