@@ -250,24 +250,16 @@ def _reranked(
     """The better RAG variant again with its passages reranked by the model, when the model
     gives log-probabilities (a local one), the task did not set `rerank`, and retrieval left
     room: the gold document was not always ranked first."""
-    if (
-        not ladder.trainable
-        or getattr(spec, "rerank", 0)
-        or not ladder.fits(estimate * RERANK_COST)
-    ):
-        return ()
-    metric = primary_metric(ladder.task)
     ran = [r for r in ladder.results if r.measured and r.name in names]
-    if not ran:
+    if not ran or not ladder.trainable or getattr(spec, "rerank", 0):
         return ()
-    best = max(ran, key=lambda r: r.metrics[metric].value)
+    best = max(ran, key=lambda r: r.metrics[primary_metric(ladder.task)].value)
     first = best.metrics.get("recall@1")
-    if first is not None and first.value >= 1.0:
+    if (first is not None and first.value >= 1.0) or not ladder.fits(estimate * RERANK_COST):
         return ()
     better = ladder.specs[ladder.results.index(best)]
-    name = f"{best.name}-rerank"
-    ladder.run(better.model_copy(update={"rerank": RERANK_DEPTH}), name)
-    return (name,)
+    ladder.run(better.model_copy(update={"rerank": RERANK_DEPTH}), f"{best.name}-rerank")
+    return (f"{best.name}-rerank",)
 
 
 def _fine_tuning(ladder: Ladder) -> str | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +48,30 @@ def token_f1(prediction: str, reference: str) -> float:
     precision = overlap / len(pred_tokens)
     recall = overlap / len(ref_tokens)
     return 2 * precision * recall / (precision + recall)
+
+
+class _Words:
+    """rouge-score's tokenizer protocol over SQuAD-normalised words: its own tokenizer keeps
+    only ASCII letters and digits, which would score every non-English answer 0."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return normalize_answer(text).split()
+
+
+@functools.cache
+def _rouge_l_scorer() -> Any:
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return RougeScorer(["rougeL"], tokenizer=_Words())
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure (longest common subsequence of words) of the normalised answers, by
+    rouge-score: word order counts, unlike token F1, so a reply that says the reference's
+    words in its order scores higher than one that scrambles them."""
+    if not normalize_answer(prediction).split() or not normalize_answer(reference).split():
+        return token_f1(prediction, reference)  # the empty cases, decided as token F1 does
+    return float(_rouge_l_scorer().score(reference, prediction)["rougeL"].fmeasure)
 
 
 def contains_answer(prediction: str, reference: str) -> bool:

@@ -22,6 +22,7 @@ from tunewise.evaluation.metrics import (
     label_correct,
     macro_f1_from_codes,
     parse_json,
+    rouge_l,
     token_f1,
 )
 from tunewise.evaluation.stats import MetricValue, bootstrap_ci, mean_with_ci
@@ -87,10 +88,12 @@ def _score_text(
     em = np.array([exact_match(p, r) for p, r in pairs])
     f1 = np.array([token_f1(p, r) for p, r in pairs])
     contained = np.array([contains_answer(p, r) for p, r in pairs], dtype=float)
+    lcs = np.array([rouge_l(p, r) for p, r in pairs])
     return {
         "exact_match": mean_with_ci(em, seed=seed, resamples=resamples),
         "token_f1": mean_with_ci(f1, seed=seed, resamples=resamples),
         "contains_answer": mean_with_ci(contained, seed=seed, resamples=resamples),
+        "rouge_l": mean_with_ci(lcs, seed=seed, resamples=resamples),
     }
 
 
@@ -138,6 +141,7 @@ def per_example(output_format: OutputFormat, prediction: str, reference: str) ->
             "exact_match": exact_match(prediction, reference),
             "token_f1": token_f1(prediction, reference),
             "contains_answer": float(contains_answer(prediction, reference)),
+            "rouge_l": rouge_l(prediction, reference),
             "valid": valid,
         }
     raise ValueError(f"unknown output format type: {output_format.type!r}")

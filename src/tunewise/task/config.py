@@ -170,7 +170,7 @@ class Retrieval(_Strict):
 
 METRICS_BY_FORMAT: dict[str, tuple[str, ...]] = {
     "label": ("accuracy", "macro_f1", "format_validity"),
-    "text": ("exact_match", "token_f1", "contains_answer", "format_validity"),
+    "text": ("exact_match", "token_f1", "contains_answer", "rouge_l", "format_validity"),
     "json": ("field_f1", "exact_match", "json_validity", "format_validity"),
 }
 

@@ -91,8 +91,23 @@ def test_per_example_keys_and_values() -> None:
         "exact_match": 0.0,
         "token_f1": pytest.approx(2 / 3),
         "contains_answer": 0.0,
+        "rouge_l": pytest.approx(2 / 3),  # LCS "cat": P 1, R 1/2
         "valid": 1.0,
     }
+
+
+def test_rouge_l_counts_word_order_where_token_f1_does_not() -> None:
+    from tunewise.evaluation.metrics import rouge_l, token_f1
+
+    # Normalised: "cat sat on mat" vs "cat was on mat": LCS "cat on mat", P = R = 3/4.
+    assert rouge_l("The cat sat on the mat.", "the cat was on the mat") == pytest.approx(0.75)
+    scrambled, reference = "mat on sat cat", "cat sat on mat"
+    assert token_f1(scrambled, reference) == 1.0
+    assert rouge_l(scrambled, reference) == pytest.approx(0.25)  # LCS of one word
+    assert rouge_l("Привет, мир!", "привет мир") == 1.0  # not only ASCII words
+    assert rouge_l("", "") == 1.0 and rouge_l("x", "") == 0.0 and rouge_l("", "x") == 0.0
+    result = score(TEXT, ["cat sat on mat", "mat on sat cat"], [reference] * 2, seed=0)
+    assert result["rouge_l"].value == pytest.approx(0.625) and result["rouge_l"].n == 2
     assert per_example(TEXT, "It is the cat, sat.", "cat sat")["contains_answer"] == 1.0
     assert per_example(JSON, '{"x": 1, "z": 0}', '{"x": 1, "y": 2}') == {
         "field_f1": pytest.approx(0.5),
