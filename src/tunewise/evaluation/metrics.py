@@ -69,8 +69,9 @@ def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L F-measure (longest common subsequence of words) of the normalised answers, by
     rouge-score: word order counts, unlike token F1, so a reply that says the reference's
     words in its order scores higher than one that scrambles them."""
-    if not normalize_answer(prediction).split() or not normalize_answer(reference).split():
-        return token_f1(prediction, reference)  # the empty cases, decided as token F1 does
+    said, answer = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    if not said or not answer:
+        return float(said == answer)  # both empty: a correct "no answer", as in token F1
     return float(_rouge_l_scorer().score(reference, prediction)["rougeL"].fmeasure)
 
 
