@@ -11,7 +11,14 @@ import pytest
 
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.strategies.specs import FewShotCandidate, ZeroShotCandidate
-from tunewise.task.config import METRICS_BY_FORMAT, JsonFormat, LabelFormat, Task, TextFormat
+from tunewise.task.config import (
+    GRADED_BY_FORMAT,
+    METRICS_BY_FORMAT,
+    JsonFormat,
+    LabelFormat,
+    Task,
+    TextFormat,
+)
 from tunewise.task.loading import load_task, task_hash, task_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +30,7 @@ SHIPPED = {
 CONTRACT_FIELDS = ("objective", "audience", "source_material", "output_format")
 TOP_KEYS = (
     "name, contract, data, target, usage, prices, retrieval, model, models, seed, "
-    "max_new_tokens, max_repairs, candidates, datasets"
+    "max_new_tokens, max_repairs, candidates, metrics, datasets"
 )
 
 BASE = """\
@@ -365,7 +372,7 @@ def test_target_metric_must_fit_format(tmp_path: Path, fmt: str, metric: str) ->
 def test_every_listed_metric_is_accepted(tmp_path: Path, kind: str) -> None:
     fmt = "    type: label\n    labels: [a, b]\n" if kind == "label" else f"    type: {kind}\n"
     body = BASE.replace("    type: label\n    labels: [positive, negative]\n", fmt)
-    for metric in METRICS_BY_FORMAT[kind]:
+    for metric in METRICS_BY_FORMAT[kind] + GRADED_BY_FORMAT[kind]:
         path = write_task(tmp_path / metric, body + f"target: {{metric: {metric}, min: 0.7}}\n")
         target = load_task(path).target
         assert target is not None and target.metric == metric

@@ -6,7 +6,7 @@ The cache lookup happens before the model is touched, so a fully cached run neve
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
@@ -41,6 +41,7 @@ class Prediction:
     repairs: int = 0  # repair requests this answer took (tokens and time include them)
     first_output: str | None = None  # the answer before repair, when it was repaired
     confidence: float | None = None  # extractive: the span's mean token log-probability
+    graded: dict[str, float] = field(default_factory=dict)  # graded metrics, once scored
 
 
 def predict(

@@ -12,6 +12,7 @@ import numpy as np
 from tunewise.deciding.costs import CostInputs
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation import MetricValue, score, validate
+from tunewise.evaluation.graded import measure_graded
 from tunewise.evaluation.grounding import (
     context_metrics,
     faithfulness,
@@ -231,6 +232,9 @@ def _evaluate(
     outputs = [p.output for p in predictions]
     references = [e.output for e in examples]
     metrics = score(output_format, outputs, references, seed=task.seed)
+    graded, rows = measure_graded(task, outputs, examples)
+    metrics |= graded
+    predictions = [replace(p, graded=row) for p, row in zip(predictions, rows, strict=True)]
     if repaired is not None:
         first = [p.output if p.first_output is None else p.first_output for p in predictions]
         valid = np.array([validate(output_format, o) is None for o in first], dtype=float)

@@ -27,6 +27,19 @@ def example_languages(examples: Sequence[Example]) -> list[str]:
     return [tag or UNKNOWN for tag in tags]
 
 
+def _scores(
+    output_format: OutputFormat,
+    metric: str,
+    predictions: Sequence[Prediction],
+    examples: Sequence[Example],
+) -> list[float]:
+    # A graded metric (embedding similarity, a user metric) was scored once, when measured.
+    if all(metric in p.graded for p in predictions):
+        return [p.graded[metric] for p in predictions]
+    outputs = [p.output for p in predictions]
+    return example_scores(output_format, metric, outputs, [e.output for e in examples])
+
+
 def drift(
     output_format: OutputFormat,
     metric: str,
@@ -52,12 +65,7 @@ def drift(
             name: language_breakdown(
                 languages,
                 [p.output for p in predictions],
-                example_scores(
-                    output_format,
-                    metric,
-                    [p.output for p in predictions],
-                    [e.output for e in examples],
-                ),
+                _scores(output_format, metric, predictions, examples),
                 expected_output_languages=expected,
                 seed=seed,
             )

@@ -264,7 +264,7 @@ def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
                         "input": example.input,
                         "reference": example.output,
                         "output": p.output,
-                        "scores": per_example(output_format, p.output, example.output),
+                        "scores": per_example(output_format, p.output, example.output) | p.graded,
                         "invalid_reason": validate(output_format, p.output),
                         "probabilities": p.probabilities,
                         "input_tokens": p.input_tokens,

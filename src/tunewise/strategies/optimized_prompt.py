@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import TunewiseError
-from tunewise.evaluation.scoring import example_scores
+from tunewise.evaluation.graded import metric_scores
 from tunewise.home import tunewise_home
 from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
@@ -114,8 +114,7 @@ class Search:
         self, predictor: Predictor, examples: Sequence[Example], advance: Advance
     ) -> list[float]:
         outputs = self.answers(predictor, examples, advance)
-        references = [e.output for e in examples]
-        return example_scores(self.task.contract.output_format, self.metric, outputs, references)
+        return metric_scores(self.task, self.metric, outputs, examples)
 
 
 def prepare(
@@ -295,7 +294,6 @@ def rung_scorer(
     """Scores trials on the first `size` validation examples; each (trial, example) is asked
     once, so a later rung asks only its new examples."""
     answered: dict[tuple[int, int], str] = {}
-    output_format = search.task.contract.output_format
 
     def score(trials: Sequence[Trial], size: int) -> list[float]:
         shown = validation[:size]
@@ -313,8 +311,7 @@ def rung_scorer(
             outputs = search.answers(predictor, [validation[i] for i in todo], advance)
             answered.update({(trial.number, i): o for i, o in zip(todo, outputs, strict=True)})
             mine = [answered[(trial.number, i)] for i in range(size)]
-            refs = [e.output for e in shown]
-            results.append(round(rung_score(output_format, search.metric, mine, refs), 4))
+            results.append(round(rung_score(search.task, search.metric, mine, shown), 4))
         return results
 
     return score

@@ -10,14 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewise.evaluation.graded import metric_scores
 from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1
-from tunewise.evaluation.scoring import example_scores
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.few_shot import similar_demos, stratified_demos
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.prompts import format_instruction
 from tunewise.strategies.setup import Setup
-from tunewise.task.config import Contract, OutputFormat
+from tunewise.task.config import Contract, Task
 from tunewise.task.data import Example
 
 PROPOSER_SYSTEM = "You write the instruction line of a prompt for a small language model."
@@ -136,16 +136,18 @@ def bootstrap_choice(
 
 
 def rung_score(
-    output_format: OutputFormat, metric: str, outputs: Sequence[str], references: Sequence[str]
+    task: Task, metric: str, outputs: Sequence[str], examples: Sequence[Example]
 ) -> float:
     """The metric over a rung's answers, computed as the test metric is."""
+    output_format = task.contract.output_format
+    references = [e.output for e in examples]
     if metric == "macro_f1" and output_format.type == "label":
         return macro_f1(outputs, references, output_format.labels)
     if metric == "field_f1":
         counts = [field_counts(o, r) for o, r in zip(outputs, references, strict=True)]
         tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
         return field_f1_from_counts(tp, fp, fn)
-    values = example_scores(output_format, metric, outputs, references)
+    values = metric_scores(task, metric, outputs, examples)
     return sum(values) / len(values)
 
 

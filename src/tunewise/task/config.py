@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tunewise.strategies.catalog import Candidate, names_where
 from tunewise.task.strict import Strict as _Strict
@@ -174,11 +174,22 @@ METRICS_BY_FORMAT: dict[str, tuple[str, ...]] = {
     "json": ("field_f1", "exact_match", "json_validity", "format_validity"),
 }
 
+# Graded metrics (tunewise.evaluation.graded) a target can name besides the format's own.
+GRADED_BY_FORMAT: dict[str, tuple[str, ...]] = {
+    "label": (),
+    "text": ("embedding_similarity",),
+    "json": (),
+}
+
 
 class Target(_Strict):
     """The quality bar a candidate must reach on the held-out data."""
 
-    metric: str = Field(description="A metric of the output format, e.g. accuracy.")
+    metric: str = Field(
+        description="A metric of the output format, e.g. accuracy, or a user metric "
+        "python:MODULE:FUNCTION (a function (prediction, reference, example) -> float in [0, 1] "
+        "from a module in the task's folder or an installed one)."
+    )
     min: float = Field(ge=0, le=1, description="Lowest acceptable value.")
     max_latency_ms: float | None = Field(
         default=None,
@@ -275,12 +286,24 @@ class Task(_Strict):
         "candidate's cost. 0 turns repair off.",
     )
     candidates: list[Candidate] = Field(default_factory=list)
+    metrics: list[Annotated[str, Field(pattern=r"^python:[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = Field(
+        default_factory=list,
+        description="User metrics to report for every candidate beside the format's, each "
+        "python:MODULE:FUNCTION like a target's.",
+    )
     datasets: list[ExtraDataset] = Field(
         default_factory=list,
         description="More representative datasets besides data: every candidate is measured on "
         "each; results per dataset and macro-averaged, and the decision flags a candidate that "
         "wins on one dataset but loses on others.",
     )
+
+    # The task file's folder, where user metrics' modules are looked up first (set by load_task).
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        return self._folder
 
     @model_validator(mode="after")
     def _distinct_dataset_names(self) -> Task:
@@ -335,8 +358,9 @@ class Task(_Strict):
 
     @model_validator(mode="after")
     def _target_fits_format(self) -> Task:
-        if self.target is not None:
-            allowed = METRICS_BY_FORMAT[self.contract.output_format.type]
+        if self.target is not None and not self.target.metric.startswith("python:"):
+            kind = self.contract.output_format.type
+            allowed = METRICS_BY_FORMAT[kind] + GRADED_BY_FORMAT[kind]
             if self.target.metric not in allowed:
                 raise ValueError(
                     f"target.metric '{self.target.metric}' does not apply to "

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from tunewise.errors import TaskError
+from tunewise.evaluation.user_metric import UserMetricError, is_user_metric, load_user_metric
 from tunewise.strategies.catalog import strategy_names
 from tunewise.task.config import DataFiles, ExtraDataset, Task
 from tunewise.task.error_messages import explain, key_lines
@@ -70,7 +71,24 @@ def load_task(path: str | Path) -> Task:
         task = Task.model_validate(raw)
     except ValidationError as exc:
         raise TaskError(explain(path, exc, lines, Task, union_tags())) from None
-    return _resolve_paths(task, path.parent)
+    task = _resolve_paths(task, path.parent)
+    task._folder = path.parent.resolve()
+    _check_user_metrics(task, path, lines)
+    return task
+
+
+def _check_user_metrics(task: Task, path: Path, lines: dict[tuple[str, ...], int]) -> None:
+    """Every python: metric loads now, before data is read or a model is loaded."""
+    named = [(("metrics", str(i)), name) for i, name in enumerate(task.metrics)]
+    if task.target is not None and is_user_metric(task.target.metric):
+        named.append((("target", "metric"), task.target.metric))
+    for key, name in named:
+        try:
+            load_user_metric(name, task.folder)
+        except UserMetricError as exc:
+            line = lines.get(key) or lines.get(key[:1])
+            where = f"{path}:{line}" if line else str(path)
+            raise TaskError(f"{where}: {'.'.join(key)}: {exc}") from None
 
 
 def _resolve_paths(task: Task, base: Path) -> Task:
