@@ -11,7 +11,7 @@ from typing import Any
 from tunewise import __version__
 from tunewise.checks import check_task
 from tunewise.deciding.climb import walk
-from tunewise.deciding.from_results import decide_from
+from tunewise.deciding.from_results import decide_from, price_list
 from tunewise.deciding.ladder import Ladder, LadderRecord
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.next_step import next_step
@@ -23,6 +23,7 @@ from tunewise.measuring.across_datasets import PRIMARY, DatasetResult, dataset_t
 from tunewise.measuring.candidate import CandidateResult, measure_candidate, primary_metric
 from tunewise.measuring.curve import learning_curve
 from tunewise.measuring.drift import drift
+from tunewise.measuring.judge import ModelJudge, run_judgement
 from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.measuring.selection import (
     candidate_names,
@@ -73,6 +74,7 @@ class RunResult:
     languages: dict[str, Any] | None = None  # per-language quality, for multilingual test sets
     specs: list[CandidateSpec] = field(default_factory=list)  # what each candidate ran with
     ladder: LadderRecord | None = None  # the default run's walk up the four steps
+    judge: dict[str, Any] | None = None  # the model judge: settings, calibration, cost
 
 
 def with_answer_budget(task: Task, train: Sequence[Example]) -> Task:
@@ -149,15 +151,21 @@ def run_task(
     knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
     backends: dict[str, Backend] = {}
 
-    def backend_for(spec: CandidateSpec) -> Backend:
-        model = model_for(spec, task, options)
+    def backend_named(model: str) -> Backend:
         if model not in backends:
             backends[model] = load_backend(model, task.models, dtype=options.dtype)
         return backends[model]
 
+    def backend_for(spec: CandidateSpec) -> Backend:
+        return backend_named(model_for(spec, task, options))
+
     for spec in specs:  # a pinned run loads its models up front: a bad spec fails fast
         backend_for(spec)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
+    judge, judge_model, judged = None, None, None
+    if task.judge is not None:
+        judge_model = task.judge.model or options.model or task.model
+        judge = ModelJudge(task.judge, task.contract, backend_named(judge_model), cache, task.seed)
 
     def measure(
         spec: CandidateSpec, name: str, examples: Sequence[Example] | None = None
@@ -166,6 +174,7 @@ def run_task(
         return measure_candidate(
             task, spec, name=name, backend=backend_for(spec), dataset=dataset, test=asked,
             cache=cache, progress=progress, knowledge=knowledge, repeats=options.repeats,
+            judge=judge,
         )  # fmt: skip
 
     def warm_up_training(spec: FineTuningOptions, name: str) -> tuple[float, int]:
@@ -214,11 +223,15 @@ def run_task(
             measured = [
                 measure_candidate(
                     task, spec, name=name, backend=backend_for(spec), dataset=extra,
-                    test=extra_test, cache=cache, progress=progress, knowledge=quiet,
+                    test=extra_test, cache=cache, progress=progress, knowledge=quiet, judge=judge,
                 )
                 for spec, name in zip(specs, names, strict=True)
             ]  # fmt: skip
             datasets.append(DatasetResult(files.name, extra, extra_test, measured))
+        judged = None
+        if judge is not None and judge_model is not None:
+            examples = [*dataset.train, *dataset.test]
+            judged = run_judgement(judge, judge_model, examples, price_list(task))
     finally:
         cache.close()
     recommendation = decide_from(task, dataset, results, curve)
@@ -235,6 +248,9 @@ def run_task(
     if datasets:
         flags = disagreements(dataset_table(datasets), recommendation.metric)
         recommendation = replace(recommendation, reasons=[*recommendation.reasons, *flags])
+    warning = ((judged or {}).get("calibration") or {}).get("warning")
+    if warning and recommendation.metric == "judge":
+        recommendation = replace(recommendation, reasons=[*recommendation.reasons, warning])
     walked = record if ladder is not None else None
     metric = primary_metric(task)
     following = next_step(
@@ -264,6 +280,7 @@ def run_task(
         languages=languages,
         specs=list(specs),
         ladder=walked,
+        judge=judged,
     )
 
 

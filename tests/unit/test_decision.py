@@ -321,6 +321,11 @@ def test_target_missed_names_the_measured_rag() -> None:
     assert "zero-shot: accuracy 0.410" in rec.reasons[0]
 
 
+def test_a_run_without_prompting_candidates_does_not_call_its_best_one_prompting() -> None:
+    rec = run([cand("rag", 0.55, strategy="rag")], has_documents=True)
+    assert rec.reasons[0].startswith("No candidate reaches accuracy >= 0.7; the best is rag:")
+
+
 # ---- step 4: fine-tuning with RAG ----------------------------------------------------------
 
 

@@ -278,7 +278,7 @@ def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
     asked = [Example(f"t{i}", f"q{i}", "x", "t", {"doc_id": "d0"}) for i in range(4)]
     cache = ResponseCache(tmp_path / "cache.sqlite")
     try:
-        _, metrics, _ = _evaluate(task, Retrieving(), asked, cache, SilentProgress(), "rag")
+        _, metrics, _, _ = _evaluate(task, Retrieving(), asked, cache, SilentProgress(), "rag")
     finally:
         cache.close()
     assert metrics["recall@1"].value == 0.75 and metrics["mrr"].value == 0.75

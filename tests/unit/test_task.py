@@ -30,7 +30,7 @@ SHIPPED = {
 CONTRACT_FIELDS = ("objective", "audience", "source_material", "output_format")
 TOP_KEYS = (
     "name, contract, data, target, usage, prices, retrieval, model, models, seed, "
-    "max_new_tokens, max_repairs, candidates, metrics, datasets"
+    "max_new_tokens, max_repairs, candidates, metrics, judge, datasets"
 )
 
 BASE = """\

@@ -107,6 +107,8 @@ def render_table(document: dict[str, Any]) -> Group:
         training = candidate["setup"].get("training")
         if training:
             notes.append(_training_line(candidate["name"], training))
+    if document.get("judge"):
+        notes.append(_judge_line(document["judge"]))
     return Group(
         table, notes, _ladder(document.get("ladder")), _decision(document["recommendation"])
     )
@@ -144,6 +146,30 @@ def _training_line(name: str, training: dict[str, Any]) -> str:
         f"{training['seconds']:.0f} s, best validation loss {training['best_validation_loss']}"
         f"{flag}\n"
     )
+
+
+def _judge_line(judge: dict[str, Any]) -> str:
+    """Who judged, what it cost in all, and how far its grades can be trusted."""
+    usage, usd = judge["usage"], judge["cost"]["usd"]
+    price = "" if usd is None else f", ${usd:.4g}"
+    line = (
+        f"judge: {judge['model']} ({judge['mode']}), {usage['requests']} verdicts, "
+        f"{usage['calls']} calls, {usage['input_tokens'] + usage['output_tokens']:,} tokens, "
+        f"{usage['seconds']:.0f} s{price}"
+    )
+    if judge["calibration"]:
+        rho = judge["calibration"]["spearman"]
+        line += (
+            f"; agreement with human grades: Spearman {rho['value']:.2f} "
+            f"[{rho['ci_low']:.2f}, {rho['ci_high']:.2f}], n={rho['n']}"
+        )
+    elif judge["self_consistency"]:
+        agreement = judge["self_consistency"]["agreement"]
+        line += (
+            f"; self-consistency over two samplings {agreement['value']:.2f} "
+            f"[{agreement['ci_low']:.2f}, {agreement['ci_high']:.2f}]"
+        )
+    return line + "\n"
 
 
 def _decision(recommendation: dict[str, Any]) -> Text:

@@ -188,10 +188,8 @@ def _target_missed(
 ) -> Recommendation:
     prompting = [c for c in ranked if c.family == "prompting"]
     best = (prompting or ranked)[0]
-    reasons = [
-        f"No prompting candidate reaches {bar(target, metric)}; "
-        f"the best is {describe(best, metric)}."
-    ]
+    which = "prompting candidate" if prompting else "candidate"  # a run may pin no prompting
+    reasons = [f"No {which} reaches {bar(target, metric)}; the best is {describe(best, metric)}."]
     if best.quality.ci_high >= target.min:
         reasons.append("The best candidate's CI reaches the target: more test data may settle it.")
     retrieving = [c for c in ranked if c.family == "retrieval"]

@@ -1,6 +1,7 @@
 """Graded metrics: per-example scores in [0, 1] beyond the output format's own, for answers that
 exact words cannot judge (replies, summaries, rewrites): embedding similarity to the reference on
-every text task, and the task's `python:` user metrics on any.
+every text task, the task's `python:` user metrics on any, and the model judge's `judge` score
+when the task has a judge.
 
 Each is a mean over examples with a bootstrap CI like every metric, is recorded per example in
 predictions.jsonl, and can be the target's metric (the prompt search and the language breakdown
@@ -16,16 +17,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from tunewise.evaluation.scoring import example_scores
+from tunewise.evaluation.scoring import example_scores, score
 from tunewise.evaluation.stats import MetricValue, mean_with_ci
 from tunewise.evaluation.user_metric import is_user_metric, load_user_metric, user_scores
 
 if TYPE_CHECKING:
+    from tunewise.measuring.judge import JudgeOutcome
     from tunewise.retrieval.embedders import Embedder
     from tunewise.task.config import Task
     from tunewise.task.data import Example
 
 EMBEDDING_SIMILARITY = "embedding_similarity"
+JUDGE = "judge"
 
 
 class GradedMetric(Protocol):
@@ -34,6 +37,23 @@ class GradedMetric(Protocol):
     name: str
 
     def scores(self, outputs: Sequence[str], examples: Sequence[Example]) -> list[float]: ...
+
+
+class Judging(Protocol):
+    """The run's model judge (tunewise.measuring.judge.ModelJudge)."""
+
+    def grade(
+        self, candidate: str, outputs: Sequence[str], examples: Sequence[Example]
+    ) -> JudgeOutcome: ...
+
+
+@dataclass
+class Graded:
+    """A candidate's graded metrics with CIs, each answer's scores, and the judge's outcome."""
+
+    metrics: dict[str, MetricValue]
+    rows: list[dict[str, float]]
+    judged: JudgeOutcome | None = None
 
 
 def embedding_similarity(
@@ -104,28 +124,65 @@ def graded_metrics(task: Task) -> list[GradedMetric]:
 
 
 def measure_graded(
-    task: Task, outputs: Sequence[str], examples: Sequence[Example]
-) -> tuple[dict[str, MetricValue], list[dict[str, float]]]:
-    """Each graded metric with its CI, and each answer's scores (in the examples' order)."""
-    metrics: dict[str, MetricValue] = {}
-    per_example: list[dict[str, float]] = [{} for _ in examples]
+    task: Task,
+    outputs: Sequence[str],
+    examples: Sequence[Example],
+    *,
+    judge: Judging | None = None,
+    candidate: str = "",
+) -> Graded:
+    """Each graded metric with its CI and each answer's scores (in the examples' order); with a
+    judge, its `judge` score of `candidate`'s answers too."""
+    result = Graded({}, [{} for _ in examples])
     if not examples:
-        return metrics, per_example
-    for graded in graded_metrics(task):
-        values = graded.scores(outputs, examples)
-        metrics[graded.name] = mean_with_ci(np.array(values), seed=task.seed)
-        for row, value in zip(per_example, values, strict=True):
-            row[graded.name] = round(value, 4)
-    return metrics, per_example
+        return result
+    found = [(g.name, g.scores(outputs, examples)) for g in graded_metrics(task)]
+    if judge is not None:
+        result.judged = judge.grade(candidate, outputs, examples)
+        found.append((JUDGE, result.judged.scores))
+    for name, values in found:
+        result.metrics[name] = mean_with_ci(np.array(values), seed=task.seed)
+        for row, value in zip(result.rows, values, strict=True):
+            row[name] = round(value, 4)
+    return result
 
 
 def metric_scores(
-    task: Task, metric: str, outputs: Sequence[str], examples: Sequence[Example]
+    task: Task,
+    metric: str,
+    outputs: Sequence[str],
+    examples: Sequence[Example],
+    *,
+    judge: Judging | None = None,
+    candidate: str = "",
 ) -> list[float]:
-    """Each answer's score on `metric`: a graded metric's own, else the format's per-example
-    score (accuracy for macro_f1, field F1 for micro field_f1)."""
+    """Each answer's score on `metric`: a graded metric's own (the judge's of `candidate`'s
+    answers), else the format's per-example score (accuracy for macro_f1, field F1 for micro
+    field_f1)."""
+    if metric == JUDGE:
+        if judge is None:
+            raise ValueError("the judge metric needs the run's judge")
+        return judge.grade(candidate, outputs, examples).scores
     for graded in graded_metrics(task):
         if graded.name == metric:
             return graded.scores(outputs, examples)
     references = [e.output for e in examples]
     return example_scores(task.contract.output_format, metric, outputs, references)
+
+
+def metric_value(
+    task: Task,
+    metric: str,
+    outputs: Sequence[str],
+    examples: Sequence[Example],
+    *,
+    judge: Judging | None = None,
+    candidate: str = "",
+) -> float:
+    """`metric` over a set of answers, as the test metric is computed: a graded metric's mean,
+    else the format's metric (macro F1 and micro field F1 are not means)."""
+    if metric == JUDGE or metric in {g.name for g in graded_metrics(task)}:
+        values = metric_scores(task, metric, outputs, examples, judge=judge, candidate=candidate)
+        return float(np.mean(values))
+    references = [e.output for e in examples]
+    return score(task.contract.output_format, outputs, references, seed=task.seed)[metric].value

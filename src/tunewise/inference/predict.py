@@ -42,6 +42,7 @@ class Prediction:
     first_output: str | None = None  # the answer before repair, when it was repaired
     confidence: float | None = None  # extractive: the span's mean token log-probability
     graded: dict[str, float] = field(default_factory=dict)  # graded metrics, once scored
+    verdict: dict[str, Any] | None = None  # the model judge's verdict on this answer
 
 
 def predict(

@@ -12,7 +12,7 @@ import numpy as np
 from tunewise.deciding.costs import CostInputs
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation import MetricValue, score, validate
-from tunewise.evaluation.graded import measure_graded
+from tunewise.evaluation.graded import Judging, measure_graded
 from tunewise.evaluation.grounding import (
     context_metrics,
     faithfulness,
@@ -26,6 +26,7 @@ from tunewise.inference.predict import Prediction, predict
 from tunewise.inference.repair import RepairRecord, repair, repairs_for
 from tunewise.measuring.consistency import Consistency, redraw
 from tunewise.measuring.flakiness import SUBSET, Flakiness, measure_flakiness
+from tunewise.measuring.judge import JudgeOutcome
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.models.constrained import ConstrainedModel
@@ -58,6 +59,7 @@ class CandidateResult:
     remote: bool = False  # answered by an API endpoint rather than a model on this machine
     flakiness: Flakiness | None = None  # --repeats: how answers move between samples
     repair: RepairRecord | None = None  # generated answers: what the repair loop did
+    judge: JudgeOutcome | None = None  # the model judge's verdicts on the test answers
 
     @property
     def measured(self) -> bool:
@@ -127,6 +129,7 @@ def measure_candidate(
     progress: Progress,
     knowledge: Knowledge | None = None,
     repeats: int = 0,
+    judge: Judging | None = None,
 ) -> CandidateResult:
     """Prepare one candidate, answer the test examples, score; then, where they apply, the
     freshness probe, demo re-draws, and `repeats` sampled answers for flakiness."""
@@ -145,19 +148,19 @@ def measure_candidate(
             name, spec.strategy, backend.spec, "", {}, {}, {}, Setup(), [], skipped=str(reason)
         )
     max_repairs = repairs_for(task, spec)
-    predictions, metrics, repaired = _evaluate(
-        task, predictor, test, cache, progress, name, max_repairs
+    predictions, metrics, repaired, judged = _evaluate(
+        task, predictor, test, cache, progress, name, max_repairs, judge
     )
     freshness = None
     if knowledge is not None and knowledge.questions:
-        freshness = _freshness(task, predictor, knowledge, cache, progress, max_repairs)
+        freshness = _freshness(task, predictor, knowledge, cache, progress, max_repairs, judge)
     consistency = None
     if isinstance(spec, FewShotCandidate) and spec.selection == "stratified" and spec.redraws > 1:
         measured = {p.example_id: p for p in predictions}
         metric = primary_metric(task)
         consistency = redraw(
             task, spec, name=name, backend=backend, train=dataset.train, measured=measured,
-            test=test, cache=cache, progress=progress, metric=metric,
+            test=test, cache=cache, progress=progress, metric=metric, judge=judge,
         )  # fmt: skip
     flakiness = None
     if repeats > 0:
@@ -165,7 +168,7 @@ def measure_candidate(
         measured = {p.example_id: p for p in predictions}
         flakiness = measure_flakiness(
             task, predictor, measured=measured, test=test, cache=cache, advance=advance,
-            metric=primary_metric(task), repeats=repeats,
+            metric=primary_metric(task), repeats=repeats, judge=judge,
         )  # fmt: skip
     return CandidateResult(
         name=name,
@@ -182,6 +185,7 @@ def measure_candidate(
         flakiness=flakiness,
         repair=repaired,
         remote=bool(getattr(predictor.backend, "remote", False)),
+        judge=judged,
     )
 
 
@@ -205,7 +209,8 @@ def _evaluate(
     progress: Progress,
     stage: str,
     max_repairs: int = 0,
-) -> tuple[list[Prediction], dict[str, MetricValue], RepairRecord | None]:
+    judge: Judging | None = None,
+) -> tuple[list[Prediction], dict[str, MetricValue], RepairRecord | None, JudgeOutcome | None]:
     """Answers (repaired up to max_repairs times) and their metrics: the format's, plus
     validity before repair, hallucination and abstention rates on knowledge tasks, plus
     recall@k and MRR when examples name their gold doc_id. Progress shows the answers as
@@ -232,9 +237,13 @@ def _evaluate(
     outputs = [p.output for p in predictions]
     references = [e.output for e in examples]
     metrics = score(output_format, outputs, references, seed=task.seed)
-    graded, rows = measure_graded(task, outputs, examples)
-    metrics |= graded
-    predictions = [replace(p, graded=row) for p, row in zip(predictions, rows, strict=True)]
+    graded = measure_graded(task, outputs, examples, judge=judge, candidate=predictor.name)
+    metrics |= graded.metrics
+    verdicts = graded.judged.verdicts if graded.judged else [None] * len(predictions)
+    predictions = [
+        replace(p, graded=row, verdict=verdict)
+        for p, row, verdict in zip(predictions, graded.rows, verdicts, strict=True)
+    ]
     if repaired is not None:
         first = [p.output if p.first_output is None else p.first_output for p in predictions]
         valid = np.array([validate(output_format, o) is None for o in first], dtype=float)
@@ -248,7 +257,7 @@ def _evaluate(
         metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
     if isinstance(predictor, RagPredictor) and output_format.type == "text":
         metrics |= _grounding(predictor, predictions, examples, output_format.abstention, task.seed)
-    return predictions, metrics, repaired
+    return predictions, metrics, repaired, graded.judged
 
 
 def _grounding(
@@ -278,6 +287,7 @@ def _freshness(
     cache: ResponseCache,
     progress: Progress,
     max_repairs: int,
+    judge: Judging | None,
 ) -> Freshness:
     """Ask the changed questions; retrieving candidates read the patched documents, the others
     answer from what they had (prompt or adapter), as they would in production."""
@@ -287,7 +297,9 @@ def _freshness(
         asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, arg-type]
     questions = list(knowledge.questions)
     stage = f"{predictor.name} freshness"
-    predictions, metrics, _ = _evaluate(task, asked, questions, cache, progress, stage, max_repairs)
+    predictions, metrics, _, _ = _evaluate(
+        task, asked, questions, cache, progress, stage, max_repairs, judge
+    )
     previous = [str(q.extra.get("previous", "")) for q in questions]
     if all(previous):
         outputs = [p.output for p in predictions]

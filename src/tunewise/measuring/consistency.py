@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tunewise.evaluation import MetricValue, score
+from tunewise.evaluation import MetricValue
+from tunewise.evaluation.graded import Judging, metric_value
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
@@ -73,6 +74,7 @@ def redraw(
     progress: Progress,
     metric: str,
     examples: int = 60,
+    judge: Judging | None = None,
 ) -> Consistency:
     """Re-draw the demos `spec.redraws - 1` more times (seeds seed+1, seed+2, ...)."""
     subset = sample_examples(
@@ -94,9 +96,8 @@ def redraw(
             advance=advance,
         )
         answers.append([p.output for p in predictions])
-    references = [e.output for e in subset]
     draws = [
-        score(task.contract.output_format, outputs, references, seed=task.seed)[metric].value
-        for outputs in answers
+        metric_value(task, metric, outputs, subset, judge=judge, candidate=f"{name} draw {i}")
+        for i, outputs in enumerate(answers)
     ]
     return Consistency(metric, draws, len(subset), mean_with_ci(agreement(answers), seed=task.seed))

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tunewise.evaluation import MetricValue, score
+from tunewise.evaluation import MetricValue
+from tunewise.evaluation.graded import Judging, metric_value
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
@@ -74,6 +75,7 @@ def measure_flakiness(
     advance: Callable[[int], None],
     metric: str,
     repeats: int,
+    judge: Judging | None = None,
 ) -> Flakiness | None:
     """None when there is nothing to sample from (a label candidate without probabilities)."""
     output_format = task.contract.output_format
@@ -98,10 +100,10 @@ def measure_flakiness(
             sampling=Sampling(TEMPERATURE, task.seed + r),
         )
         samples.append([p.output for p in predictions])
-    references = [e.output for e in subset]
+    name = predictor.name
     quality = [
-        score(output_format, outputs, references, seed=task.seed)[metric].value
-        for outputs in samples
+        metric_value(task, metric, answers, subset, judge=judge, candidate=f"{name} sample {r}")
+        for r, answers in enumerate(samples, start=1)
     ]
     per_example = {
         e.id: example_flakiness([sample[i] for sample in samples]) for i, e in enumerate(subset)

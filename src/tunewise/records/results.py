@@ -32,6 +32,7 @@ from tunewise.evaluation import per_example, validate
 from tunewise.evaluation.confusion import confusion
 from tunewise.measuring.across_datasets import dataset_table, macro_average
 from tunewise.measuring.candidate import CandidateResult
+from tunewise.measuring.judge import candidate_judgement
 from tunewise.measuring.selection import model_for
 from tunewise.report import write_report
 from tunewise.retrieval.index import Index
@@ -131,6 +132,7 @@ def results_document(run: RunResult, run_id: str, out: Path = Path("runs")) -> d
         "macro": macro_average(dataset_table(run.datasets)) if run.datasets else None,
         "checks": run.checks,
         "languages": run.languages,
+        "judge": run.judge,
     }
 
 
@@ -225,7 +227,16 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
         "flakiness": result.flakiness.to_dict() if result.flakiness else None,
         "repair": result.repair.to_dict() if result.repair else None,
         "confusion": _confusion(result, run),
+        "judge": _judge(result, run),
     }
+
+
+def _judge(result: CandidateResult, run: RunResult) -> dict[str, Any] | None:
+    judge = run.task.judge
+    if result.judge is None or judge is None or run.judge is None:
+        return None
+    model, remote = run.judge["model"], run.judge["remote"]
+    return candidate_judgement(result.judge, judge, model, remote, price_list(run.task))
 
 
 def _confusion(result: CandidateResult, run: RunResult) -> dict[str, Any] | None:
@@ -280,6 +291,7 @@ def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
                         "tokens_estimated": p.tokens_estimated,
                         "repairs": p.repairs,
                         "first_output": p.first_output,
+                        "judge": p.verdict,
                     }
                 )
     return lines

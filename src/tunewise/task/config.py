@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tunewise.strategies.catalog import Candidate, names_where
+from tunewise.task.judge_config import Judge
 from tunewise.task.strict import Strict as _Strict
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -291,6 +292,11 @@ class Task(_Strict):
         description="User metrics to report for every candidate beside the format's, each "
         "python:MODULE:FUNCTION like a target's.",
     )
+    judge: Judge | None = Field(
+        default=None,
+        description="A model that grades every candidate's answers: the `judge` metric "
+        "(target: {metric: judge} alone sets a default judge).",
+    )
     datasets: list[ExtraDataset] = Field(
         default_factory=list,
         description="More representative datasets besides data: every candidate is measured on "
@@ -358,9 +364,12 @@ class Task(_Strict):
 
     @model_validator(mode="after")
     def _target_fits_format(self) -> Task:
+        if self.target is not None and self.target.metric == "judge" and self.judge is None:
+            self.judge = Judge()
         if self.target is not None and not self.target.metric.startswith("python:"):
             kind = self.contract.output_format.type
-            allowed = METRICS_BY_FORMAT[kind] + GRADED_BY_FORMAT[kind]
+            judged = ("judge",) if self.judge is not None else ()
+            allowed = METRICS_BY_FORMAT[kind] + GRADED_BY_FORMAT[kind] + judged
             if self.target.metric not in allowed:
                 raise ValueError(
                     f"target.metric '{self.target.metric}' does not apply to "

@@ -39,6 +39,8 @@ def task_hash(task: Task) -> str:
             files[key] = Path(files[key]).name
     if files["updates"]:
         files["updates"] = {k: Path(v).name for k, v in files["updates"].items()}
+    if document["judge"] and document["judge"]["grades"]:
+        document["judge"]["grades"] = Path(document["judge"]["grades"]).name
     for extra in document["datasets"]:
         for key in ("train", "test"):
             if extra[key]:
@@ -104,4 +106,9 @@ def _resolve_paths(task: Task, base: Path) -> Task:
 
     datasets = [ExtraDataset(**resolve(d.model_dump())) for d in task.datasets]
     data = DataFiles(**resolve(task.data.model_dump()))
-    return task.model_copy(update={"data": data, "datasets": datasets})
+    update: dict[str, Any] = {"data": data, "datasets": datasets}
+    if task.judge is not None and task.judge.grades is not None:
+        update["judge"] = task.judge.model_copy(
+            update={"grades": (base / task.judge.grades).resolve()}
+        )
+    return task.model_copy(update=update)
