@@ -132,7 +132,10 @@ def approve(run: Annotated[str, typer.Argument(help="A run folder or run id.")])
 
 def register(app: typer.Typer) -> None:
     """Add the ledger's commands to the command line."""
+    from tunewise.cli.view_command import view
+
     app.command()(runs)
+    app.command()(view)
     app.command()(diff)
     app.command()(gate)
     app.command()(approve)
