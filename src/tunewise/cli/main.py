@@ -249,26 +249,40 @@ def train(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A runs/<run-id> folder.")],
-    candidate: Annotated[str, typer.Option(help="The fine-tuned candidate to export.")],
+    candidate: Annotated[str, typer.Option(help="The candidate to export, by its name.")],
     format: Annotated[
-        str, typer.Option("--format", help="adapter | merged | openai-jsonl")
+        str,
+        typer.Option(
+            "--format",
+            help="fine-tuned: adapter | merged | openai-jsonl; prompting: openai-messages | "
+            "promptfoo | text",
+        ),
     ] = "adapter",
     out: Annotated[
-        Path | None, typer.Option(help="Folder to create (default RUN_DIR/exports/NAME-FORMAT).")
+        Path | None,
+        typer.Option(
+            help="File (openai-messages, text) or folder to create (default "
+            "RUN_DIR/exports/NAME-FORMAT)."
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
-    """Export a fine-tuned candidate: its adapter, a merged model, or its data as OpenAI JSONL."""
+    """Export a candidate: a fine-tuned one's adapter, merged model or data as OpenAI JSONL; a
+    prompting one's measured prompt as OpenAI messages, a promptfoo prompt, or text."""
     quiet_libraries(verbose)
     with user_errors(verbose):
+        from tunewise.records import prompt_export
         from tunewise.records.export import export as export_candidate
 
-        formats = ("adapter", "merged", "openai-jsonl")
+        formats = (*prompt_export.ADAPTER_FORMATS, *prompt_export.PROMPT_FORMATS)
         if format not in formats:
             raise TunewiseError(f"unknown --format '{format}'; use one of {', '.join(formats)}")
-        target = out or run_dir / "exports" / f"{candidate}-{format}"
-        folder = export_candidate(run_dir, candidate, format, target)  # type: ignore[arg-type]
-        console.print(f"exported {candidate} as {format}: {folder}")
+        target = out or prompt_export.default_out(run_dir, candidate, format)
+        if format in prompt_export.PROMPT_FORMATS:
+            path = prompt_export.export_prompt(run_dir, candidate, format, target)  # type: ignore[arg-type]
+        else:
+            path = export_candidate(run_dir, candidate, format, target)  # type: ignore[arg-type]
+        console.print(f"exported {candidate} as {format}: {path}")
 
 
 @app.command()

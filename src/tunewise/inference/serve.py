@@ -39,6 +39,7 @@ from tunewise.models.local import LocalModel
 from tunewise.strategies.catalog import parse_candidate, strategy_named
 from tunewise.strategies.predictor import Predictor
 from tunewise.strategies.prepare import prepare_candidate
+from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 
@@ -85,6 +86,16 @@ class ServedCandidate:
 
 def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
     """Rebuild candidate `name` of the run in `run_dir`, ready to answer."""
+    task, spec, predictor = rebuild_candidate(run_dir, name)
+    if isinstance(predictor.backend, (LocalModel, ConstrainedModel)):
+        _ = predictor.backend.model  # load now, so the first request is not the slow one
+    cache = ResponseCache(tunewise_home() / "cache.sqlite", any_thread=True)
+    return ServedCandidate(name, task, predictor, cache, threading.Lock(), repairs_for(task, spec))
+
+
+def rebuild_candidate(run_dir: Path, name: str) -> tuple[Task, CandidateSpec, Predictor]:
+    """Candidate `name` of the run in `run_dir` as it was measured (its model is not loaded
+    yet): `tunewise serve` answers with it, `tunewise export` writes its prompt."""
     from tunewise.measuring.progress import SilentProgress
     from tunewise.models.registry import load_backend
     from tunewise.retrieval.knowledge import load_knowledge
@@ -124,10 +135,7 @@ def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
         progress=SilentProgress(),
         index=index,
     )
-    if isinstance(predictor.backend, (LocalModel, ConstrainedModel)):
-        _ = predictor.backend.model  # load now, so the first request is not the slow one
-    cache = ResponseCache(tunewise_home() / "cache.sqlite", any_thread=True)
-    return ServedCandidate(name, task, predictor, cache, threading.Lock(), repairs_for(task, spec))
+    return task, spec, predictor
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 - adapter: the PEFT adapter (adapter_model.safetensors + adapter_config.json), for PEFT users;
 - merged: a full model folder with the adapter folded in, which plain transformers loads;
 - openai-jsonl: the exact training conversations as OpenAI fine-tuning JSONL (`messages`).
+
+A prompting candidate's prompt is exported by records/prompt_export.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -15,29 +16,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tunewise.errors import TunewiseError
+from tunewise.records.prompt_export import check_format, read_entry
 
 ExportFormat = Literal["adapter", "merged", "openai-jsonl"]
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
-def find_adapter(run_dir: Path, candidate: str) -> tuple[dict[str, Any], Path]:
+def find_adapter(
+    run_dir: Path, candidate: str, fmt: str = "adapter"
+) -> tuple[dict[str, Any], Path]:
     """The candidate's entry in results.json and its adapter folder inside the run."""
-    path = run_dir / "results.json"
-    if not path.exists():
-        raise TunewiseError(f"{path}: no such file; pass a runs/<run-id> folder")
-    document = json.loads(path.read_text(encoding="utf-8"))
-    entries = {c["name"]: c for c in document["candidates"]}
-    if candidate not in entries:
-        raise TunewiseError(
-            f"{path}: no candidate '{candidate}'; the run has {', '.join(entries) or 'none'}"
-        )
-    entry = entries[candidate]
-    adapter = entry.get("setup", {}).get("adapter")
-    if not adapter:
-        raise TunewiseError(
-            f"candidate '{candidate}' is {entry['strategy']}, not fine-tuned: nothing to export"
-        )
-    folder = run_dir / adapter
+    _, entry = read_entry(run_dir, candidate)
+    check_format(entry, fmt)  # a prompting candidate is told its prompt formats
+    folder = run_dir / entry["setup"]["adapter"]
     missing = [name for name in ADAPTER_FILES if not (folder / name).exists()]
     if missing:
         raise TunewiseError(f"{folder}: the adapter is incomplete (missing {', '.join(missing)})")
@@ -46,7 +37,7 @@ def find_adapter(run_dir: Path, candidate: str) -> tuple[dict[str, Any], Path]:
 
 def export(run_dir: Path, candidate: str, fmt: ExportFormat, out: Path) -> Path:
     """Write the export to `out` (a folder); it appears complete or not at all."""
-    entry, adapter = find_adapter(run_dir, candidate)
+    entry, adapter = find_adapter(run_dir, candidate, fmt)
     if out.exists():
         raise TunewiseError(f"{out}: already exists; choose a new --out folder")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ edge like the rest of the task (unknown keys rejected); strategies/catalog.py re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -31,6 +32,12 @@ class ZeroShotCandidate(CandidateSpec):
     """A system prompt built from the contract, then the input."""
 
     strategy: Literal["zero-shot"]
+    prompt_file: Path | None = Field(
+        default=None,
+        description="An exported prompt (tunewise export --format openai-messages) measured "
+        "instead of the contract's: exactly its messages, each input in place of {{input}}. "
+        "Relative to the task file's folder.",
+    )
 
 
 class FewShotCandidate(CandidateSpec):

@@ -1,4 +1,5 @@
-"""Step 1 of the framework, first rung: the contract's system prompt and the input, nothing else."""
+"""Step 1 of the framework, first rung: the contract's system prompt and the input, nothing else.
+With `prompt_file:`, an exported prompt's messages instead (see strategies/prompt_file.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Sequence
 
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
-from tunewise.strategies.predictor import PromptPredictor
+from tunewise.strategies import prompt_file
+from tunewise.strategies.predictor import Predictor, PromptPredictor
 from tunewise.strategies.specs import ZeroShotCandidate
 from tunewise.task.config import Task
 from tunewise.task.data import Example
@@ -19,6 +21,8 @@ def prepare(
     backend: Backend,
     name: str,
     progress: Progress | None = None,
-) -> PromptPredictor:
-    """No training data is used; the prompt is the contract alone."""
+) -> Predictor:
+    """No training data is used; the prompt is the contract alone, or the prompt file."""
+    if spec.prompt_file is not None:
+        return prompt_file.prepare(task, spec.prompt_file, backend, name, spec.strategy)
     return PromptPredictor(name, spec.strategy, backend, task.contract, lambda _: ())
