@@ -99,6 +99,7 @@ def load_data(
         task.contract.output_format,
         test_fraction=task.data.test_fraction,
         seed=task.seed,
+        entry=files or task.data,
     )
     if files is None and task.data.unlabeled is not None:
         # Read now, so a bad line fails before any model loads; a student trained on teacher

@@ -50,20 +50,20 @@ def task_texts(task: Task, loaded: Dataset | None = None) -> tuple[list[Text], l
     """Train and test inputs as `tunewise run` loads and splits them (the task's own dataset is
     `loaded` when given); the inputs of extra datasets follow, their ids prefixed with the
     dataset's name."""
-    sources = [("", task.data.train, task.data.test)]
-    sources += [(f"{d.name}/", d.train, d.test) for d in task.datasets]
+    sources = [("", task.data)] + [(f"{d.name}/", d) for d in task.datasets]
     train: list[Text] = []
     test: list[Text] = []
-    for prefix, train_path, test_path in sources:
+    for prefix, entry in sources:
         dataset = (
             loaded
             if loaded is not None and not prefix
             else load_dataset(
-                train_path,
-                test_path,
+                entry.train,
+                entry.test,
                 task.contract.output_format,
                 test_fraction=task.data.test_fraction,
                 seed=task.seed,
+                entry=entry,
             )
         )
         train += _texts(dataset.train, "train", prefix)

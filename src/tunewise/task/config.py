@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tunewise.strategies.catalog import Candidate, names_where
 from tunewise.task.judge_config import Judge
+from tunewise.task.sources import ColumnName, DataSource
 from tunewise.task.strict import Strict as _Strict
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -117,8 +118,8 @@ class Updates(_Strict):
 class DataFiles(_Strict):
     """Where the examples are; paths are relative to the task file."""
 
-    train: Path = Field(description="JSONL or CSV of training examples.")
-    test: Path | None = Field(default=None, description="Held-out examples; else split from train.")
+    train: DataSource = Field(description="JSONL, CSV, parquet, saved folder or hf:ORG/NAME.")
+    test: DataSource | None = Field(default=None, description="Held-out; else split from train.")
     documents: Path | None = Field(default=None, description="Folder or JSONL of documents.")
     updates: Updates | None = Field(default=None, description="Freshness probe (needs documents).")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Used when test is absent.")
@@ -134,6 +135,11 @@ class DataFiles(_Strict):
         "(distillation: a lora or hybrid candidate's `teacher`); else the teacher labels the "
         "training inputs.",
     )
+    input_field: ColumnName = Field(default="input", description="Column holding the input.")
+    output_field: ColumnName = Field(default="output", description="Column holding the output.")
+    id_field: ColumnName = Field(default="id", description="Column of ids; else the row number.")
+    # "task.yaml:7: data.train" per source, set by load_task: data errors name key and line.
+    _where: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _updates_need_documents(self) -> DataFiles:
@@ -146,8 +152,12 @@ class ExtraDataset(_Strict):
     """Another representative dataset of the same task: every candidate is measured on it too."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    train: Path = Field(description="JSONL or CSV of training examples (demos, fine-tuning).")
-    test: Path | None = Field(default=None, description="Held-out examples; else split from train.")
+    train: DataSource = Field(description="Training examples (demos, fine-tuning), as data.train.")
+    test: DataSource | None = Field(default=None, description="Held-out; else split from train.")
+    input_field: ColumnName = Field(default="input", description="Column holding the input.")
+    output_field: ColumnName = Field(default="output", description="Column holding the output.")
+    id_field: ColumnName = Field(default="id", description="Column of ids; else the row number.")
+    _where: dict[str, str] = PrivateAttr(default_factory=dict)  # as DataFiles._where
 
 
 class Retrieval(_Strict):

@@ -1,4 +1,5 @@
-"""Examples from JSONL or CSV in the common fine-tuning formats, a seeded split, a leakage check.
+"""Examples from JSONL or CSV in the common fine-tuning formats (or from the tables sources.py
+reads), a seeded split, a leakage check.
 
 Every problem names the file, the line and the field, so a user can fix the data in one go.
 """
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import DataError
-from tunewise.task.config import OutputFormat
+from tunewise.task import sources
+from tunewise.task.config import DataFiles, ExtraDataset, OutputFormat
+from tunewise.task.sources import Columns
 
 FORMATS = (
     '{"input", "output"}',
@@ -69,9 +72,15 @@ def stratify_by_label(output_format: OutputFormat) -> bool:
     return output_format.type == "label"
 
 
-def read_examples(path: Path, output_format: OutputFormat) -> list[Example]:
-    """Read a JSONL or CSV file of examples, checking every record against the output format."""
-    return _read_records(path, output_format, _to_example, "example")
+def read_examples(
+    path: Path | str,
+    output_format: OutputFormat,
+    columns: Columns | None = None,
+    split: str = "train",
+) -> list[Example]:
+    """Read a file or table of examples, checking every record against the output format;
+    `split` is the one a hub dataset or saved DatasetDict gives when its name names none."""
+    return _read_records(path, output_format, _to_example, "example", columns, split)
 
 
 OUTPUT_KEYS = ("output", "completion", "messages")
@@ -86,24 +95,23 @@ def read_inputs(path: Path, output_format: OutputFormat) -> list[Example]:
 
 
 def _read_records(
-    path: Path,
+    path: Path | str,
     output_format: OutputFormat,
-    convert: Callable[[Path, int, dict[str, Any], OutputFormat], Example],
+    convert: Callable[[Any, int, dict[str, Any], OutputFormat], Example],
     noun: str,
+    columns: Columns | None = None,
+    split: str = "train",
 ) -> list[Example]:
-    """Every record of a JSONL or CSV file through `convert`, with unique ids."""
-    if not path.exists():
-        raise DataError(path, None, None, "no such file")
-    if path.is_dir():
-        raise DataError(path, None, None, "is a folder; expected a .jsonl or .csv file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError(path, None, None, f"the file is empty; expected at least one {noun}")
-    records = _csv_records(path, raw) if path.suffix.lower() == ".csv" else jsonl_records(path, raw)
+    """Every record of a JSONL or CSV file or a table through `convert`, with unique ids."""
+    records = _records(path, noun, split)
     examples: list[Example] = []
     first_line: dict[str, str] = {}
     for line, record in records:
-        example = convert(path, line, record, output_format)
+        record, renames = sources.map_columns(path, line, record, columns or Columns())
+        try:
+            example = convert(path, line, record, output_format)
+        except DataError as error:
+            raise sources.renamed(error, renames) from None
         if example.id in first_line:
             problem = f"id '{example.id}' repeats {first_line[example.id]}; ids must be unique"
             raise DataError(path, line, "id", problem)
@@ -114,8 +122,27 @@ def _read_records(
     return examples
 
 
+def _records(path: Path | str, noun: str, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    if sources.is_table(path):
+        return sources.table_records(path, split)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, None, None, "no such file")
+    if path.is_dir():
+        raise DataError(path, None, None, f"is a folder; expected a {sources.DESCRIBED}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(path, None, None, f"the file is empty; expected at least one {noun}")
+    return _csv_records(path, raw) if path.suffix.lower() == ".csv" else jsonl_records(path, raw)
+
+
+def _name_and_stem(path: Path | str) -> tuple[str, str]:
+    """What an example's source and default id start with: a hub name stays whole."""
+    return (path, path.removeprefix("hf:")) if isinstance(path, str) else (path.name, path.stem)
+
+
 def _to_input(
-    path: Path, line: int, record: dict[str, Any], output_format: OutputFormat
+    path: Path | str, line: int, record: dict[str, Any], output_format: OutputFormat
 ) -> Example:
     """One unlabeled record as an Example whose output is "" when the record has none."""
     messages = record.get("messages")
@@ -149,9 +176,10 @@ def _to_input(
         raise DataError(path, line, used[0], "must be a string")
     if not text.strip():
         raise DataError(path, line, used[0], "is empty; every record needs an input")
-    example_id = str(record.get("id", f"{path.stem}-{line}"))
+    name, stem = _name_and_stem(path)
+    example_id = str(record.get("id", f"{stem}-{line}"))
     extra = {k: v for k, v in record.items() if k not in {*used, *OUTPUT_KEYS, "id"}}
-    return Example(example_id, text, "", f"{path.name}:{line}", extra)
+    return Example(example_id, text, "", f"{name}:{line}", extra)
 
 
 def _decode_lines(path: Path, raw: bytes) -> Iterator[tuple[int, str]]:
@@ -198,7 +226,7 @@ def _csv_records(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, Any]]]
 
 
 def _to_example(
-    path: Path, line: int, record: dict[str, Any], output_format: OutputFormat
+    path: Path | str, line: int, record: dict[str, Any], output_format: OutputFormat
 ) -> Example:
     def fail(field_name: str | None, problem: str) -> DataError:
         return DataError(path, line, field_name, problem)
@@ -209,9 +237,10 @@ def _to_example(
     if not input_text.strip():
         raise fail(used[0], "is empty; every example needs an input")
     output_text = _output_text(output, output_format, used[-1], fail)
-    example_id = str(record.get("id", f"{path.stem}-{line}"))
+    name, stem = _name_and_stem(path)
+    example_id = str(record.get("id", f"{stem}-{line}"))
     extra = {key: value for key, value in record.items() if key not in {*used, "id"}}
-    return Example(example_id, input_text, output_text, f"{path.name}:{line}", extra)
+    return Example(example_id, input_text, output_text, f"{name}:{line}", extra)
 
 
 def _input_output(record: dict[str, Any], fail: Any) -> tuple[Any, Any, tuple[str, ...]]:
@@ -334,21 +363,28 @@ def find_leaks(train: Sequence[Example], test: Sequence[Example]) -> list[str]:
 
 
 def load_dataset(
-    train_path: Path,
-    test_path: Path | None,
+    train_path: Path | str,
+    test_path: Path | str | None,
     output_format: OutputFormat,
     *,
     test_fraction: float,
     seed: int,
+    entry: DataFiles | ExtraDataset | None = None,
 ) -> Dataset:
-    """Read the task's data; split it when there is no test file; report train/test leakage."""
-    train = read_examples(train_path, output_format)
-    stratify = stratify_by_label(output_format)
-    if test_path is None:
-        train, test = split_examples(train, test_fraction, seed, stratify)
-        if not test or not train:
-            raise DataError(train_path, None, None, "too few examples to split into train and test")
-        source = "split"
-    else:
-        test, source = read_examples(test_path, output_format), "file"
-    return Dataset(train, test, source, find_leaks(train, test))
+    """Read the task's data; split it when there is no test file; report train/test leakage.
+    `entry` (data, or one of datasets) gives the column mapping and, for errors, the task.yaml
+    key and line each path was written at."""
+    columns = sources.columns_of(entry) if entry is not None else None
+    where = entry._where if entry is not None else {}
+    with sources.keyed(where.get("train")):
+        train = read_examples(train_path, output_format, columns, "train")
+        stratify = stratify_by_label(output_format)
+        if test_path is None:
+            train, test = split_examples(train, test_fraction, seed, stratify)
+            if not test or not train:
+                problem = "too few examples to split into train and test"
+                raise DataError(train_path, None, None, problem)
+    if test_path is not None:
+        with sources.keyed(where.get("test")):
+            test = read_examples(test_path, output_format, columns, "test")
+    return Dataset(train, test, "split" if test_path is None else "file", find_leaks(train, test))

@@ -16,6 +16,7 @@ from tunewise.evaluation.user_metric import UserMetricError, is_user_metric, loa
 from tunewise.strategies.catalog import strategy_names
 from tunewise.task.config import DataFiles, ExtraDataset, Task
 from tunewise.task.error_messages import explain, key_lines
+from tunewise.task.sources import is_hub
 
 
 def union_tags() -> frozenset[str]:
@@ -36,7 +37,7 @@ def task_hash(task: Task) -> str:
     files = document["data"]
     for key in ("train", "test", "documents", "unlabeled"):
         if files[key]:
-            files[key] = Path(files[key]).name
+            files[key] = _source_name(files[key])
     if files["updates"]:
         files["updates"] = {k: Path(v).name for k, v in files["updates"].items()}
     if document["judge"] and document["judge"]["grades"]:
@@ -44,9 +45,21 @@ def task_hash(task: Task) -> str:
     for extra in document["datasets"]:
         for key in ("train", "test"):
             if extra[key]:
-                extra[key] = Path(extra[key]).name
+                extra[key] = _source_name(extra[key])
+    for entry in (files, *document["datasets"]):  # default columns hash as before they existed
+        for key, default in COLUMN_DEFAULTS.items():
+            if entry.get(key) == default:
+                del entry[key]
     blob = json.dumps(document, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+COLUMN_DEFAULTS = {"input_field": "input", "output_field": "output", "id_field": "id"}
+
+
+def _source_name(source: str) -> str:
+    """A file by its name; an hf: dataset by its whole name, which says what it is anywhere."""
+    return source if is_hub(source) else Path(source).name
 
 
 def load_task(path: str | Path) -> Task:
@@ -75,6 +88,7 @@ def load_task(path: str | Path) -> Task:
         raise TaskError(explain(path, exc, lines, Task, union_tags())) from None
     task = _resolve_paths(task, path.parent)
     task._folder = path.parent.resolve()
+    _locate_sources(task, path, lines)
     _check_user_metrics(task, path, lines)
     return task
 
@@ -91,6 +105,19 @@ def _check_user_metrics(task: Task, path: Path, lines: dict[tuple[str, ...], int
             line = lines.get(key) or lines.get(key[:1])
             where = f"{path}:{line}" if line else str(path)
             raise TaskError(f"{where}: {'.'.join(key)}: {exc}") from None
+
+
+def _locate_sources(task: Task, path: Path, lines: dict[tuple[str, ...], int]) -> None:
+    """Where each data source is written ("task.yaml:7: data.train"), for data errors."""
+    entries = [
+        (("data",), task.data),
+        *((("datasets", str(i)), d) for i, d in enumerate(task.datasets)),
+    ]
+    for prefix, entry in entries:
+        for key in ("train", "test"):
+            line = lines.get((*prefix, key))
+            where = f"{path}:{line}" if line else str(path)
+            entry._where[key] = f"{where}: {'.'.join((*prefix, key))}"
 
 
 def _resolve_paths(task: Task, base: Path) -> Task:
