@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from rich.progress import (
 from tunewise import __version__
 from tunewise.cli.ledger_commands import record_run, register
 from tunewise.cli.run_summary import render_table
-from tunewise.cli.terminal import console, errors, quiet_libraries, user_errors
+from tunewise.cli.terminal import api_key_from, console, errors, quiet_libraries, user_errors
 from tunewise.deciding.budget import DEFAULT_BUDGET
 from tunewise.errors import TunewiseError
 from tunewise.strategies.catalog import BUILT_IN, strategies
@@ -309,11 +308,7 @@ def serve(
 
         from tunewise.inference.serve import create_app, load_candidate
 
-        api_key = None
-        if api_key_env is not None:
-            api_key = os.environ.get(api_key_env)
-            if not api_key:
-                raise TunewiseError(f"--api-key-env {api_key_env}: the variable is not set")
+        api_key = api_key_from(api_key_env)
         served = load_candidate(run_dir, candidate)
         app_ = create_app(
             served,

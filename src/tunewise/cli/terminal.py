@@ -36,6 +36,17 @@ def quiet_libraries(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def api_key_from(variable: str | None) -> str | None:
+    """The key a server checks, from the environment variable the user named (never a flag's
+    value, which would land in shell history); None when no variable is named."""
+    if variable is None:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        raise TunewiseError(f"--api-key-env {variable}: the variable is not set")
+    return key
+
+
 @contextmanager
 def user_errors(verbose: bool) -> Iterator[None]:
     """Bad input: one line on stderr and exit code 2. Anything else: a short note, exit 1."""

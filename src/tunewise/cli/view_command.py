@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
-from tunewise.cli.terminal import errors, user_errors
-from tunewise.errors import TunewiseError
+from tunewise.cli.terminal import api_key_from, errors, user_errors
 
 
 def view(
@@ -33,11 +31,7 @@ def view(
         from tunewise.records.ledger import ledger_path
         from tunewise.view.viewer import LOOPBACK, create_app
 
-        api_key = None
-        if api_key_env is not None:
-            api_key = os.environ.get(api_key_env)
-            if not api_key:
-                raise TunewiseError(f"--api-key-env {api_key_env}: the variable is not set")
+        api_key = api_key_from(api_key_env)
         path = ledger_path()
         # Bound to loopback, it answers only to loopback names (no DNS rebinding).
         allowed = LOOPBACK if host in LOOPBACK else None
