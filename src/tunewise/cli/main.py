@@ -22,6 +22,8 @@ from tunewise import __version__
 from tunewise.cli.ledger_commands import record_run, register
 from tunewise.cli.run_summary import render_table
 from tunewise.cli.terminal import api_key_from, console, errors, quiet_libraries, user_errors
+from tunewise.cli.tracking_commands import LOG_HELP, log_written, trackers
+from tunewise.cli.tracking_commands import register as register_tracking
 from tunewise.deciding.budget import DEFAULT_BUDGET
 from tunewise.errors import TunewiseError
 from tunewise.strategies.catalog import BUILT_IN, strategies
@@ -146,6 +148,7 @@ def run(
             "run with the command that runs them. Pinned candidates ignore it."
         ),
     ] = DEFAULT_BUDGET,
+    log: Annotated[str | None, typer.Option(help=LOG_HELP)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Measure the candidates on the same held-out examples, then recommend one and say what
@@ -157,6 +160,7 @@ def run(
         from tunewise.run import RunOptions, run_task
         from tunewise.task.loading import load_task
 
+        loggers = trackers(log)  # a missing tracker package fails before any work
         task = load_task(task_file)
         options = RunOptions(
             strategies=_split_csv(strategies),
@@ -184,6 +188,7 @@ def run(
             f"results: {folder / 'results.json'}\npredictions: {folder / 'predictions.jsonl'}\n"
             f"report: {folder / 'report.html'} (and report.md)"
         )
+        log_written(folder, loggers)
 
 
 @app.command()
@@ -321,6 +326,7 @@ def serve(
 
 
 register(app)  # the ledger's commands: runs, diff, gate, approve
+register_tracking(app)  # log
 
 
 @app.command()
