@@ -3,6 +3,9 @@ approve a baseline."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,13 +98,27 @@ def gate(
     max_drop: Annotated[float, typer.Option(min=0.0, help="Largest tolerated drop.")] = 0.01,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Significance level.")] = 0.05,
     candidate: Annotated[str | None, typer.Option(help="Check only this candidate.")] = None,
+    report_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="text|junit|json|github",
+            help="Report as text, JUnit XML, one JSON document or GitHub Actions commands.",
+        ),
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write the report to this file; the text goes to the terminal."),
+    ] = None,
 ) -> None:
     """Exit 1 when a metric dropped by more than --max-drop and the drop is significant."""
     with user_errors(False):
         from tunewise.records.compare import diff_runs, read_run
         from tunewise.records.compare import gate as check
+        from tunewise.records.gate_formats import GateReport, check_format, render
         from tunewise.records.ledger import Ledger
 
+        check_format(report_format)
         if (baseline is None) == (not approved):
             raise TunewiseError("give exactly one of --baseline RUN or --approved")
         with Ledger() as ledger:
@@ -112,12 +129,40 @@ def gate(
                 else ledger.resolve(str(baseline))
             )
         base = read_run(base_folder)
-        result = check(diff_runs(base, current, candidate), max_drop, alpha)
-        console.print(f"baseline {base.run_id} -> {current.run_id}", markup=False)
-        for line in result.lines:
-            console.print(line, markup=False)
+        diffs = diff_runs(base, current, candidate)
+        result = check(diffs, max_drop, alpha)
+        task = str(current.results["task"]["name"])
+        report = GateReport(task, base.run_id, current.run_id, diffs, result)
+        # The text always reaches the terminal: on stdout, or on stderr while stdout carries
+        # a machine-read report.
+        terminal = console if output is not None or report_format == "text" else errors
+        for line in render(report, "text").splitlines():
+            terminal.print(line, markup=False)
+        if output is not None:
+            _write_atomic(output, render(report, report_format))
+        elif report_format != "text":
+            sys.stdout.write(render(report, report_format))
+            sys.stdout.flush()
     if not result.passed:  # outside: _user_errors treats any other exit as an internal error
         raise typer.Exit(1)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """The report file is the old one or the whole new one, never half of one."""
+    if not path.parent.is_dir():
+        raise TunewiseError(f"--output {path}: the folder {path.parent} does not exist")
+    temporary = None
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the report from a CI uploader
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise TunewiseError(f"--output {path}: cannot write it ({exc.strerror})") from None
+    finally:
+        if temporary is not None:  # gone after the rename; left over only if it failed
+            Path(temporary).unlink(missing_ok=True)
 
 
 def approve(run: Annotated[str, typer.Argument(help="A run folder or run id.")]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,8 @@ class CandidateDiff:
     metrics: dict[str, PairedTest]  # per-example metrics, paired over the shared examples
     flips: list[Flip]  # on the first right/wrong metric (accuracy, else exact match)
     shared_examples: int
+    # Per metric, the shared examples scored lower in B (right -> wrong for right/wrong scores).
+    lowered: dict[str, list[str]] = field(default_factory=dict)
 
 
 def diff_runs(
@@ -148,12 +150,15 @@ def _diff_candidate(a: RunFiles, b: RunFiles, name: str, seed: int) -> Candidate
     lines_a, lines_b = a.scores(name), b.scores(name)
     shared = [example for example in lines_a if example in lines_b]
     metrics: dict[str, PairedTest] = {}
+    lowered: dict[str, list[str]] = {}
     if shared:
         keys = [k for k in lines_a[shared[0]]["scores"] if k in lines_b[shared[0]]["scores"]]
         for key in keys:
             xs = [float(lines_a[e]["scores"][key]) for e in shared]
             ys = [float(lines_b[e]["scores"][key]) for e in shared]
-            metrics[SCORE_METRICS.get(key, key)] = paired_test(xs, ys, seed=seed)
+            metric = SCORE_METRICS.get(key, key)
+            metrics[metric] = paired_test(xs, ys, seed=seed)
+            lowered[metric] = [e for e, x, y in zip(shared, xs, ys, strict=True) if y < x]
     flips: list[Flip] = []
     flip_key = next(
         (k for k in ("correct", "exact_match") if shared and k in lines_a[shared[0]]["scores"]),
@@ -173,27 +178,42 @@ def _diff_candidate(a: RunFiles, b: RunFiles, name: str, seed: int) -> Candidate
                     after["output"],
                 )
             )
-    return CandidateDiff(name, changes(a, b, name), metrics, flips, len(shared))
+    return CandidateDiff(name, changes(a, b, name), metrics, flips, len(shared), lowered)
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One metric of one candidate as the gate judged it."""
+
+    candidate: str
+    metric: str
+    test: PairedTest
+    regressed: bool
 
 
 @dataclass(frozen=True)
 class GateResult:
     passed: bool
     lines: list[str]  # one per checked metric, failures first
+    checks: list[MetricCheck] = field(default_factory=list)  # in the diffs' order
+    max_drop: float = 0.0
+    alpha: float = ALPHA
 
 
 def gate(diffs: list[CandidateDiff], max_drop: float, alpha: float = ALPHA) -> GateResult:
     """Fail when a metric drops by more than max_drop AND the drop is significant (p < alpha):
     a large drop on noise alone passes, and so does a small significant one."""
-    failed, passed = [], []
+    failed, passed, checks = [], [], []
     for d in diffs:
         for metric, test in d.metrics.items():
             text = (
                 f"{d.candidate} {metric}: {test.a:.3f} -> {test.b:.3f} ({test.delta:+.3f}, "
                 f"p={test.p_value:.3g}, n={test.n})"
             )
-            if -test.delta > max_drop and test.p_value < alpha:
+            regressed = -test.delta > max_drop and test.p_value < alpha
+            checks.append(MetricCheck(d.candidate, metric, test, regressed))
+            if regressed:
                 failed.append(f"FAIL {text}: a significant drop beyond {max_drop}")
             else:
                 passed.append(f"ok   {text}")
-    return GateResult(not failed, failed + passed)
+    return GateResult(not failed, failed + passed, checks, max_drop, alpha)
