@@ -508,6 +508,20 @@ def test_task_hash_ignores_formatting(tmp_path: Path) -> None:
     assert one == two
 
 
+def test_keys_added_later_and_left_unset_keep_a_tasks_hash() -> None:
+    # The hash examples/review-sentiment had before metrics:, judge:, the column mapping and
+    # prompt_file existed: the ledger and the caches keep recognising the task.
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "review-sentiment" / "task.yaml"
+    expected = "5ce6b4025a9f201de48e35dddbc2f955508cf4fcf234e2591ad6e1bab972c61f"
+    assert task_hash(load_task(shipped)) == expected
+
+
+def test_a_judge_or_a_user_metric_changes_the_hash(tmp_path: Path) -> None:
+    before = task_hash(load_task(write_task(tmp_path / "a", BASE)))
+    judged = task_hash(load_task(write_task(tmp_path / "b", BASE + "judge: {scale: 4}\n")))
+    assert before != judged
+
+
 def test_task_hash_independent_of_folder(tmp_path: Path) -> None:
     first = write_task(tmp_path / "here", BASE)
     second = tmp_path / "there" / "task.yaml"

@@ -50,6 +50,12 @@ def task_hash(task: Task) -> str:
         for key, default in COLUMN_DEFAULTS.items():
             if entry.get(key) == default:
                 del entry[key]
+    # So do keys added later, left unset: a task that uses none of them keeps its hash.
+    later = [(document, "metrics", []), (document, "judge", None)]
+    later += [(candidate, "prompt_file", None) for candidate in document["candidates"]]
+    for entry, key, unset in later:
+        if key in entry and entry[key] == unset:
+            del entry[key]
     blob = json.dumps(document, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
