@@ -26,16 +26,18 @@ the same Python version always gives byte-identical files.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import random
 import re
 import sys
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pydoc_data.topics import topics  # the standard library's help() texts
+
+from files import write_atomically  # a sibling module, not a package
 
 SEED = 0
 SHIPPED_PYTHON = "3.11.7"  # the Python whose pydoc_data the shipped files come from
@@ -173,26 +175,6 @@ def example(question: dict[str, str]) -> dict[str, str]:
         "output": question["answer"],
         "doc_id": question["doc_id"],
     }
-
-
-def write_atomically(files: dict[Path, str]) -> None:
-    """Write every file to a temporary sibling first, then move them all into place."""
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, content in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-            ) as handle:
-                handle.write(content)
-            staged.append((handle.name, path))
-            os.chmod(handle.name, 0o644)
-        for temporary, path in staged:
-            os.replace(temporary, path)
-    finally:
-        for temporary, _ in staged:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
 
 
 def main() -> int:

@@ -43,13 +43,15 @@ import re
 import statistics
 import sys
 import sysconfig
-import tempfile
 import textwrap
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from files import write_atomically  # a sibling module, not a package
 
 SEED = 0
 SHIPPED_PYTHON = "3.11.7"  # the Python whose standard library the shipped files come from
@@ -278,26 +280,6 @@ def jsonl(examples: Iterable[Example]) -> str:
         {"id": e.id, "input": e.input, "output": e.output, "module": e.module} for e in examples
     )
     return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-
-
-def write_atomically(files: dict[Path, str]) -> None:
-    """Write every file to a temporary sibling first, then move them all into place."""
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, content in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-            ) as handle:
-                handle.write(content)
-            staged.append((handle.name, path))
-            os.chmod(handle.name, 0o644)
-        for temporary, path in staged:
-            os.replace(temporary, path)
-    finally:
-        for temporary, _ in staged:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
 
 
 def is_imperative(summary: str) -> bool:

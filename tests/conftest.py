@@ -105,6 +105,18 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def contained_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI sets these with os.environ.setdefault; pre-set them so monkeypatch restores them
+    after a test that invokes it."""
+    for name, value in (
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TQDM_DISABLE", "1"),
+    ):
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
 def scripted(home: Path) -> Iterator[ScriptedBackend]:
     """A ScriptedBackend reachable as model spec `scripted:test`; set `.rule` to script it."""
     backend = ScriptedBackend(

@@ -16,15 +16,7 @@ from tunewise.cli.main import app
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-@pytest.fixture(autouse=True)
-def _contained_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI sets these with os.environ.setdefault; pre-set them so monkeypatch restores them."""
-    for name, value in (
-        ("TRANSFORMERS_VERBOSITY", "error"),
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("TQDM_DISABLE", "1"),
-    ):
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("contained_environment")
 
 
 def invoke(*args: str | Path):  # type: ignore[no-untyped-def]

@@ -57,15 +57,7 @@ def data_error(task_file: Path) -> str:
     return str(caught.value)
 
 
-@pytest.fixture(autouse=True)
-def _contained_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI sets these with os.environ.setdefault; pre-set them so monkeypatch restores them."""
-    for name, value in (
-        ("TRANSFORMERS_VERBOSITY", "error"),
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("TQDM_DISABLE", "1"),
-    ):
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("contained_environment")
 
 
 @pytest.fixture
