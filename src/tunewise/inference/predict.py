@@ -45,6 +45,35 @@ class Prediction:
     verdict: dict[str, Any] | None = None  # the model judge's verdict on this answer
 
 
+@dataclass
+class Spent:
+    """What a model's calls cost: requests asked, fresh calls (not from the cache), compute
+    seconds (cached answers keep their measured time) and tokens."""
+
+    requests: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, predictions: Sequence[Prediction]) -> None:
+        for p in predictions:
+            self.requests += 1
+            self.calls += not p.cached
+            self.seconds += (p.latency_ms if p.compute_ms is None else p.compute_ms) / 1000
+            self.input_tokens += p.input_tokens
+            self.output_tokens += p.output_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "seconds": round(self.seconds, 4),
+        }
+
+
 def predict(
     predictor: Predictor,
     examples: Sequence[Example],

@@ -34,7 +34,7 @@ from tunewise.evaluation.judging import (
 )
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
-from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.predict import Prediction, Spent, predict
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.setup import Setup
@@ -47,41 +47,12 @@ LOW_AGREEMENT = 0.5  # Spearman with human grades below this: the judge is not t
 
 
 @dataclass
-class JudgeUsage:
-    """What the judge's calls cost: requests asked, fresh calls, tokens and seconds."""
-
-    requests: int = 0
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    seconds: float = 0.0
-
-    def add(self, predictions: Sequence[Prediction]) -> None:
-        self.requests += len(predictions)
-        self.calls += sum(not p.cached for p in predictions)
-        self.input_tokens += sum(p.input_tokens for p in predictions)
-        self.output_tokens += sum(p.output_tokens for p in predictions)
-        self.seconds += sum(
-            (p.compute_ms if p.compute_ms is not None else p.latency_ms) / 1000 for p in predictions
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "calls": self.calls,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "seconds": round(self.seconds, 4),
-        }
-
-
-@dataclass
 class JudgeOutcome:
     """One candidate's judgement: a score per answer, each verdict, and what it cost."""
 
     scores: list[float]
     verdicts: list[dict[str, Any]]
-    usage: JudgeUsage
+    usage: Spent
     positions: dict[str, float | int] | None = None  # pairwise: position bias
 
 
@@ -120,7 +91,7 @@ class ModelJudge:
         self.scale = config.scale
         self.answers: dict[tuple[str, str, str], str] = {}  # (candidate, id, input) -> answer
         self.judged: list[tuple[dict[str, float] | None, str]] = []  # for self-consistency
-        self.total = JudgeUsage()
+        self.total = Spent()
 
     def grade(
         self, candidate: str, outputs: Sequence[str], examples: Sequence[Example]
@@ -132,11 +103,11 @@ class ModelJudge:
             return self._pointwise(outputs, examples)
         if candidate == self.config.baseline:
             verdicts = [{"baseline": candidate, "verdict": "self"} for _ in examples]
-            return JudgeOutcome([0.5] * len(examples), verdicts, JudgeUsage())
+            return JudgeOutcome([0.5] * len(examples), verdicts, Spent())
         return self._pairwise(candidate, outputs, examples)
 
     def _ask(
-        self, system: str, prompts: Sequence[Example], labels: list[str], usage: JudgeUsage
+        self, system: str, prompts: Sequence[Example], labels: list[str], usage: Spent
     ) -> list[Prediction]:
         asker = _Asker(self.backend, system)
         verdicts = predict(asker, prompts, LabelFormat(type="label", labels=labels), self.cache,
@@ -147,7 +118,7 @@ class ModelJudge:
         return verdicts
 
     def _why(self, system: str, prompts: Sequence[Example], verdicts: Sequence[Prediction],
-             usage: JudgeUsage) -> list[str | None]:  # fmt: skip
+             usage: Spent) -> list[str | None]:  # fmt: skip
         if not self.config.rationale:
             return [None] * len(prompts)
         asked = [
@@ -171,7 +142,7 @@ class ModelJudge:
             )
             for o, e in zip(outputs, examples, strict=True)
         ]
-        usage = JudgeUsage()
+        usage = Spent()
         verdicts = self._ask(system, prompts, grades(self.scale), usage)
         reasons = self._why(system, prompts, verdicts, usage)
         scores = [pointwise_score(v.output, v.probabilities, self.scale) for v in verdicts]
@@ -204,7 +175,7 @@ class ModelJudge:
             Example(e.id, pairwise_prompt(e.input, self._reference(e), t, o), "", e.source)
             for o, t, e in zip(outputs, theirs, examples, strict=True)
         ]
-        usage = JudgeUsage()
+        usage = Spent()
         first = self._ask(system, ours_first, [FIRST, SECOND], usage)
         second = self._ask(system, ours_second, [FIRST, SECOND], usage)
         reasons = self._why(system, ours_first, first, usage)
@@ -282,7 +253,7 @@ def read_grades(path: Path, examples: dict[str, Example]) -> list[dict[str, Any]
     return rows
 
 
-def judge_cost(usage: JudgeUsage, model: str, remote: bool, prices: PriceList) -> dict[str, Any]:
+def judge_cost(usage: Spent, model: str, remote: bool, prices: PriceList) -> dict[str, Any]:
     """The judge's calls priced like requests: by the judge model's token price, else by its
     compute time at compute_usd_per_hour, else unpriced (never free)."""
     calls = CostInputs(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import TunewiseError
-from tunewise.evaluation.graded import metric_scores
+from tunewise.evaluation.graded import JUDGE, Judging, metric_scores
 from tunewise.home import tunewise_home
 from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
@@ -54,31 +54,13 @@ from tunewise.task.config import METRICS_BY_FORMAT, Contract, Task, TextFormat
 from tunewise.task.data import Example, sample_examples, stratify_by_label
 
 if TYPE_CHECKING:
-    from tunewise.inference.predict import Advance, Prediction
+    from tunewise.inference.predict import Advance, Spent
+    from tunewise.measuring.judge import ModelJudge
 
 PROPOSAL_TEMPERATURE = 0.9
 PROPOSAL_TOKENS = 80
 BOOTSTRAP_TRIES = 4  # pool examples answered with the plain prompt, per wanted demo (at least 16)
 MIN_TRAIN = 4
-
-
-@dataclass
-class Spent:
-    """What a model's calls during the search cost: cached answers keep their measured time."""
-
-    requests: int = 0
-    calls: int = 0  # requests the model answered in this run (not from the cache)
-    seconds: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def add(self, predictions: Sequence[Prediction]) -> None:
-        for p in predictions:
-            self.requests += 1
-            self.calls += not p.cached
-            self.seconds += (p.latency_ms if p.compute_ms is None else p.compute_ms) / 1000
-            self.input_tokens += p.input_tokens
-            self.output_tokens += p.output_tokens
 
 
 @dataclass
@@ -92,6 +74,7 @@ class Search:
     metric: str
     spent: Spent
     proposer_spent: Spent
+    judge: Judging | None = None  # the target is the judge: it grades the trials' answers
 
     def answers(
         self, predictor: Predictor, examples: Sequence[Example], advance: Advance
@@ -114,7 +97,9 @@ class Search:
         self, predictor: Predictor, examples: Sequence[Example], advance: Advance
     ) -> list[float]:
         outputs = self.answers(predictor, examples, advance)
-        return metric_scores(self.task, self.metric, outputs, examples)
+        return metric_scores(
+            self.task, self.metric, outputs, examples, judge=self.judge, candidate=self.name
+        )
 
 
 def prepare(
@@ -131,11 +116,16 @@ def prepare(
     output_type = task.contract.output_format.type
     metric = task.target.metric if task.target else METRICS_BY_FORMAT[output_type][0]
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
-    search = Search(task, backend, cache, name, metric, Spent(), Spent())
+    search = Search(task, backend, cache, name, metric, prediction.Spent(), prediction.Spent())
+    judge = _search_judge(task, backend, cache) if metric == JUDGE and task.judge else None
+    search.judge = judge
     try:
         outcome = run_search(search, spec, validation, pool, progress)
     finally:
         cache.close()
+    if judge is not None:  # grading the trials is part of the search's cost
+        for key, value in vars(judge.total).items():
+            setattr(search.spent, key, getattr(search.spent, key) + value)
     winner = outcome.winner
     contract = winner.contract(task.contract)
     record = search_record(search, outcome, len(validation), len(pool), contract)
@@ -288,6 +278,19 @@ def bootstrap(
     return len(tried), bootstrap_choice(tried, scores, k, task.seed, labels)
 
 
+def _search_judge(task: Task, backend: Backend, cache: ResponseCache) -> ModelJudge:
+    """The task's judge for ranking trials, pointwise: a trial's answers have no baseline
+    answers beside them to be compared with."""
+    from tunewise.measuring.judge import ModelJudge
+    from tunewise.models.registry import load_backend
+
+    assert task.judge is not None
+    config = task.judge.model_copy(update={"mode": "pointwise"})
+    spec = task.judge.model
+    model = backend if spec in (None, backend.spec) else load_backend(spec, task.models)
+    return ModelJudge(config, task.contract, model, cache, task.seed)
+
+
 def rung_scorer(
     search: Search, validation: Sequence[Example], progress: Progress
 ) -> Callable[[Sequence[Trial], int], list[float]]:
@@ -311,7 +314,9 @@ def rung_scorer(
             outputs = search.answers(predictor, [validation[i] for i in todo], advance)
             answered.update({(trial.number, i): o for i, o in zip(todo, outputs, strict=True)})
             mine = [answered[(trial.number, i)] for i in range(size)]
-            results.append(round(rung_score(search.task, search.metric, mine, shown), 4))
+            score = rung_score(search.task, search.metric, mine, shown, judge=search.judge,
+                               candidate=f"{search.name} trial {trial.number}")  # fmt: skip
+            results.append(round(score, 4))
         return results
 
     return score

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunewise.evaluation.graded import metric_scores
+from tunewise.evaluation.graded import Judging, metric_scores
 from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.few_shot import similar_demos, stratified_demos
@@ -136,7 +136,13 @@ def bootstrap_choice(
 
 
 def rung_score(
-    task: Task, metric: str, outputs: Sequence[str], examples: Sequence[Example]
+    task: Task,
+    metric: str,
+    outputs: Sequence[str],
+    examples: Sequence[Example],
+    *,
+    judge: Judging | None = None,
+    candidate: str = "",
 ) -> float:
     """The metric over a rung's answers, computed as the test metric is."""
     output_format = task.contract.output_format
@@ -147,7 +153,7 @@ def rung_score(
         counts = [field_counts(o, r) for o, r in zip(outputs, references, strict=True)]
         tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
         return field_f1_from_counts(tp, fp, fn)
-    values = metric_scores(task, metric, outputs, examples)
+    values = metric_scores(task, metric, outputs, examples, judge=judge, candidate=candidate)
     return sum(values) / len(values)
 
 

@@ -245,3 +245,29 @@ def test_the_terminal_names_the_judge_and_its_cost(
         r"judge: scripted:test \(pointwise\), 30 verdicts, 6 calls, [\d,]+ tokens", result.stdout
     )
     assert "self-consistency over two samplings" in result.stdout
+
+
+def test_the_prompt_search_ranks_its_trials_by_the_judge(
+    scripted: ScriptedBackend, tmp_path: Path
+) -> None:
+    from tunewise.strategies.optimized_prompt import prepare
+    from tunewise.strategies.specs import OptimizedPromptCandidate
+    from tunewise.task.loading import load_task
+
+    graded: list[str] = []
+
+    def rule(messages: Sequence[Message]) -> str:
+        if messages[0]["content"].startswith("You grade"):
+            graded.append(shown_answer(messages[-1]["content"]))
+            return "5"
+        return candidate_answer(messages)
+
+    scripted.rule = rule
+    task = load_task(task_folder(tmp_path, "{mode: pairwise, model: 'scripted:test'}"))
+    train = [Example(f"t{i}", q, a, "t") for i, (q, a) in enumerate(QUESTIONS * 2)]
+    spec = OptimizedPromptCandidate(strategy="optimized-prompt", instructions=0, k=2)
+    predictor = prepare(task, spec, train, scripted, "opt")
+    assert graded  # pointwise, since a trial's answers have no baseline answers beside them
+    search = predictor.setup.search
+    assert search is not None and search.record()["metric"] == "judge"
+    assert search.record()["requests"] >= len(graded)  # the judge's calls are the search's cost
