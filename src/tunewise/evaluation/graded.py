@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from tunewise.evaluation.scoring import example_scores, score
+from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1
+from tunewise.evaluation.scoring import example_scores
 from tunewise.evaluation.stats import MetricValue, mean_with_ci
 from tunewise.evaluation.user_metric import is_user_metric, load_user_metric, user_scores
 
@@ -179,10 +180,16 @@ def metric_value(
     judge: Judging | None = None,
     candidate: str = "",
 ) -> float:
-    """`metric` over a set of answers, as the test metric is computed: a graded metric's mean,
-    else the format's metric (macro F1 and micro field F1 are not means)."""
-    if metric == JUDGE or metric in {g.name for g in graded_metrics(task)}:
-        values = metric_scores(task, metric, outputs, examples, judge=judge, candidate=candidate)
-        return float(np.mean(values))
+    """`metric` over a set of answers, as the test metric is computed, without its CI: macro F1
+    and micro field F1 from their counts, every other metric the mean of its per-example
+    scores."""
+    output_format = task.contract.output_format
     references = [e.output for e in examples]
-    return score(task.contract.output_format, outputs, references, seed=task.seed)[metric].value
+    if metric == "macro_f1" and output_format.type == "label":
+        return macro_f1(outputs, references, output_format.labels)
+    if metric == "field_f1":
+        counts = [field_counts(o, r) for o, r in zip(outputs, references, strict=True)]
+        tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
+        return field_f1_from_counts(tp, fp, fn)
+    values = metric_scores(task, metric, outputs, examples, judge=judge, candidate=candidate)
+    return sum(values) / len(values)

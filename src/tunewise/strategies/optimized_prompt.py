@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import TunewiseError
-from tunewise.evaluation.graded import JUDGE, Judging, metric_scores
+from tunewise.evaluation.graded import JUDGE, Judging, metric_scores, metric_value
 from tunewise.home import tunewise_home
 from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
@@ -41,7 +41,6 @@ from tunewise.strategies.optimized_prompt_trials import (
     demo_sets,
     proposal_examples,
     proposal_messages,
-    rung_score,
     successive_halving,
     trial_record,
     winner_record,
@@ -314,8 +313,10 @@ def rung_scorer(
             outputs = search.answers(predictor, [validation[i] for i in todo], advance)
             answered.update({(trial.number, i): o for i, o in zip(todo, outputs, strict=True)})
             mine = [answered[(trial.number, i)] for i in range(size)]
-            score = rung_score(search.task, search.metric, mine, shown, judge=search.judge,
-                               candidate=f"{search.name} trial {trial.number}")  # fmt: skip
+            tried = f"{search.name} trial {trial.number}"
+            score = metric_value(
+                search.task, search.metric, mine, shown, judge=search.judge, candidate=tried
+            )
             results.append(round(score, 4))
         return results
 

@@ -1,5 +1,6 @@
 """What the prompt search tries: instructions a proposer model writes from the contract and a few
-training examples, demo sets drawn from the demo pool, and how one rung of trials is scored."""
+training examples, and demo sets drawn from the demo pool (a rung is scored by
+tunewise.evaluation.graded.metric_value, as the test metric is)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunewise.evaluation.graded import Judging, metric_scores
-from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.few_shot import similar_demos, stratified_demos
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.prompts import format_instruction
 from tunewise.strategies.setup import Setup
-from tunewise.task.config import Contract, Task
+from tunewise.task.config import Contract
 from tunewise.task.data import Example
 
 PROPOSER_SYSTEM = "You write the instruction line of a prompt for a small language model."
@@ -133,28 +132,6 @@ def bootstrap_choice(
         return stratified_demos(right, min(k, len(right)), seed)
     ranked = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i))
     return [tried[i] for i in ranked[:k]]
-
-
-def rung_score(
-    task: Task,
-    metric: str,
-    outputs: Sequence[str],
-    examples: Sequence[Example],
-    *,
-    judge: Judging | None = None,
-    candidate: str = "",
-) -> float:
-    """The metric over a rung's answers, computed as the test metric is."""
-    output_format = task.contract.output_format
-    references = [e.output for e in examples]
-    if metric == "macro_f1" and output_format.type == "label":
-        return macro_f1(outputs, references, output_format.labels)
-    if metric == "field_f1":
-        counts = [field_counts(o, r) for o, r in zip(outputs, references, strict=True)]
-        tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
-        return field_f1_from_counts(tp, fp, fn)
-    values = metric_scores(task, metric, outputs, examples, judge=judge, candidate=candidate)
-    return sum(values) / len(values)
 
 
 def capped(trials: Sequence[Trial], cap: int, seed: int) -> list[Trial]:
