@@ -43,6 +43,8 @@ class Prediction:
     confidence: float | None = None  # extractive: the span's mean token log-probability
     graded: dict[str, float] = field(default_factory=dict)  # graded metrics, once scored
     verdict: dict[str, Any] | None = None  # the model judge's verdict on this answer
+    # Label tasks: how the labels were scored (LabelScores.scoring); None for generations.
+    label_scoring: str | None = None
 
 
 @dataclass
@@ -170,4 +172,6 @@ def _prediction(
         * 1000,
         tokens_estimated=value.get("tokens_estimated", False),
         confidence=value.get("confidence"),
+        # Answers cached before scoring was recorded came from local models: likelihood.
+        label_scoring=value.get("scoring", "likelihood") if "label" in value else None,
     )

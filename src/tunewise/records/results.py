@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata, resources
@@ -213,6 +214,7 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
         "status": "measured",
         "model_fingerprint": result.fingerprint,
         "params": result.params,
+        **_label_scoring(result),
         "metrics": {name: value.to_dict() for name, value in result.metrics.items()},
         "usage": result.usage,
         "setup": setup,
@@ -228,6 +230,15 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
         "repair": result.repair.to_dict() if result.repair else None,
         "confusion": _confusion(result, run),
         "judge": _judge(result, run),
+    }
+
+
+def _label_scoring(result: CandidateResult) -> dict[str, Any]:
+    """Label tasks: how most answers were scored, and how many answers each method scored."""
+    counts = Counter(p.label_scoring for p in result.predictions if p.label_scoring)
+    return {
+        "label_scoring": counts.most_common(1)[0][0] if counts else None,
+        "label_scoring_answers": dict(counts) or None,
     }
 
 
