@@ -30,7 +30,7 @@ def score(dtype: str, limit: int | None, near_tie_nats: float | None = None) -> 
     from tunewise.models.local import LocalModel, embedded_model_folder
     from tunewise.run import RunOptions, load_data
     from tunewise.strategies import PREPARERS
-    from tunewise.strategies.specs import FewShotCandidate
+    from tunewise.strategies.few_shot import FewShotCandidate
     from tunewise.task.data import sample_examples, stratify_by_label
     from tunewise.task.loading import load_task
 

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tunewise.models.dtype import resolve_dtype
     from tunewise.models.local import LocalModel, embedded_model_folder
     from tunewise.strategies import PREPARERS
-    from tunewise.strategies.specs import FewShotCandidate
+    from tunewise.strategies.few_shot import FewShotCandidate
     from tunewise.task.data import load_dataset, sample_examples, stratify_by_label
     from tunewise.task.loading import load_task
 

@@ -84,8 +84,8 @@ def build_spec(n_train: int, n_validation: int, epochs: int, bf16: bool) -> dict
     from tunewise.finetune.examples import encode_example, lint_sequences, lint_template
     from tunewise.finetune.train import TrainingConfig
     from tunewise.models.local import EMBEDDED_NAME, LocalModel, embedded_model_folder
-    from tunewise.strategies.lora import short_prompt
-    from tunewise.strategies.specs import LoraCandidate
+    from tunewise.strategies.lora import LoraCandidate
+    from tunewise.strategies.lora.adapter import short_prompt
     from tunewise.task.data import read_examples, sample_examples, stratify_by_label
     from tunewise.task.loading import load_task
 
@@ -103,7 +103,9 @@ def build_spec(n_train: int, n_validation: int, epochs: int, bf16: bool) -> dict
         early_stopping_patience=epochs + 1,
         checkpoint_every=10**9,
     )
-    config = TrainingConfig.from_candidate(candidate, task.seed, bf16=bf16)
+    from tunewise.strategies.lora import LORA
+
+    config = TrainingConfig.from_candidate(candidate, task.seed, LORA, bf16=bf16)
     home = Path(os.environ["TUNEWISE_HOME"])
     model = LocalModel(EMBEDDED_NAME, embedded_model_folder(home), home)
     prompt = short_prompt(task)

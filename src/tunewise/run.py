@@ -38,7 +38,7 @@ from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
 from tunewise.retrieval.knowledge import Knowledge, load_knowledge
-from tunewise.strategies.catalog import names_where
+from tunewise.strategies.catalog import first_in_ladder, names_where
 from tunewise.strategies.prepare import prepare_candidate
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 from tunewise.task.config import ExtraDataset, Task
@@ -196,7 +196,9 @@ def run_task(
                 task=task,
                 test=test,
                 train_examples=len(dataset.train),
-                trainable=isinstance(backend_for(settings("lora")), LocalModel),
+                trainable=isinstance(
+                    backend_for(settings(first_in_ladder("fine-tuning"))), LocalModel
+                ),
                 measure=measure,
                 decide=lambda measured: decide_from(task, dataset, measured),
                 train_seconds=warm_up_training,
@@ -293,7 +295,8 @@ def train_only(
     training = names_where(trains=True)
     specs = [s for s in candidate_specs(task, options) if s.strategy in training]
     if not specs:
-        raise TunewiseError("no fine-tuning candidate to train; use --strategies lora or hybrid")
+        methods = ", ".join(sorted(training))
+        raise TunewiseError(f"no fine-tuning candidate to train; use --strategies with {methods}")
     dataset, _ = load_data(task, options)
     task = with_answer_budget(task, dataset.train)
     retrieving = bool(names_where(retrieves=True) & {s.strategy for s in specs})

@@ -31,7 +31,7 @@ from tunewise.errors import ModelError
 from tunewise.models.rendering import render_prompt, special_strings
 from tunewise.run import RunOptions, load_data
 from tunewise.strategies.prompts import build_messages
-from tunewise.strategies.specs import ZeroShotCandidate
+from tunewise.strategies.zero_shot import ZeroShotCandidate
 from tunewise.task.config import Contract, LabelFormat
 from tunewise.task.loading import load_task
 

@@ -29,10 +29,10 @@ from tunewise.errors import DataError, TaskError, TunewiseError
 from tunewise.models.backend import LabelScores, Message
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
-from tunewise.strategies import lora
-from tunewise.strategies import teacher as labelling
+from tunewise.strategies.lora import LoraCandidate
+from tunewise.strategies.lora import adapter as lora
+from tunewise.strategies.lora import teacher as labelling
 from tunewise.strategies.setup import Setup
-from tunewise.strategies.specs import LoraCandidate
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
 

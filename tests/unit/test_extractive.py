@@ -14,7 +14,7 @@ import pytest
 from conftest import TEXT_TASK
 
 from tunewise.models.spans import SpanState, tokenize_passages, within
-from tunewise.strategies.extractive import abstention_threshold, answer_mode, verbatim_share
+from tunewise.strategies.rag.extractive import abstention_threshold, answer_mode, verbatim_share
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import SENTIMENT_TRAIN
 
-from tunewise.strategies.few_shot import prepare, similar_demos, stratified_demos
-from tunewise.strategies.specs import FewShotCandidate
+from tunewise.strategies.few_shot import FewShotCandidate
+from tunewise.strategies.few_shot.demos import prepare, similar_demos, stratified_demos
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
 

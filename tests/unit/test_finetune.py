@@ -38,9 +38,10 @@ from tunewise.finetune.train import (
     train_adapter,
 )
 from tunewise.models.local import LocalModel
-from tunewise.strategies import lora
+from tunewise.strategies.catalog import strategy_named
+from tunewise.strategies.lora import LORA, QLORA, LoraCandidate
+from tunewise.strategies.lora import adapter as lora
 from tunewise.strategies.prompts import build_messages
-from tunewise.strategies.specs import LoraCandidate
 from tunewise.task.config import Contract, LabelFormat
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
@@ -414,7 +415,9 @@ HYPERPARAMETERS = {
 @pytest.mark.parametrize("strategy", ["lora", "qlora"])
 def test_training_config_carries_every_hyperparameter(strategy: str) -> None:
     spec = LoraCandidate(strategy=strategy, **HYPERPARAMETERS)
-    config = TrainingConfig.from_candidate(spec, seed=11)
+    method = strategy_named(strategy).trainer
+    assert method is not None
+    config = TrainingConfig.from_candidate(spec, 11, method)
     for name, value in HYPERPARAMETERS.items():
         assert getattr(config, name) == value, name
     assert config.seed == 11
@@ -426,15 +429,15 @@ def test_training_config_carries_every_hyperparameter(strategy: str) -> None:
 
 def test_training_config_autocasts_in_bf16_only_when_asked() -> None:
     spec = LoraCandidate(strategy="lora")
-    assert TrainingConfig.from_candidate(spec, seed=0).bf16 is False
-    assert TrainingConfig.from_candidate(spec, seed=0, bf16=True).bf16 is True
+    assert TrainingConfig.from_candidate(spec, 0, LORA).bf16 is False
+    assert TrainingConfig.from_candidate(spec, 0, LORA, bf16=True).bf16 is True
 
 
 def test_training_config_json_is_serialisable_and_changes_with_hyperparameters() -> None:
-    config = TrainingConfig.from_candidate(LoraCandidate(strategy="lora"), seed=0)
+    config = TrainingConfig.from_candidate(LoraCandidate(strategy="lora"), 0, LORA)
     blob = json.dumps(config.__dict__, sort_keys=True)
     assert json.loads(blob)["target_modules"] == "all-linear"
-    other = TrainingConfig.from_candidate(LoraCandidate(strategy="lora", r=4), seed=0)
+    other = TrainingConfig.from_candidate(LoraCandidate(strategy="lora", r=4), 0, LORA)
     assert json.dumps(other.__dict__, sort_keys=True) != blob
 
 
@@ -466,7 +469,7 @@ SPEC = LoraCandidate(
     checkpoint_every=2,
     learning_rate=5e-3,
 )
-CONFIG = TrainingConfig.from_candidate(SPEC, seed=0)
+CONFIG = TrainingConfig.from_candidate(SPEC, 0, LORA)
 
 
 class _StopAfter:
@@ -661,7 +664,7 @@ def test_train_adapter_resume_matches_an_uninterrupted_run_with_dropout(
 def test_qlora_unavailable_without_cuda() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    reason = lora.qlora_unavailable()
+    reason = QLORA.unavailable()
     assert reason is not None
     assert "CUDA" in reason
 

@@ -22,7 +22,8 @@ from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.selection import ladder_settings, suggested_command
 from tunewise.run import RunOptions
 from tunewise.strategies.setup import Setup, Training
-from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
+from tunewise.strategies.predictor import RetrievalUse
+from tunewise.strategies.specs import CandidateSpec, FineTuningOptions, RetrievalOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
 from tunewise.task.loading import load_task
@@ -78,14 +79,14 @@ class World:
             seconds=training,
             training=Training(seconds=training, examples=trained or 0, validation_examples=0),
         )
-        params = {"train_examples": trained or 0, **self.params.get(spec.strategy, {})}
-        if hasattr(spec, "answer"):
-            params["answer"] = spec.answer
-        if hasattr(spec, "rerank"):
-            params["rerank"] = spec.rerank
+        params = {"train_examples": trained or 0}
+        retrieval = None
+        if isinstance(spec, RetrievalOptions):  # what a retrieving predictor reports, typed
+            verbatim = self.params.get(spec.strategy, {}).get("verbatim_answers", 0.0)
+            retrieval = RetrievalUse(spec.answer, spec.rerank, verbatim)
         return CandidateResult(
             name, spec.strategy, "m", "f", params,
-            metrics, usage, setup if trained else Setup(), predictions,
+            metrics, usage, setup if trained else Setup(), predictions, retrieval=retrieval,
         )  # fmt: skip
 
     def train_seconds(self, spec: FineTuningOptions, name: str) -> tuple[float, int]:

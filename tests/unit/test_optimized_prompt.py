@@ -22,15 +22,15 @@ from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions
 from tunewise.strategies.catalog import default_candidate
-from tunewise.strategies.optimized_prompt import prepare
-from tunewise.strategies.optimized_prompt_trials import (
+from tunewise.strategies.optimized_prompt import OptimizedPromptCandidate
+from tunewise.strategies.optimized_prompt.optimized_prompt_trials import (
     PROPOSER_SYSTEM,
     DemoSet,
     Trial,
     clean_instruction,
     successive_halving,
 )
-from tunewise.strategies.specs import OptimizedPromptCandidate
+from tunewise.strategies.optimized_prompt.prompt_search import prepare
 from tunewise.task.config import Target
 from tunewise.task.loading import load_task
 

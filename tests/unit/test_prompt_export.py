@@ -24,8 +24,8 @@ from tunewise.records.prompt_export import (
     promptfoo_prompt,
 )
 from tunewise.records.results import write_run
-from tunewise.strategies.prompt_file import parse_messages
 from tunewise.strategies.prompts import system_prompt
+from tunewise.strategies.zero_shot.prompt_file import parse_messages
 from tunewise.task.loading import load_task
 
 FEW_SHOT = "candidates:\n  - {strategy: few-shot, k: 4}\n"

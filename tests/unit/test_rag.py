@@ -13,7 +13,8 @@ from tunewise.errors import TunewiseError
 from tunewise.models.backend import Message
 from tunewise.retrieval.documents import Document
 from tunewise.retrieval.index import Index, build_index
-from tunewise.strategies import hybrid, rag
+from tunewise.strategies.hybrid import HybridCandidate
+from tunewise.strategies.hybrid import rag_trained as hybrid
 from tunewise.strategies.prompts import (
     Passage,
     assemble,
@@ -22,8 +23,9 @@ from tunewise.strategies.prompts import (
     system_prompt,
     with_passages,
 )
-from tunewise.strategies.rag import RANKED_FOR_METRICS, RagPredictor
-from tunewise.strategies.specs import HybridCandidate, RagCandidate
+from tunewise.strategies.rag import RagCandidate
+from tunewise.strategies.rag import retrieving as rag
+from tunewise.strategies.rag.retrieving import RANKED_FOR_METRICS, RagPredictor
 from tunewise.task.config import Contract, Task, TextFormat
 from tunewise.task.data import Example
 

@@ -15,9 +15,9 @@ from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import predict
 from tunewise.models.backend import LabelScores, Message
 from tunewise.retrieval.index import Index, build_index
-from tunewise.strategies import rag
-from tunewise.strategies.rerank import PROMPT
-from tunewise.strategies.specs import RagCandidate
+from tunewise.strategies.rag import RagCandidate
+from tunewise.strategies.rag import retrieving as rag
+from tunewise.strategies.rag.rerank import PROMPT
 
 
 class Likes(ScriptedBackend):

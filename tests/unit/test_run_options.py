@@ -17,8 +17,8 @@ from tunewise.models.local import LocalModel
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
+from tunewise.strategies.lora import LoraCandidate
 from tunewise.strategies.setup import Setup, Training
-from tunewise.strategies.specs import LoraCandidate
 from tunewise.task.config import Task
 from tunewise.task.loading import load_task
 

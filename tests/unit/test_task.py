@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tunewise.errors import TaskError, TunewiseError
-from tunewise.strategies.specs import FewShotCandidate, ZeroShotCandidate
+from tunewise.strategies.few_shot import FewShotCandidate
+from tunewise.strategies.zero_shot import ZeroShotCandidate
 from tunewise.task.config import (
     GRADED_BY_FORMAT,
     METRICS_BY_FORMAT,

@@ -26,7 +26,7 @@ from tunewise.cli.tracking_commands import LOG_HELP, log_written, trackers
 from tunewise.cli.tracking_commands import register as register_tracking
 from tunewise.deciding.budget import DEFAULT_BUDGET
 from tunewise.errors import TunewiseError
-from tunewise.strategies.catalog import BUILT_IN, strategies
+from tunewise.strategies.catalog import declared_names, first_in_ladder, strategies
 
 app = typer.Typer(
     help="Measure whether to prompt, add RAG, fine-tune, or combine them, on your own task.",
@@ -97,7 +97,7 @@ def _listed(**flags: bool) -> str:
     try:
         known = strategies()
     except TunewiseError:
-        known = {s.name: s for s in BUILT_IN}
+        return ", ".join(declared_names())
     return ", ".join(
         n for n, s in known.items() if all(getattr(s, f) == v for f, v in flags.items())
     )
@@ -225,11 +225,12 @@ def check(
 def train(
     task_file: Annotated[Path, typer.Argument(help="The task.yaml whose adapters to train.")],
     strategies: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help=f"Fine-tuning strategies to train: {_listed(trains=True)} (comma-separated)."
+            help=f"Fine-tuning strategies to train: {_listed(trains=True)} (comma-separated). "
+            "Default: the first the ladder trains."
         ),
-    ] = "lora",
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Model spec (overrides task.yaml).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
@@ -243,7 +244,8 @@ def train(
         from tunewise.task.loading import load_task
 
         task = load_task(task_file)
-        options = RunOptions(_split_csv(strategies), model)
+        chosen = _split_csv(strategies) or (first_in_ladder("fine-tuning"),)
+        options = RunOptions(chosen, model)
         with _bars() as bars:
             trained = train_only(task, options, BarProgress(bars))
         for name, folder in trained:

@@ -23,10 +23,8 @@ from typing import Any, Literal
 
 from tunewise.deciding.verdict import Recommendation
 from tunewise.measuring.candidate import CandidateResult
-from tunewise.strategies.specs import (
-    CandidateSpec,
-    FineTuningOptions,
-)
+from tunewise.strategies.catalog import first_in_ladder, ladder_strategies, strategy_named
+from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 
@@ -34,7 +32,6 @@ WARM_UP_EXAMPLES = 8  # answers timed before a step; they are cached, so the ste
 WARM_UP_TRAINING = 40  # examples of the short training that times a step 3 or 4
 MIN_TRAIN_SUBSAMPLE = 100  # a smaller fine-tuning subsample says little about the full set
 MIN_LADDER_TRAINING = 50  # fewer labelled examples: step 3 is not measured at all
-MIN_TRIALS = 2  # one optimizer trial is just the few-shot prompt again
 FIXED_SECONDS = 20.0  # per trained candidate: base model and adapter loads, validation passes
 _Z95 = 1.959964
 _HALF_WIDTH = 0.1
@@ -100,6 +97,26 @@ class LadderRecord:
         return document
 
 
+def strategies_for(name: str) -> str:
+    """The strategies a command measures `name` with: the prompting ones the ladder walks (its
+    rivals), the retrieval ones when it retrieves, the first fine-tuning one for a hybrid, and
+    itself."""
+    strategy = strategy_named(name)
+    walked = [s.name for s in ladder_strategies("prompting") if s.ladder != "if-it-fits"]
+    if strategy.retrieves:
+        walked += [s.name for s in ladder_strategies("retrieval")][:1]
+    if strategy.family == "hybrid":
+        walked += [s.name for s in ladder_strategies("fine-tuning")][:1]
+    return ",".join(dict.fromkeys([*walked, name]))
+
+
+def verdict_text(recommendation: Recommendation, step: int) -> str:
+    if recommendation.verdict == "meets-target" and recommendation.step <= step:
+        return f"{recommendation.candidate} meets the target"
+    best = recommendation.alternatives[0] if recommendation.alternatives else "nothing measured"
+    return f"the target is missed; best so far {best}"
+
+
 def compute_of(result: CandidateResult) -> float:
     """The compute a measurement recorded: its answers, its setup (training, prompt search),
     and its demo redraws."""
@@ -142,6 +159,11 @@ class Ladder:
     steps: list[StepOutcome] = field(default_factory=list)
     reductions: list[Reduction] = field(default_factory=list)
     per_answer: dict[str, float] = field(default_factory=dict)  # strategy -> seconds per answer
+
+    @property
+    def baseline(self) -> str:
+        """The strategy step 1 answers first: it times the answers every estimate starts from."""
+        return first_in_ladder("prompting")
 
     # -- budget -------------------------------------------------------------------------------
     # The budget counts the compute each measurement records (answers, training, searches; a

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from tunewise.deciding.decide import MIN_FINE_TUNING_EXAMPLES
-from tunewise.deciding.ladder import LadderRecord, StepOutcome
+from tunewise.deciding.ladder import LadderRecord, StepOutcome, strategies_for
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.evaluation import MetricValue
+from tunewise.strategies.catalog import family_of, first_in_ladder
 from tunewise.task.config import Target
 
 LARGER_MODEL = "hf:HuggingFaceTB/SmolLM2-360M-Instruct"
@@ -69,12 +70,13 @@ def next_step(
             f"{cut.candidate} trained on {cut.after:,} of the {cut.before:,} examples to fit the "
             "budget: measure it on all of them, with its learning curve, to see how far more "
             "data goes.",
-            command(STRATEGIES_OF.get(cut.candidate, "lora"), learning_curve=sizes),
+            command(strategies_for(measured[cut.candidate][0]), learning_curve=sizes),
         )
     if recommendation.verdict == "blocked":
         more = MIN_FINE_TUNING_EXAMPLES - train_examples
         action = (recommendation.changes or ["Fine-tuning's gate blocked the candidate."])[0]
         return NextStep(action, None, more if more > 0 else None)
+    tuned = [(n, s) for n, (s, _) in measured.items() if family_of(s) == "fine-tuning"]
     if curve is not None and curve.examples_needed is not None and curve.reachable != "reached":
         more = max(0, curve.examples_needed - train_examples)
         low, high = curve.examples_needed_low, curve.examples_needed_high
@@ -88,17 +90,16 @@ def next_step(
             f"Label about {more:,} more examples: the learning curve reaches {target.min} at "
             f"about {curve.examples_needed:,} training examples (80% interval {bounds}); then "
             "run the fine-tuning step again.",
-            command("lora"),
+            command(tuned[0][1] if tuned else first_in_ladder("fine-tuning")),
             more,
             interval,
         )
-    tuned = [name for name, (strategy, _) in measured.items() if strategy in {"lora", "qlora"}]
     if tuned and curve is None and train_examples >= 40:
         sizes = sorted({max(10, train_examples // 4), max(10, train_examples // 2)})
         return NextStep(
-            f"Measure {tuned[0]}'s learning curve to see how many labelled examples would close "
-            "the gap.",
-            command("lora", learning_curve=",".join(str(s) for s in sizes)),
+            f"Measure {tuned[0][0]}'s learning curve to see how many labelled examples would "
+            "close the gap.",
+            command(tuned[0][1], learning_curve=",".join(str(s) for s in sizes)),
         )
     if left_out:
         return _measure_without_budget(left_out[0])
@@ -107,9 +108,6 @@ def next_step(
         "a local folder, or an endpoint from `models:`).",
         command(_strategies(measured), model=LARGER_MODEL),
     )
-
-
-STRATEGIES_OF = {"lora": "zero-shot,few-shot,lora", "hybrid": "zero-shot,few-shot,rag,lora,hybrid"}
 
 
 def _measure_without_budget(step: StepOutcome) -> NextStep:
@@ -122,4 +120,5 @@ def _measure_without_budget(step: StepOutcome) -> NextStep:
 
 
 def _strategies(measured: Mapping[str, tuple[str, MetricValue]]) -> str:
-    return ",".join(dict.fromkeys(strategy for strategy, _ in measured.values())) or "zero-shot"
+    walked = ",".join(dict.fromkeys(strategy for strategy, _ in measured.values()))
+    return walked or first_in_ladder("prompting")

@@ -1,4 +1,6 @@
-"""The LoRA training recipe, top to bottom: set up, train with early stopping, save the adapter.
+"""The adapter training recipe, top to bottom: set up, train with early stopping, save the
+adapter. The PEFT method (LoRA, QLoRA, a plugin's) comes from the strategy's record as a
+TrainingMethod; this loop never asks for one by name.
 
 Everything goes through Hugging Face accelerate, so the same function runs on one CPU, one GPU,
 or under `accelerate launch` on several GPUs (DDP, FSDP, DeepSpeed configs). Checkpoints are
@@ -27,7 +29,7 @@ from tunewise.finetune.batches import (
 )
 from tunewise.finetune.checkpoints import TrainingState, checkpoint, resume, save_adapter
 from tunewise.finetune.examples import IGNORE, TrainingSequence
-from tunewise.strategies.specs import FineTuningOptions
+from tunewise.finetune.method import TrainingMethod, lora_settings, peft_config
 
 Advance = Callable[[int], None]
 # Part of every adapter's cache key: bump when the loop changes which weights a seed produces
@@ -56,20 +58,37 @@ class TrainingConfig:
     seed: int
     quantize_4bit: bool
     bf16: bool = False  # bfloat16 autocast, where the run's dtype is bfloat16
+    peft: dict[str, Any] | None = None  # the method's PEFT config arguments (None: LoRA's)
+    shared_prefix: bool = True  # the method allows computing a batch's shared prefix once
 
     @classmethod
     def from_candidate(
-        cls, spec: FineTuningOptions, seed: int, *, bf16: bool = False
+        cls, spec: Any, seed: int, method: TrainingMethod, *, bf16: bool = False
     ) -> TrainingConfig:
+        """`spec`: a fine-tuning candidate's settings (FineTuningOptions)."""
         fields = {
             name: getattr(spec, name) for name in cls.__dataclass_fields__ if hasattr(spec, name)
         }
-        return cls(**fields, seed=seed, quantize_4bit=spec.strategy == "qlora", bf16=bf16)
+        return cls(
+            **fields,
+            seed=seed,
+            quantize_4bit=method.quantize_4bit,
+            bf16=bf16,
+            peft=method.peft_arguments(spec),
+            shared_prefix=method.shared_prefix_safe,
+        )
+
+    def peft_arguments(self) -> dict[str, Any]:
+        """What peft builds the adapter from: the method's arguments, else LoRA from r, alpha,
+        dropout and target_modules (a config saved before methods were records)."""
+        if self.peft is not None:
+            return self.peft
+        return {"peft_type": "LORA", "task_type": "CAUSAL_LM", **lora_settings(self)}
 
 
 def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from tunewise.finetune.dropout import use_sparse_dropout
@@ -98,14 +117,7 @@ def _load_model(base_folder: Path, config: TrainingConfig) -> Any:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    lora = LoraConfig(
-        r=config.r,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        target_modules=config.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, peft_config(config.peft_arguments()))
     if config.bf16 and not config.quantize_4bit:
         _frozen_linears_in_bf16(model)
     use_sparse_dropout(model)
@@ -167,8 +179,10 @@ def train_adapter(
         num_training_steps=total_steps,
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    # One process only: a DDP-wrapped model must see one forward call per backward.
-    prefix = shared_prefix([*train, *validation]) if accelerator.num_processes == 1 else 0
+    # One process only: a DDP-wrapped model must see one forward call per backward. And only
+    # where the method allows it (a method that prepends virtual tokens changes the prefix).
+    alone = accelerator.num_processes == 1 and config.shared_prefix
+    prefix = shared_prefix([*train, *validation]) if alone else 0
     state = resume(work, accelerator, model, optimizer, scheduler)
     advance(state.step)
     evaluate_every = max(1, steps_per_epoch // config.evaluations_per_epoch)

@@ -24,18 +24,18 @@ from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
 from tunewise.inference.repair import RepairRecord, repair, repairs_for
-from tunewise.measuring.consistency import Consistency, redraw
+from tunewise.measuring.consistency import Consistency
 from tunewise.measuring.flakiness import SUBSET, Flakiness, measure_flakiness
 from tunewise.measuring.judge import JudgeOutcome
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.models.constrained import ConstrainedModel
 from tunewise.retrieval.knowledge import Knowledge
-from tunewise.strategies.predictor import Predictor
+from tunewise.strategies.catalog import strategy_named
+from tunewise.strategies.predictor import Predictor, RetrievalUse, Retrieving
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.rag import RagPredictor
 from tunewise.strategies.setup import IndexBuild, PromptSearch, Setup, Training
-from tunewise.strategies.specs import CandidateSpec, FewShotCandidate
+from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import METRICS_BY_FORMAT, Task
 from tunewise.task.data import Dataset, Example
 
@@ -60,6 +60,7 @@ class CandidateResult:
     flakiness: Flakiness | None = None  # --repeats: how answers move between samples
     repair: RepairRecord | None = None  # generated answers: what the repair loop did
     judge: JudgeOutcome | None = None  # the model judge's verdicts on the test answers
+    retrieval: RetrievalUse | None = None  # a retrieving candidate: how it answered
 
     @property
     def measured(self) -> bool:
@@ -155,7 +156,7 @@ def measure_candidate(
     if knowledge is not None and knowledge.questions:
         freshness = _freshness(task, predictor, knowledge, cache, progress, max_repairs, judge)
     consistency = None
-    if isinstance(spec, FewShotCandidate) and spec.selection == "stratified" and spec.redraws > 1:
+    if (redraw := strategy_named(spec.strategy).hook("redraws")) is not None:
         measured = {p.example_id: p for p in predictions}
         metric = primary_metric(task)
         consistency = redraw(
@@ -186,6 +187,7 @@ def measure_candidate(
         repair=repaired,
         remote=bool(getattr(predictor.backend, "remote", False)),
         judge=judged,
+        retrieval=predictor.retrieval if isinstance(predictor, Retrieving) else None,
     )
 
 
@@ -255,13 +257,13 @@ def _evaluate(
     if any(p.retrieved for p in predictions) and all(gold):
         ranked = [p.retrieved for p in predictions]
         metrics |= retrieval_metrics(ranked, [str(g) for g in gold], seed=task.seed)
-    if isinstance(predictor, RagPredictor) and output_format.type == "text":
+    if isinstance(predictor, Retrieving) and output_format.type == "text":
         metrics |= _grounding(predictor, predictions, examples, output_format.abstention, task.seed)
     return predictions, metrics, repaired, graded.judged
 
 
 def _grounding(
-    predictor: RagPredictor,
+    predictor: Retrieving,
     predictions: Sequence[Prediction],
     examples: Sequence[Example],
     abstention: str | None,
@@ -292,9 +294,9 @@ def _freshness(
     """Ask the changed questions; retrieving candidates read the patched documents, the others
     answer from what they had (prompt or adapter), as they would in production."""
     asked: Predictor = predictor
-    retrieves = isinstance(predictor, RagPredictor) and knowledge.updated is not None
+    retrieves = isinstance(predictor, Retrieving) and knowledge.updated is not None
     if retrieves:
-        asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, arg-type]
+        asked = predictor.with_index(knowledge.updated)  # type: ignore[union-attr, assignment]
     questions = list(knowledge.questions)
     stage = f"{predictor.name} freshness"
     predictions, metrics, _, _ = _evaluate(

@@ -20,8 +20,8 @@ from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
-from tunewise.strategies import few_shot
-from tunewise.strategies.specs import FewShotCandidate
+from tunewise.strategies.few_shot import FewShotCandidate
+from tunewise.strategies.few_shot import demos as few_shot
 from tunewise.task.config import Task
 from tunewise.task.data import Example, sample_examples, stratify_by_label
 
@@ -75,8 +75,11 @@ def redraw(
     metric: str,
     examples: int = 60,
     judge: Judging | None = None,
-) -> Consistency:
-    """Re-draw the demos `spec.redraws - 1` more times (seeds seed+1, seed+2, ...)."""
+) -> Consistency | None:
+    """Re-draw the demos `spec.redraws - 1` more times (seeds seed+1, seed+2, ...); None when
+    the candidate draws once (redraws: 1, or demos chosen per input)."""
+    if spec.selection != "stratified" or spec.redraws < 2:
+        return None
     subset = sample_examples(
         list(test), examples, task.seed, stratify_by_label(task.contract.output_format)
     )

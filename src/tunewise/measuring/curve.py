@@ -1,5 +1,6 @@
-"""The learning curve, measured: the first LoRA candidate trained again on seeded subsets of
-train, each measured like any candidate, and the curve fitted to the points."""
+"""The learning curve, measured: the first fine-tuning candidate (of any registered method)
+trained again on seeded subsets of train, each measured like any candidate, and the curve
+fitted to the points."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from tunewise.deciding.learning_curve import CurveFit, CurvePoint, estimate_exam
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.measuring.candidate import CandidateResult, primary_metric
-from tunewise.strategies.specs import CandidateSpec, LoraCandidate
+from tunewise.strategies.catalog import names_where, strategy_named
+from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import Task
 
 
@@ -25,15 +27,18 @@ def learning_curve(
         (
             (s, r)
             for s, r in zip(specs, results, strict=True)
-            if isinstance(s, LoraCandidate) and r.measured
+            if strategy_named(s.strategy).family == "fine-tuning" and r.measured
         ),
         None,
     )
     if chosen is None:
-        raise TunewiseError("--learning-curve needs a lora candidate; add lora to --strategies")
+        methods = ", ".join(sorted(names_where(family="fine-tuning")))
+        raise TunewiseError(
+            f"--learning-curve needs a fine-tuning candidate ({methods}); add one to --strategies"
+        )
     spec, full = chosen
     metric = primary_metric(task)
-    assert full.setup.training is not None  # a measured lora candidate trained
+    assert full.setup.training is not None  # a measured fine-tuning candidate trained
     full_size = full.params["train_examples"] + full.setup.training.validation_examples
     points = [_point(full_size, full.metrics[metric])]
     for size in sorted({min(max(size, 10), full_size) for size in sizes} - {full_size}):

@@ -36,6 +36,7 @@ from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, Spent, predict
 from tunewise.models.backend import Backend, Message
+from tunewise.strategies.catalog import first_in_ladder
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract, LabelFormat, TextFormat
@@ -258,7 +259,7 @@ def judge_cost(usage: Spent, model: str, remote: bool, prices: PriceList) -> dic
     compute time at compute_usd_per_hour, else unpriced (never free)."""
     calls = CostInputs(
         name="judge",
-        strategy="zero-shot",
+        strategy=first_in_ladder("prompting"),  # priced as a prompting candidate's calls
         model=model,
         input_tokens_per_request=usage.input_tokens,
         output_tokens_per_request=usage.output_tokens,

@@ -1,8 +1,11 @@
-"""Model spec string -> backend. Built-in backends register through the same hook as plugins."""
+"""Model spec string -> backend. `PREFIX:REST` specs resolve through the backends declared
+under the `tunewise.backends` entry-point group (tunewise's own in pyproject.toml, a plugin's in
+its own), each a factory `REST -> Backend`; register_backend adds one at run time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,20 +22,39 @@ if TYPE_CHECKING:
 BackendFactory = Callable[[str], Backend]
 """Builds a backend from the part of the spec after its prefix (e.g. "ORG/NAME" for "hf:")."""
 
+ENTRY_POINTS = "tunewise.backends"
 _FACTORIES: dict[str, BackendFactory] = {}
+_declared: dict[str, metadata.EntryPoint] = {}  # prefix -> entry point, loaded on first use
+
+
+def _declarations() -> dict[str, metadata.EntryPoint]:
+    if not _declared:
+        _declared.update({e.name: e for e in metadata.entry_points(group=ENTRY_POINTS)})
+    return _declared
+
+
+def _factory(prefix: str) -> BackendFactory | None:
+    if prefix not in _FACTORIES and prefix in _declarations():
+        entry = _declarations()[prefix]
+        try:
+            _FACTORIES[prefix] = entry.load()
+        except Exception as exc:  # a broken plugin is named, not a traceback
+            message = f"backend plugin '{prefix}' ({entry.value}) failed to load: {exc}"
+            raise ModelError(message) from exc
+    return _FACTORIES.get(prefix)
 
 
 def register_backend(prefix: str, factory: BackendFactory) -> None:
     """Make `PREFIX:REST` specs resolve through `factory(REST)`; a prefix registers once."""
     if not prefix or not prefix.replace("-", "").isalnum():
         raise ValueError(f"a backend prefix is letters, digits and '-', got {prefix!r}")
-    if prefix in _FACTORIES:
+    if prefix in _FACTORIES or prefix in _declarations():
         raise ValueError(f"backend prefix '{prefix}' is already registered")
     _FACTORIES[prefix] = factory
 
 
 def unregister_backend(prefix: str) -> None:
-    """Remove a registered prefix (tests and plugins that reload)."""
+    """Remove a prefix registered at run time (tests and plugins that reload)."""
     _FACTORIES.pop(prefix, None)
 
 
@@ -45,7 +67,7 @@ def known_specs() -> list[str]:
         "openai:MODEL",
         "openai-compatible:MODEL@BASE_URL",
         "a name from the task's models: section",
-        *(f"{p}:..." for p in _FACTORIES if not p.startswith("openai")),
+        *(f"{p}:..." for p in {*_declarations(), *_FACTORIES} if not p.startswith("openai")),
     ]
 
 
@@ -59,8 +81,8 @@ def load_backend(
         return _endpoint_backend(spec, models[spec])
     home = tunewise_home()
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix in _FACTORIES:
-        return _FACTORIES[prefix](rest)
+    if sep and (factory := _factory(prefix)) is not None:
+        return factory(rest)
     if spec == EMBEDDED_NAME:
         folder = embedded_model_folder(home)
     elif sep and prefix == "hf":
@@ -90,17 +112,18 @@ def _endpoint_backend(name: str, config: ModelEndpoint) -> Backend:
     return OpenAICompatible(name, endpoint)
 
 
-def _openai_factory(prefix: str) -> BackendFactory:
-    def build(rest: str) -> Backend:
-        from tunewise.models.openai_compat import OpenAICompatible, parse_spec
+def openai_backend(rest: str) -> Backend:
+    """`openai:MODEL`: OpenAI's API, with OPENAI_API_KEY."""
+    from tunewise.models.openai_compat import OpenAICompatible, parse_spec
 
-        return OpenAICompatible(f"{prefix}:{rest}", parse_spec(prefix, rest))
-
-    return build
+    return OpenAICompatible(f"openai:{rest}", parse_spec("openai", rest))
 
 
-for _prefix in ("openai", "openai-compatible"):
-    register_backend(_prefix, _openai_factory(_prefix))
+def openai_compatible_backend(rest: str) -> Backend:
+    """`openai-compatible:MODEL@BASE_URL`: any server that speaks OpenAI's /v1 API."""
+    from tunewise.models.openai_compat import OpenAICompatible, parse_spec
+
+    return OpenAICompatible(f"openai-compatible:{rest}", parse_spec("openai-compatible", rest))
 
 
 def _hub_folder(repo_id: str) -> Path:

@@ -183,8 +183,12 @@ def _index(index: Index | None) -> dict[str, Any] | None:
 def _learning_curve(run: RunResult) -> dict[str, Any] | None:
     if run.learning_curve is None:
         return None
-    # The curve is measured on the first lora candidate (run.learning_curve chose it).
-    name = next(c.name for c in run.candidates if c.measured and c.strategy in {"lora", "qlora"})
+    # The curve is measured on the first fine-tuning candidate (measuring/curve.py chose it).
+    name = next(
+        c.name
+        for c in run.candidates
+        if c.measured and strategy_named(c.strategy).family == "fine-tuning"
+    )
     return {"candidate": name, **run.learning_curve.to_dict()}
 
 

@@ -1,22 +1,23 @@
 """The strategies tunewise measures, one record each: everything else (the task file's candidate
-union, the CLI's --strategies, the framework's families, the results schema's enum, the report's
-grouping) is derived from these records.
+union, the CLI's --strategies, the framework's families, the ladder's steps, the learning curve,
+the next step, the results schema's enum, the report's grouping) is derived from these records.
 
-A third-party strategy is one module and one entry point in the `tunewise.strategies` group
-naming its `Strategy` record:
+Every strategy, built-in or not, is one folder (or module) and one entry point in the
+`tunewise.strategies` group naming its `Strategy` record (or a list of them):
 
     [project.entry-points."tunewise.strategies"]
     my-strategy = "my_package.my_strategy:STRATEGY"
 
 The module is imported while task files are being validated, so at its top it imports only
-`tunewise.strategies.catalog` and `tunewise.strategies.specs`; `prepare` imports what it needs.
+`tunewise.strategies.catalog`, `tunewise.strategies.specs` and `tunewise.finetune.method`;
+`prepare` and the hooks are "module:function" strings, imported on first use.
 """
 
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -25,6 +26,7 @@ from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, TypeAdap
 from pydantic_core import core_schema
 
 from tunewise.errors import TunewiseError
+from tunewise.finetune.method import TrainingMethod
 from tunewise.strategies import specs
 
 if TYPE_CHECKING:
@@ -35,14 +37,50 @@ Family = Literal["prompting", "retrieval", "fine-tuning", "hybrid"]
 STEP_OF_FAMILY: dict[str, int] = {"prompting": 1, "retrieval": 2, "fine-tuning": 3, "hybrid": 4}
 ENTRY_POINTS = "tunewise.strategies"
 
+LadderRole = Literal["baseline", "measured", "if-it-fits"]
+"""How the default ladder uses a strategy at its step: `baseline` is answered first and times
+the step (one per ladder: the first prompting one); `measured` runs whenever its step does;
+`if-it-fits` runs when its `fit_to_budget` hook finds room next to the later steps' reserve."""
+
+Requirement = Literal["documents", "labelled-data", "local-weights", "cuda"]
+"""What a strategy needs to run: the task's documents, labelled training examples, a model
+whose weights are on this machine (transformers), a CUDA GPU."""
+
+HOOKS: dict[str, str] = {
+    "redraws": "(task, spec, *, name, backend, train, measured, test, cache, progress, metric, "
+    "judge) -> Consistency | None: the answers again under re-drawn settings, for consistency",
+    "fit_to_budget": "(spec, *, seconds, per_answer, train_examples, test_examples) -> Fitted: "
+    "the largest settings whose compute fits in `seconds` (None: budget unlimited)",
+}
+"""The extra measurements and ladder planning a strategy may hook in, by name."""
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a `fit_to_budget` hook found: the settings to run (None: too little room to say
+    anything), their estimate at the task's full settings, and each setting it shrank."""
+
+    spec: specs.CandidateSpec | None
+    estimated_seconds: float
+    reductions: tuple[tuple[str, int, int], ...] = ()  # (setting, before, after)
+    why_not: str = ""  # when spec is None: why, for the ladder's record ("": it does not apply)
+
+
 # prepare(task, spec, train, backend, name, progress[, index=...]) -> Predictor; the retrieving
 # strategies also receive the run's document index.
 Prepare = Callable[..., "Predictor"]
 
 
+def _imported(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    if not isinstance(target, str):
+        return target
+    module, _, function = target.partition(":")
+    return typing.cast(Callable[..., Any], getattr(import_module(module), function))
+
+
 @dataclass(frozen=True)
 class Strategy:
-    """One way of answering a task, and what the framework needs to know about it."""
+    """One way of answering a task, and all the rest of tunewise needs to know about it."""
 
     name: str  # the `strategy:` value in task.yaml
     family: Family  # which of the framework's steps it belongs to
@@ -51,82 +89,33 @@ class Strategy:
     summary: str  # one line, for `tunewise run --help` and the docs
     effort: str  # the report's "technical difficulty" row
     retrieves: bool = False  # needs data.documents; prepare receives index=
-    trains: bool = False  # trains an adapter (costs labelled examples and training compute)
+    trains: bool = False  # trains weights (costs labelled examples and training compute)
+    requires: frozenset[Requirement] = frozenset()  # beyond documents (retrieves) and labels
+    ladder: LadderRole | None = None  # how the default ladder uses it; None: only when named
+    rank: int = 100  # its place within its step: built-in ones first, then plugins
+    trainer: TrainingMethod | None = None  # a training strategy's PEFT method
+    hooks: Mapping[str, str | Callable[..., Any]] = field(default_factory=dict)  # see HOOKS
 
     @property
     def step(self) -> int:
         return STEP_OF_FAMILY[self.family]
 
+    @property
+    def needs(self) -> frozenset[str]:
+        """Every requirement, the documents and labelled data of retrieving and training
+        strategies included."""
+        implied = {"documents"} if self.retrieves else set()
+        implied |= {"labelled-data", "local-weights"} if self.trains else set()
+        return frozenset(self.requires | implied)
+
     def prepare_function(self) -> Prepare:
-        if not isinstance(self.prepare, str):
-            return self.prepare
-        module, _, function = self.prepare.partition(":")
-        return typing.cast(Prepare, getattr(import_module(module), function))
+        return typing.cast(Prepare, _imported(self.prepare))
 
+    def hook(self, name: str) -> Callable[..., Any] | None:
+        """One of its HOOKS, imported; None when the strategy has none by that name."""
+        target = self.hooks.get(name)
+        return None if target is None else _imported(target)
 
-BUILT_IN = (
-    Strategy(
-        "zero-shot",
-        "prompting",
-        specs.ZeroShotCandidate,
-        "tunewise.strategies.zero_shot:prepare",
-        "a system prompt built from the contract, then the input",
-        "Low",
-    ),
-    Strategy(
-        "few-shot",
-        "prompting",
-        specs.FewShotCandidate,
-        "tunewise.strategies.few_shot:prepare",
-        "the zero-shot prompt plus k demonstrations from train",
-        "Low",
-    ),
-    Strategy(
-        "optimized-prompt",
-        "prompting",
-        specs.OptimizedPromptCandidate,
-        "tunewise.strategies.optimized_prompt:prepare",
-        "instructions x demo sets searched on a validation slice of train",
-        "Medium",
-    ),
-    Strategy(
-        "rag",
-        "retrieval",
-        specs.RagCandidate,
-        "tunewise.strategies.rag:prepare",
-        "the contract prompt plus passages retrieved from data.documents",
-        "Low-medium",
-        retrieves=True,
-    ),
-    Strategy(
-        "lora",
-        "fine-tuning",
-        specs.LoraCandidate,
-        "tunewise.strategies.lora:prepare",
-        "a LoRA adapter trained on train",
-        "High",
-        trains=True,
-    ),
-    Strategy(
-        "qlora",
-        "fine-tuning",
-        specs.LoraCandidate,
-        "tunewise.strategies.lora:prepare",
-        "LoRA on the base model loaded in 4 bits (CUDA and bitsandbytes)",
-        "High",
-        trains=True,
-    ),
-    Strategy(
-        "hybrid",
-        "hybrid",
-        specs.HybridCandidate,
-        "tunewise.strategies.hybrid:prepare",
-        "a LoRA adapter that answers with retrieved passages in its prompt",
-        "High",
-        retrieves=True,
-        trains=True,
-    ),
-)
 
 _registered: dict[str, Strategy] = {}
 _loaded = False  # the built-in strategies and the plugins' are registered on first use
@@ -142,8 +131,16 @@ def register_strategy(strategy: Strategy) -> None:
             f"strategy '{strategy.name}': family '{strategy.family}' is not one of "
             f"{', '.join(STEP_OF_FAMILY)}"
         )
-    field = strategy.spec.model_fields.get("strategy")
-    if field is None or strategy.name not in get_args(field.annotation):
+    if strategy.trains and strategy.trainer is None:
+        raise TunewiseError(f"strategy '{strategy.name}' trains, so its record needs a trainer")
+    unknown = set(strategy.hooks) - set(HOOKS)
+    if unknown:
+        raise TunewiseError(
+            f"strategy '{strategy.name}': unknown hook '{sorted(unknown)[0]}'; hooks: "
+            f"{', '.join(HOOKS)}"
+        )
+    setting = strategy.spec.model_fields.get("strategy")
+    if setting is None or strategy.name not in get_args(setting.annotation):
         raise TunewiseError(
             f"strategy '{strategy.name}': {strategy.spec.__name__}.strategy must be "
             f'Literal["{strategy.name}"]'
@@ -158,14 +155,12 @@ def unregister_strategy(name: str) -> None:
 
 
 def _load() -> None:
-    """Register the built-in strategies, then those other packages declare under the
-    `tunewise.strategies` entry-point group."""
+    """Register the strategies declared under the `tunewise.strategies` entry-point group:
+    tunewise's own (pyproject.toml) and every installed plugin's, by one path."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for strategy in BUILT_IN:
-        register_strategy(strategy)
     for entry in metadata.entry_points(group=ENTRY_POINTS):
         try:
             loaded = entry.load()
@@ -182,6 +177,11 @@ def _load() -> None:
             register_strategy(strategy)
 
 
+def declared_names() -> list[str]:
+    """The entry points declared, without loading them (for help text when one is broken)."""
+    return [entry.name for entry in metadata.entry_points(group=ENTRY_POINTS)]
+
+
 def reload_strategies() -> None:
     """Scan the entry points again: after a plugin is installed into a running process."""
     global _loaded
@@ -192,9 +192,9 @@ def reload_strategies() -> None:
 
 
 def strategies() -> dict[str, Strategy]:
-    """Every strategy, built-in ones first, in the order the framework's steps take them."""
+    """Every strategy in the order the framework's steps take them (by rank within a step)."""
     _load()
-    return dict(sorted(_registered.items(), key=lambda item: item[1].step))
+    return dict(sorted(_registered.items(), key=lambda item: (item[1].step, item[1].rank)))
 
 
 def strategy_names() -> tuple[str, ...]:
@@ -216,6 +216,19 @@ def names_where(*, family: str | None = None, **flags: bool) -> frozenset[str]:
         if (family is None or s.family == family)
         and all(getattr(s, flag) == value for flag, value in flags.items())
     )
+
+
+def ladder_strategies(family: str) -> list[Strategy]:
+    """The strategies of a family the default ladder walks, in their order."""
+    return [s for s in strategies().values() if s.family == family and s.ladder is not None]
+
+
+def first_in_ladder(family: str) -> str:
+    """The strategy the ladder walks first in a family (for prompting: its baseline)."""
+    walked = ladder_strategies(family)
+    if not walked:
+        raise TunewiseError(f"no registered strategy of the {family} family is in the ladder")
+    return walked[0].name
 
 
 def family_of(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.prompts import build_messages
@@ -40,6 +40,27 @@ class Predictor(Protocol):
     def request(self, example: Example) -> Request:
         """The request for one input; never looks at the example's output."""
         ...
+
+
+@dataclass(frozen=True)
+class RetrievalUse:
+    """How a retrieving candidate answered: what the ladder's step-2 variants and the hybrid
+    read back, typed (results.json keeps them in the candidate's params as well)."""
+
+    answer: str = "free"  # free | extractive: generated, or copied from the passages
+    rerank: int = 0  # passages reranked per question (0: none)
+    verbatim_answers: float = 0.0  # share of training answers found verbatim in the documents
+
+
+@runtime_checkable
+class Retrieving(Protocol):
+    """A predictor that retrieves from the task's documents: its index can be swapped for a
+    document update (the freshness probe), and its passages are measured (grounding)."""
+
+    index: Any
+    retrieval: RetrievalUse
+
+    def with_index(self, index: Any) -> Retrieving: ...
 
 
 @dataclass

@@ -3,7 +3,6 @@ edge like the rest of the task (unknown keys rejected); strategies/catalog.py re
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -25,68 +24,6 @@ class CandidateSpec(_Strict):
         default="free",
         description="constrained: a local model's generation is masked to the output format "
         "(JSON Schema, or a text pattern) token by token, so answers always parse.",
-    )
-
-
-class ZeroShotCandidate(CandidateSpec):
-    """A system prompt built from the contract, then the input."""
-
-    strategy: Literal["zero-shot"]
-    prompt_file: Path | None = Field(
-        default=None,
-        description="An exported prompt (tunewise export --format openai-messages) measured "
-        "instead of the contract's: exactly its messages, each input in place of {{input}}. "
-        "Relative to the task file's folder.",
-    )
-
-
-class FewShotCandidate(CandidateSpec):
-    """The zero-shot prompt plus k demonstrations from the training split."""
-
-    strategy: Literal["few-shot"]
-    k: int = Field(default=8, ge=1, le=64, description="Number of demonstrations.")
-    selection: Literal["stratified", "similar"] = Field(
-        default="stratified",
-        description="stratified: one seeded label-balanced set; similar: BM25 neighbours.",
-    )
-    redraws: int = Field(
-        default=3,
-        ge=1,
-        le=20,
-        description="Seeded demo draws (set and order) for the consistency measure; 1 turns it "
-        "off. Only stratified selection draws; similar demos are fixed per input.",
-    )
-
-
-class OptimizedPromptCandidate(CandidateSpec):
-    """Step 1, searched: instruction candidates x demo sets scored on a validation slice of
-    train by successive halving; the winner is then measured on test like any candidate."""
-
-    strategy: Literal["optimized-prompt"]
-    trials: int = Field(
-        default=16, ge=1, le=256, description="Most (instruction, demo set) pairs searched."
-    )
-    k: int = Field(default=4, ge=1, le=64, description="Demonstrations per prompt.")
-    instructions: int = Field(
-        default=3,
-        ge=0,
-        le=32,
-        description="Instructions the proposer writes; the contract's objective is always tried.",
-    )
-    validation_examples: int = Field(
-        default=48,
-        ge=2,
-        description="Seeded slice of train the search scores on (at most half of train); the "
-        "rest of train is the demo pool. The test split is never seen.",
-    )
-    proposer: str | None = Field(
-        default=None,
-        description="Model spec that writes the instructions; default: the candidate's own model.",
-    )
-    opt_in: bool = Field(
-        default=False,
-        description="Pin nothing: run when --strategies names this strategy, and give the "
-        "ladder this strategy's settings when it reaches its step.",
     )
 
 
@@ -154,14 +91,6 @@ class FineTuningOptions(CandidateSpec):
         return self
 
 
-class LoraCandidate(FineTuningOptions):
-    """A LoRA adapter trained on the train split; answers with the short zero-shot prompt.
-
-    `qlora` is the same with the base model loaded in 4 bits (needs CUDA and bitsandbytes)."""
-
-    strategy: Literal["lora", "qlora"]
-
-
 class RetrievalOptions(CandidateSpec):
     """The retrieval settings a rag or hybrid candidate shares."""
 
@@ -195,21 +124,4 @@ class RetrievalOptions(CandidateSpec):
         ge=0,
         description="Training questions an extractive candidate calibrates its abstention on "
         "(0: never abstain).",
-    )
-
-
-class RagCandidate(RetrievalOptions):
-    """Step 2: the contract prompt plus passages retrieved from the task's documents."""
-
-    strategy: Literal["rag"]
-
-
-class HybridCandidate(FineTuningOptions, RetrievalOptions):
-    """Step 4: a LoRA adapter that answers with retrieved passages in its prompt."""
-
-    strategy: Literal["hybrid"]
-    adapter: Literal["rag-trained", "plain"] = Field(
-        default="rag-trained",
-        description="rag-trained: train with retrieved passages in the prompts, as served; "
-        "plain: reuse the lora candidate's adapter, trained without them.",
     )

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from tunewise.strategies.catalog import first_in_ladder
 from tunewise.task.strict import Strict
 
 
@@ -30,8 +31,9 @@ class Judge(Strict):
     )
     scale: int = Field(default=5, ge=2, le=9, description="Pointwise grades run from 1 to this.")
     baseline: str = Field(
-        default="zero-shot",
-        description="pairwise: the candidate every other is compared with (measured first).",
+        default_factory=lambda: first_in_ladder("prompting"),
+        description="pairwise: the candidate every other is compared with (measured first); "
+        "default: the ladder's baseline, zero-shot.",
     )
     reference: bool = Field(
         default=True, description="Show the judge the reference answer beside the input."

@@ -250,8 +250,8 @@ def test_the_terminal_names_the_judge_and_its_cost(
 def test_the_prompt_search_ranks_its_trials_by_the_judge(
     scripted: ScriptedBackend, tmp_path: Path
 ) -> None:
-    from tunewise.strategies.optimized_prompt import prepare
-    from tunewise.strategies.specs import OptimizedPromptCandidate
+    from tunewise.strategies.optimized_prompt import OptimizedPromptCandidate
+    from tunewise.strategies.optimized_prompt.prompt_search import prepare
     from tunewise.task.loading import load_task
 
     graded: list[str] = []

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
-from tunewise.strategies import prompt_file
 from tunewise.strategies.predictor import Predictor, PromptPredictor
-from tunewise.strategies.specs import ZeroShotCandidate
+from tunewise.strategies.zero_shot import ZeroShotCandidate, prompt_file
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

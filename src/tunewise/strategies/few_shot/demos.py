@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
+from tunewise.strategies.few_shot import FewShotCandidate
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.strategies.setup import Setup
-from tunewise.strategies.specs import FewShotCandidate
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

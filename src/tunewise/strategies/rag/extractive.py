@@ -24,7 +24,7 @@ from tunewise.task.data import Example
 if TYPE_CHECKING:
     from tunewise.measuring.progress import Progress
     from tunewise.retrieval.index import Index
-    from tunewise.strategies.rag import RagPredictor
+    from tunewise.strategies.rag.retrieving import RagPredictor
 
 MOSTLY_VERBATIM = 0.6  # auto: at least this share of training answers is a span of the documents
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunewise.models.backend import Backend, Message
-from tunewise.strategies.few_shot import similar_demos, stratified_demos
+from tunewise.strategies.few_shot.demos import similar_demos, stratified_demos
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.prompts import format_instruction
 from tunewise.strategies.setup import Setup

@@ -14,23 +14,23 @@ from dataclasses import replace
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.retrieval.index import Index
-from tunewise.strategies.few_shot import stratified_demos
-from tunewise.strategies.lora import (
+from tunewise.strategies.few_shot.demos import stratified_demos
+from tunewise.strategies.hybrid import HybridCandidate
+from tunewise.strategies.lora.adapter import (
     Prompt,
     distilled,
     local_model,
     short_prompt,
     train_adapter_for,
 )
-from tunewise.strategies.rag import (
+from tunewise.strategies.rag.rerank import reranker
+from tunewise.strategies.rag.retrieving import (
     RagPredictor,
     answering,
     index_record,
     require_index,
     retrieval_params,
 )
-from tunewise.strategies.rerank import reranker
-from tunewise.strategies.specs import HybridCandidate
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

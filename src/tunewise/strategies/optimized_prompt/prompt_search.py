@@ -31,7 +31,8 @@ from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.models.backend import Backend, Sampling
 from tunewise.models.registry import load_backend
-from tunewise.strategies.optimized_prompt_trials import (
+from tunewise.strategies.optimized_prompt import OptimizedPromptCandidate
+from tunewise.strategies.optimized_prompt.optimized_prompt_trials import (
     AskOnce,
     Rung,
     Trial,
@@ -48,7 +49,6 @@ from tunewise.strategies.optimized_prompt_trials import (
 from tunewise.strategies.predictor import Predictor, PromptPredictor
 from tunewise.strategies.prompts import system_prompt
 from tunewise.strategies.setup import PromptSearch, Setup
-from tunewise.strategies.specs import OptimizedPromptCandidate
 from tunewise.task.config import METRICS_BY_FORMAT, Contract, Task, TextFormat
 from tunewise.task.data import Example, sample_examples, stratify_by_label
 

@@ -29,7 +29,7 @@ from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend
-from tunewise.strategies.few_shot import stratified_demos
+from tunewise.strategies.few_shot.demos import stratified_demos
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.strategies.specs import FineTuningOptions
 from tunewise.task.config import OutputFormat, Task

@@ -17,13 +17,14 @@ from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
 from tunewise.retrieval.index import Index
-from tunewise.strategies.extractive import answer_mode, extractive, verbatim_share
-from tunewise.strategies.few_shot import stratified_demos
-from tunewise.strategies.predictor import Request
+from tunewise.strategies.few_shot.demos import stratified_demos
+from tunewise.strategies.predictor import Request, RetrievalUse
 from tunewise.strategies.prompts import Passage, assemble
-from tunewise.strategies.rerank import Reranker, reranker
+from tunewise.strategies.rag import RagCandidate
+from tunewise.strategies.rag.extractive import answer_mode, extractive, verbatim_share
+from tunewise.strategies.rag.rerank import Reranker, reranker
 from tunewise.strategies.setup import IndexBuild, Setup
-from tunewise.strategies.specs import RagCandidate, RetrievalOptions
+from tunewise.strategies.specs import RetrievalOptions
 from tunewise.task.config import Contract, Task
 from tunewise.task.data import Example
 
@@ -45,6 +46,7 @@ class RagPredictor:
     setup: Setup = field(default_factory=Setup)
     extractive: bool = False  # answers are copied from the passages (strategies/extractive.py)
     rerank: Reranker | None = None
+    retrieval: RetrievalUse = field(default_factory=RetrievalUse)
 
     def request(self, example: Example) -> Request:
         depth = max(self.spec.top_k, RANKED_FOR_METRICS, self.spec.rerank)
@@ -141,7 +143,8 @@ def answering(
     local = isinstance(predictor.backend, LocalModel)
     mode = answer_mode(task, predictor.spec.answer, share, local)
     params = {**predictor.params, "answer": mode, "verbatim_answers": round(share, 4)}
-    predictor = replace(predictor, params=params)
+    use = RetrievalUse(mode, predictor.spec.rerank, round(share, 4))
+    predictor = replace(predictor, params=params, retrieval=use)
     if mode == "free":
         return predictor
     return extractive(task, replace(predictor, extractive=True), train, name, progress)

@@ -1,4 +1,5 @@
-"""Step 3 of the framework: a LoRA (or QLoRA) adapter trained on the train split.
+"""Step 3 of the framework: an adapter trained on the train split, by the PEFT method the
+strategy's record names (LoRA, QLoRA, or a plugin's; see finetune/method.py).
 
 The adapter answers with the short prompt (contract system prompt + input, no demos), so its
 tokens per request are a fraction of few-shot's. Adapters are cached by a content hash of
@@ -7,7 +8,6 @@ tokens per request are a fraction of few-shot's. Adapters are cached by a conten
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -23,16 +23,19 @@ from tunewise.finetune.examples import (
     lint_template,
     training_messages,
 )
+from tunewise.finetune.method import TrainingMethod
 from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
 from tunewise.inference.cache import cache_key
 from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
+from tunewise.strategies.catalog import strategy_named
+from tunewise.strategies.lora import LoraCandidate
+from tunewise.strategies.lora.teacher import teacher_labels
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.strategies.prompts import build_messages, system_prompt
 from tunewise.strategies.setup import Distillation, Setup, Training
-from tunewise.strategies.specs import FineTuningOptions, LoraCandidate
-from tunewise.strategies.teacher import teacher_labels
+from tunewise.strategies.specs import FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import (
     Example,
@@ -43,17 +46,6 @@ from tunewise.task.data import (
 )
 
 Prompt = Callable[[Example], list[Message]]
-
-
-def qlora_unavailable() -> str | None:
-    """Why 4-bit training cannot run here, or None when it can."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return "QLoRA loads the base model in 4 bits with bitsandbytes, which needs a CUDA GPU"
-    if importlib.util.find_spec("bitsandbytes") is None:
-        return "QLoRA needs bitsandbytes: pip install bitsandbytes"
-    return None
 
 
 @dataclass(frozen=True)
@@ -92,6 +84,14 @@ class Adapter:
         )
 
 
+def training_method(spec: FineTuningOptions) -> TrainingMethod:
+    """The PEFT method of the candidate's strategy, from its record."""
+    method = strategy_named(spec.strategy).trainer
+    if method is None:
+        raise TunewiseError(f"strategy '{spec.strategy}' names no trainer in its record")
+    return method
+
+
 def local_model(backend: Backend, spec: FineTuningOptions, name: str) -> LocalModel:
     """The backend as a trainable local model, or why the candidate cannot run."""
     if not isinstance(backend, LocalModel):
@@ -99,8 +99,14 @@ def local_model(backend: Backend, spec: FineTuningOptions, name: str) -> LocalMo
             f"candidate '{name}': {spec.strategy} needs a local transformers model to train; "
             f"'{backend.spec}' is not one"
         )
-    if spec.strategy == "qlora" and (reason := qlora_unavailable()):
+    method = training_method(spec)
+    if reason := method.unavailable():
         raise CandidateSkipped(reason)
+    if not method.mergeable:  # the local backend answers with the adapter merged in
+        raise CandidateSkipped(
+            f"{spec.strategy}'s adapters do not merge into the base weights, and the local "
+            "backend answers only with merged adapters"
+        )
     return backend
 
 
@@ -170,7 +176,9 @@ def train_adapter_for(
     if spec.max_train_examples:
         examples = sample_examples(examples, spec.max_train_examples, task.seed, stratify)
     fit, validation = split_examples(examples, spec.validation_fraction, task.seed, stratify)
-    config = TrainingConfig.from_candidate(spec, task.seed, bf16=base.dtype == "bfloat16")
+    config = TrainingConfig.from_candidate(
+        spec, task.seed, training_method(spec), bf16=base.dtype == "bfloat16"
+    )
     key = adapter_key(task, base, fit, validation, config, spec.max_length, recipe)
     folder = base.home / "adapters" / key
     cached = (folder / "training.json").exists()

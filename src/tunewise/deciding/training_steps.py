@@ -1,0 +1,129 @@
+"""The ladder's training steps: a fine-tuning or hybrid method timed by a short warm-up
+training, its epochs and training subsample fitted to what is left of the budget, then
+measured; or recorded as not run, with its estimate and the command that runs it."""
+
+from __future__ import annotations
+
+import math
+
+from tunewise.deciding.ladder import (
+    FIXED_SECONDS,
+    MIN_TRAIN_SUBSAMPLE,
+    WARM_UP_TRAINING,
+    Ladder,
+    strategies_for,
+    verdict_text,
+)
+from tunewise.strategies.catalog import Strategy, default_candidate
+from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
+
+TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
+
+
+def training_estimate(
+    ladder: Ladder, examples: int, epochs: int, factor: float = 1.0, name: str | None = None
+) -> float:
+    """Seconds per training example from the warm-up of `name` (else of any method warmed up),
+    else, before any warm-up, three forward passes' worth per example and epoch."""
+    rate = ladder.per_answer.get(f"train:{name}", ladder.per_answer.get("train"))
+    per_example = rate if rate is not None else 3 * ladder.per_answer.get(ladder.baseline, 0.0)
+    return examples * epochs * per_example * factor + FIXED_SECONDS
+
+
+def trained_step(
+    ladder: Ladder,
+    step: int,
+    strategy: Strategy,
+    gate: str,
+    spec: CandidateSpec | None = None,
+    factor: float = 1.0,
+) -> str | None:
+    """One training method at its step: a short warm-up training times it, epochs and a
+    subsample are fitted to the budget, then it is measured; or the step is reported as not
+    run with its estimate and command. `factor`: the step's prompt length against the short
+    prompt's (a hybrid trains and answers with passages)."""
+    chosen = spec if spec is not None else ladder.settings(strategy.name)
+    if not isinstance(chosen, FineTuningOptions):
+        return None
+    name, title = strategy.name, TITLES[step]
+    why_not = strategy.trainer.unavailable() if strategy.trainer else None
+    if why_not:
+        ladder.record(step, title, "skipped", f"{name}: {why_not}", candidates=(name,))
+        return None
+    began = ladder.clock()
+    fitted = _fit_training(ladder, step, name, chosen, factor, gate)
+    if fitted is None:
+        return None
+    chosen, estimate = fitted
+    result = ladder.run(chosen, name)
+    recommendation = ladder.decision()
+    reason = f"{gate}; " + (
+        verdict_text(recommendation, step) if result.measured else str(result.skipped)
+    )
+    seconds = ladder.clock() - began
+    ladder.record(
+        step, title, "run", reason, candidates=(name,), seconds=seconds, estimated_seconds=estimate
+    )
+    if recommendation.verdict == "meets-target":
+        cheaper = ", and the hybrid (the same adapter with a longer prompt) cannot cost less"
+        return f"step {recommendation.step} meets the target" + (cheaper if step == 3 else "")
+    return None
+
+
+def _fit_training(
+    ladder: Ladder, step: int, name: str, spec: FineTuningOptions, factor: float, gate: str
+) -> tuple[FineTuningOptions, float] | None:
+    """The training settings that fit what is left, and their estimate; None (recorded as not
+    run, with the command that runs it) when even the smallest useful subsample does not."""
+    n = min(ladder.train_examples, spec.max_train_examples or ladder.train_examples)
+    answering = len(ladder.test) * ladder.per_answer.get(ladder.baseline, 0.0) * factor
+
+    def left_out(estimate: float) -> None:
+        why = f"{gate}; about {estimate:.0f} s needed, {max(ladder.left(), 0):.0f} s left"
+        ladder.record(
+            step, TITLES[step], "not run: budget", why, estimated_seconds=estimate,
+            command=ladder.command(strategies_for(name)),
+        )  # fmt: skip
+
+    def estimate(examples: int, epochs: int) -> float:
+        return training_estimate(ladder, examples, epochs, factor, name)
+
+    smallest = estimate(min(MIN_TRAIN_SUBSAMPLE, n), 1) + answering
+    if ladder.budget is not None and "train" not in ladder.per_answer and not ladder.fits(smallest):
+        left_out(estimate(n, spec.epochs) + answering)
+        return None
+    if (
+        ladder.budget is not None
+        and f"train:{name}" not in ladder.per_answer
+        and (step == 3 or "train" not in ladder.per_answer)
+    ):
+        _warm_up(ladder, name)
+    epochs, examples = spec.epochs, n
+    full = estimate(n, epochs) + answering
+    if not ladder.fits(full):
+        epochs = 1
+        room = ladder.left() - FIXED_SECONDS - answering
+        per_example = max(estimate(1, 1) - FIXED_SECONDS, 1e-9)
+        examples = min(n, math.floor(room / per_example / 10) * 10)
+        if examples < min(MIN_TRAIN_SUBSAMPLE, n):
+            left_out(full)
+            return None
+        if spec.epochs > 1:
+            ladder.reduce(step, name, "epochs", spec.epochs, 1)
+        if examples < n:
+            ladder.reduce(step, name, "max_train_examples", n, examples)
+    subsample = examples if examples < n else spec.max_train_examples
+    fitted = spec.model_copy(update={"epochs": epochs, "max_train_examples": subsample})
+    return fitted, estimate(examples, epochs) + answering
+
+
+def _warm_up(ladder: Ladder, name: str) -> None:
+    """A short training of the method's default settings times it per example."""
+    warm = default_candidate(name).model_copy(
+        update={"max_train_examples": WARM_UP_TRAINING, "epochs": 1}
+    )
+    trained, examples = ladder.train_seconds(warm, f"{name} warm-up")
+    ladder.spent += trained
+    rate = trained / max(1, examples)
+    ladder.per_answer[f"train:{name}"] = rate
+    ladder.per_answer.setdefault("train", rate)

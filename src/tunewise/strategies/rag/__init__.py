@@ -1,0 +1,27 @@
+"""rag: the contract prompt plus passages retrieved from the task's documents (step 2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from tunewise.strategies.catalog import Strategy
+from tunewise.strategies.specs import RetrievalOptions
+
+
+class RagCandidate(RetrievalOptions):
+    """Step 2: the contract prompt plus passages retrieved from the task's documents."""
+
+    strategy: Literal["rag"]
+
+
+STRATEGY = Strategy(
+    "rag",
+    "retrieval",
+    RagCandidate,
+    "tunewise.strategies.rag.retrieving:prepare",
+    "the contract prompt plus passages retrieved from data.documents",
+    "Low-medium",
+    retrieves=True,
+    ladder="measured",
+    rank=0,
+)
