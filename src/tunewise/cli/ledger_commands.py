@@ -124,14 +124,14 @@ def gate(
         with Ledger() as ledger:
             current = read_run(ledger.resolve(run))
             base_folder = (
-                ledger.approved(current.results["task"]["name"])
+                ledger.approved(str(current.results.task.name))
                 if approved
                 else ledger.resolve(str(baseline))
             )
         base = read_run(base_folder)
         diffs = diff_runs(base, current, candidate)
         result = check(diffs, max_drop, alpha)
-        task = str(current.results["task"]["name"])
+        task = str(current.results.task.name)
         report = GateReport(task, base.run_id, current.run_id, diffs, result)
         # The text always reaches the terminal: on stdout, or on stderr while stdout carries
         # a machine-read report.

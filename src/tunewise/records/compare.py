@@ -15,6 +15,9 @@ from typing import Any
 
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.paired import PairedTest, paired_test
+from tunewise.schemas import run_file
+from tunewise.schemas.run_candidate import CandidateRecord
+from tunewise.schemas.run_file import RunRecord
 
 # Per-example score keys (predictions.jsonl "scores") under the metric names results.json uses.
 SCORE_METRICS = {"correct": "accuracy", "valid": "format_validity"}
@@ -26,16 +29,16 @@ class RunFiles:
     """A run folder's documents."""
 
     folder: Path
-    results: dict[str, Any]
+    results: RunRecord
     task: dict[str, Any] | None  # task.json; None for runs written before it existed
     predictions: list[dict[str, Any]]
 
     @property
     def run_id(self) -> str:
-        return str(self.results["run_id"])
+        return self.results.run_id
 
-    def candidate(self, name: str) -> dict[str, Any] | None:
-        return next((c for c in self.results["candidates"] if c["name"] == name), None)
+    def candidate(self, name: str) -> CandidateRecord | None:
+        return self.results.candidate(name)
 
     def scores(self, name: str) -> dict[str, dict[str, Any]]:
         """Test-split lines of one candidate, by example id."""
@@ -48,8 +51,8 @@ class RunFiles:
 
 def read_run(folder: Path) -> RunFiles:
     """A run folder's files, or an error naming what is missing."""
+    results = run_file.read_run(folder)
     try:
-        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         lines = (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as missing:
         raise TunewiseError(
@@ -75,21 +78,16 @@ def prompt_hash(run: RunFiles, name: str) -> str | None:
 def changes(a: RunFiles, b: RunFiles, name: str) -> list[str]:
     """What differs between the runs for one candidate, in words."""
     found: list[str] = []
-    ca, cb = a.candidate(name) or {}, b.candidate(name) or {}
+    ca, cb = a.candidate(name) or CandidateRecord(name), b.candidate(name) or CandidateRecord(name)
 
     def differ(label: str, x: Any, y: Any, short: bool = False) -> None:
         if x != y:
             show = (lambda v: str(v)[:12]) if short else str
             found.append(f"{label}: {show(x)} -> {show(y)}")
 
-    differ("model", ca.get("model"), cb.get("model"))
-    differ("weights", ca.get("model_fingerprint"), cb.get("model_fingerprint"), short=True)
-    differ(
-        "adapter",
-        ca.get("params", {}).get("adapter"),
-        cb.get("params", {}).get("adapter"),
-        short=True,
-    )
+    differ("model", ca.model, cb.model)
+    differ("weights", ca.model_fingerprint, cb.model_fingerprint, short=True)
+    differ("adapter", ca.params.get("adapter"), cb.params.get("adapter"), short=True)
     if a.task and b.task:
         contract_a, contract_b = a.task["task"]["contract"], b.task["task"]["contract"]
         for key in sorted(set(contract_a) | set(contract_b)):
@@ -100,9 +98,9 @@ def changes(a: RunFiles, b: RunFiles, name: str) -> list[str]:
         for key in sorted(set(spec_a) | set(spec_b)):
             if key != "name":
                 differ(f"candidate setting {key}", spec_a.get(key), spec_b.get(key))
-    differ("data", a.results["data"]["hash"], b.results["data"]["hash"], short=True)
-    differ("code", a.results["code_version"], b.results["code_version"])
-    differ("seed", a.results["seed"], b.results["seed"])
+    differ("data", a.results.data.hash, b.results.data.hash, short=True)
+    differ("code", a.results.code_version, b.results.code_version)
+    differ("seed", a.results.seed, b.results.seed)
     return found
 
 
@@ -131,9 +129,9 @@ def diff_runs(
     a: RunFiles, b: RunFiles, candidate: str | None = None, seed: int = 0
 ) -> list[CandidateDiff]:
     """Every candidate both runs measured (or just `candidate`), A -> B."""
-    names_a = {c["name"] for c in a.results["candidates"] if c.get("status") == "measured"}
-    names_b = {c["name"] for c in b.results["candidates"] if c.get("status") == "measured"}
-    names = [c["name"] for c in a.results["candidates"] if c["name"] in names_a & names_b]
+    names_a = {c.name for c in a.results.measured()}
+    names_b = {c.name for c in b.results.measured()}
+    names = [c.name for c in a.results.candidates if c.name in names_a & names_b]
     if candidate is not None:
         if candidate not in names:
             raise TunewiseError(

@@ -13,10 +13,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from tunewise.errors import TunewiseError
 from tunewise.records.prompt_export import check_format, read_entry
+from tunewise.schemas.run_candidate import CandidateRecord
 
 ExportFormat = Literal["adapter", "merged", "openai-jsonl"]
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -24,11 +25,11 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 def find_adapter(
     run_dir: Path, candidate: str, fmt: str = "adapter"
-) -> tuple[dict[str, Any], Path]:
+) -> tuple[CandidateRecord, Path]:
     """The candidate's entry in results.json and its adapter folder inside the run."""
     _, entry = read_entry(run_dir, candidate)
     check_format(entry, fmt)  # a prompting candidate is told its prompt formats
-    folder = run_dir / entry["setup"]["adapter"]
+    folder = run_dir / str(entry.setup.adapter)
     missing = [name for name in ADAPTER_FILES if not (folder / name).exists()]
     if missing:
         raise TunewiseError(f"{folder}: the adapter is incomplete (missing {', '.join(missing)})")
@@ -57,14 +58,14 @@ def export(run_dir: Path, candidate: str, fmt: ExportFormat, out: Path) -> Path:
     return out
 
 
-def _merge(entry: dict[str, Any], adapter: Path, staging: Path) -> None:
+def _merge(entry: CandidateRecord, adapter: Path, staging: Path) -> None:
     from tunewise.models.local import LocalModel
     from tunewise.models.registry import load_backend
 
-    base = load_backend(entry["params"]["base_model"])
+    base = load_backend(entry.params["base_model"])
     if not isinstance(base, LocalModel):
         raise TunewiseError(f"the base model '{base.spec}' is not a local model; cannot merge")
-    merged = LocalModel(entry["model"], base.folder, base.home, adapter=adapter)
+    merged = LocalModel(str(entry.model), base.folder, base.home, adapter=adapter)
     merged.model.save_pretrained(staging)
     merged.tokenizer.save_pretrained(staging)
 

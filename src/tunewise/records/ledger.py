@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from typing import Any
 from tunewise.errors import TunewiseError
 from tunewise.home import tunewise_home
 from tunewise.records.compare import prompt_hash, read_run
+from tunewise.schemas.run_candidate import CandidateRecord
+from tunewise.schemas.run_file import read_candidate
 
 
 def ledger_path() -> Path:
@@ -70,7 +72,11 @@ class LedgerRun:
     created_at: str
     task_name: str
     approved: bool
-    candidates: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]  # name, strategy, model, status and metrics, as stored
+
+    def candidate_records(self) -> list[CandidateRecord]:
+        """The stored candidates as the typed records results.json reads back into."""
+        return [read_candidate(c, f"the ledger's run {self.run_id}") for c in self.candidates]
 
 
 class Ledger:
@@ -117,25 +123,24 @@ class Ledger:
         run = read_run(folder)
         r = run.results
         rows = []
-        for c in r["candidates"]:
+        for c in r.candidates:
+            metrics = {name: asdict(value) for name, value in c.metrics.items()}
             rows.append(
-                (r["run_id"], c["name"], c["strategy"], c["model"], c.get("model_fingerprint"),
-                 prompt_hash(run, c["name"]), (c.get("params") or {}).get("adapter"),
-                 c.get("status"), json.dumps(c.get("metrics", {})))
+                (r.run_id, c.name, c.strategy, c.model, c.model_fingerprint,
+                 prompt_hash(run, c.name), c.params.get("adapter"), c.status, json.dumps(metrics))
             )  # fmt: skip
         outcomes = [
-            (r["run_id"], p["candidate"], p["example_id"], json.dumps(p["scores"]), p["output"])
+            (r.run_id, p["candidate"], p["example_id"], json.dumps(p["scores"]), p["output"])
             for p in run.predictions
             if p.get("split", "test") == "test"
         ]
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("DELETE FROM runs WHERE run_id = ?", (r["run_id"],))
+            self._db.execute("DELETE FROM runs WHERE run_id = ?", (r.run_id,))
             self._db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (r["run_id"], str(folder.resolve()), r.get("created_at"), _now(),
-                 r["task"]["name"], r["task"]["hash"], r["data"]["hash"], r["code_version"],
-                 r.get("seed")),
+                (r.run_id, str(folder.resolve()), r.created_at, _now(), r.task.name, r.task.hash,
+                 r.data.hash, r.code_version, r.seed),
             )  # fmt: skip
             self._db.executemany("INSERT INTO candidates VALUES (?,?,?,?,?,?,?,?,?)", rows)
             self._db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?)", outcomes)
@@ -143,7 +148,7 @@ class Ledger:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return str(r["run_id"])
+        return r.run_id
 
     def runs(self, task: str | None = None, candidate: str | None = None) -> list[LedgerRun]:
         """Recorded runs, newest first, filtered by task name and candidate name."""

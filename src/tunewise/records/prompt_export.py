@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,9 @@ import yaml
 
 from tunewise.errors import TunewiseError
 from tunewise.models.backend import Message
-from tunewise.strategies.prompt_file import PLACEHOLDER
+from tunewise.schemas.run_candidate import CandidateRecord
+from tunewise.schemas.run_file import RunRecord, read_candidate, read_run
+from tunewise.strategies.zero_shot.prompt_file import PLACEHOLDER
 from tunewise.task.config import METRICS_BY_FORMAT
 from tunewise.task.data import Example
 
@@ -47,46 +49,43 @@ class MeasuredPrompt:
     header: dict[str, Any]
 
 
-def read_entry(run_dir: Path, candidate: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def read_entry(run_dir: Path, candidate: str) -> tuple[RunRecord, CandidateRecord]:
     """The run's results.json and the candidate's entry in it."""
-    path = run_dir / "results.json"
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TunewiseError(f"{path}: no such file; pass a runs/<run-id> folder") from None
-    except json.JSONDecodeError as exc:
-        raise TunewiseError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    entries = {c["name"]: c for c in document["candidates"]}
-    if candidate not in entries:
+    run = read_run(run_dir)
+    entry = run.candidate(candidate)
+    if entry is None:
+        names = ", ".join(c.name for c in run.candidates)
         raise TunewiseError(
-            f"{path}: no candidate '{candidate}'; the run has {', '.join(entries) or 'none'}"
+            f"{run.source}: no candidate '{candidate}'; the run has {names or 'none'}"
         )
-    return dict(document), entries[candidate]
+    return run, entry
 
 
-def formats_for(entry: dict[str, Any]) -> tuple[str, ...]:
+def formats_for(entry: CandidateRecord) -> tuple[str, ...]:
     """What a candidate can be exported as: fine-tuned ones their adapter, prompting ones their
     prompt; a retrieving candidate's prompt changes with every input, so neither."""
-    if entry.get("setup", {}).get("adapter"):
+    if entry.setup.adapter:
         return ADAPTER_FORMATS
-    if entry.get("family") == "prompting":
+    if entry.family == "prompting":
         return PROMPT_FORMATS
     return ()
 
 
-def check_format(entry: dict[str, Any], fmt: str) -> None:
+def check_format(entry: CandidateRecord | Mapping[str, Any], fmt: str) -> None:
     """A one-line error naming the formats this candidate allows, when `fmt` is not one."""
-    name, strategy = entry["name"], entry["strategy"]
-    if entry.get("status") != "measured":
+    if not isinstance(entry, CandidateRecord):
+        entry = read_candidate(entry)
+    name, strategy = entry.name, entry.strategy
+    if entry.status != "measured":
         raise TunewiseError(
-            f"candidate '{name}' was skipped in this run ({entry.get('skipped_reason')}): "
+            f"candidate '{name}' was skipped in this run ({entry.skipped_reason}): "
             "nothing to export"
         )
     allowed = formats_for(entry)
     if fmt in allowed:
         return
     if not allowed:
-        why = "holds passages retrieved per input" if entry.get("family") == "retrieval" else ""
+        why = "holds passages retrieved per input" if entry.family == "retrieval" else ""
         raise TunewiseError(
             f"candidate '{name}' is {strategy}: it has no adapter and its prompt "
             f"{why or 'is not a fixed one'}, so there is nothing to export; serve it with "
@@ -121,17 +120,15 @@ def export_prompt(run_dir: Path, candidate: str, fmt: PromptFormat, out: Path) -
     return out
 
 
-def measured_prompt(
-    run_dir: Path, results: dict[str, Any], entry: dict[str, Any]
-) -> MeasuredPrompt:
+def measured_prompt(run_dir: Path, results: RunRecord, entry: CandidateRecord) -> MeasuredPrompt:
     """Rebuild the candidate, ask it for the request of `{{input}}`, and check that request
     against what the run recorded (one demo set for every test input, the searched prompt)."""
     from tunewise.inference.repair import repairs_for
     from tunewise.inference.serve import rebuild_candidate
 
-    name = entry["name"]
+    name = entry.name
     recorded = _recorded_demo_sets(run_dir / "predictions.jsonl", name)
-    params = entry.get("params", {})
+    params = entry.params
     if "similar" in (params.get("selection"), params.get("demo_set")) or len(recorded) > 1:
         raise TunewiseError(
             f"candidate '{name}' picks its demos per input (BM25 neighbours in train), so no "
@@ -143,7 +140,7 @@ def measured_prompt(
     messages = [Message(role=m["role"], content=m["content"]) for m in request.messages]
     if messages[-1]["role"] != "user" or PLACEHOLDER not in messages[-1]["content"]:
         raise TunewiseError(f"candidate '{name}': its requests do not end with the input")
-    searched = entry.get("setup", {}).get("search", {}).get("prompt")
+    searched = entry.setup.search.prompt if entry.setup.search else None
     other_demos = bool(recorded) and request.demo_ids not in recorded
     if other_demos or (searched is not None and messages[0]["content"] != searched):
         raise TunewiseError(
@@ -151,7 +148,7 @@ def measured_prompt(
             "training data or the response cache changed); re-run the task, then export"
         )
     endpoint = getattr(predictor.backend, "endpoint", None)  # an OpenAI-compatible server
-    model = endpoint.model if endpoint is not None else entry["model"].removeprefix("hf:")
+    model = endpoint.model if endpoint is not None else str(entry.model).removeprefix("hf:")
     header = _header(results, entry, request.demo_ids, task.max_new_tokens)
     # What answered besides the prompt: a grammar mask, and re-asking invalid answers.
     header |= {"decoding": spec.decoding, "max_repairs": repairs_for(task, spec)}
@@ -179,32 +176,29 @@ def _recorded_demo_sets(path: Path, name: str) -> set[tuple[str, ...]]:
 
 
 def _header(
-    results: dict[str, Any], entry: dict[str, Any], demo_ids: Sequence[str], budget: int | None
+    results: RunRecord, entry: CandidateRecord, demo_ids: Sequence[str], budget: int | None
 ) -> dict[str, Any]:
     """Where the prompt comes from and what it scored (value, 95% CI, n) in that run."""
-    metrics = entry.get("metrics") or {}
-    target = results["task"].get("target")
-    preferred = (
-        target["metric"] if target else METRICS_BY_FORMAT[results["task"]["output_format"]][0]
-    )
+    metrics, task = entry.metrics, results.task
+    preferred = task.target.metric if task.target else METRICS_BY_FORMAT[str(task.output_format)][0]
     metric = preferred if preferred in metrics else next(iter(metrics), None)
-    scored = metrics.get(metric, {}) if metric else {}
+    scored = metrics.get(metric) if metric else None
     return {
-        "run_id": results["run_id"],
-        "task": results["task"]["name"],
-        "candidate": entry["name"],
-        "strategy": entry["strategy"],
-        "model": entry["model"],
+        "run_id": results.run_id,
+        "task": task.name,
+        "candidate": entry.name,
+        "strategy": entry.strategy,
+        "model": entry.model,
         "metric": {
             "name": metric,
-            **{k: scored.get(k) for k in ("value", "ci_low", "ci_high", "n")},
+            **{k: getattr(scored, k, None) for k in ("value", "ci_low", "ci_high", "n")},
         },
-        "data_hash": results["data"]["hash"],
-        "seed": results["seed"],
+        "data_hash": results.data.hash,
+        "seed": results.seed,
         "demo_ids": list(demo_ids),
         "temperature": 0,
-        "max_new_tokens": budget or results["task"].get("max_new_tokens"),
-        "code_version": results.get("code_version"),
+        "max_new_tokens": budget or task.max_new_tokens,
+        "code_version": results.code_version,
     }
 
 

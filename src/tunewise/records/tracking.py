@@ -14,12 +14,15 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tunewise.errors import TunewiseError
+from tunewise.schemas.run_candidate import CandidateRecord
+from tunewise.schemas.run_file import RunRecord, read_run
+from tunewise.schemas.run_sections import RecommendationRecord
 
 # Tracker name -> (the module it needs, tunewise's module that writes to it).
 TRACKERS: dict[str, tuple[str, str]] = {
@@ -103,41 +106,41 @@ def read_run_log(run_dir: Path) -> RunLog:
     """The run folder's results.json (schema-checked) as trackers log it."""
     from tunewise.records.results import load_run
 
-    results = load_run(run_dir)
-    recommendation = results["recommendation"]
+    run = read_run(load_run(run_dir))
+    recommendation = run.recommendation or RecommendationRecord()
     tags = {
-        "run_id": results["run_id"],
-        "task": results["task"]["name"],
-        "recommendation.candidate": str(recommendation["candidate"] or "none"),
-        "recommendation.step": str(recommendation["step"]),
-        "recommendation.verdict": recommendation["verdict"],
+        "run_id": run.run_id,
+        "task": str(run.task.name),
+        "recommendation.candidate": str(recommendation.candidate or "none"),
+        "recommendation.step": str(recommendation.step),
+        "recommendation.verdict": str(recommendation.verdict),
     }
     params: dict[str, Param] = {
-        "seed": results["seed"],
-        "data_hash": results["data"]["hash"],
-        "task_hash": results["task"]["hash"],
-        "code_version": results["code_version"],
+        "seed": run.seed or 0,
+        "data_hash": str(run.data.hash),
+        "task_hash": str(run.task.hash),
+        "code_version": str(run.code_version),
     }
-    ended = datetime.fromisoformat(results["created_at"]).timestamp()
+    ended = datetime.fromisoformat(str(run.created_at)).timestamp()
     return RunLog(
-        run_id=results["run_id"],
+        run_id=run.run_id,
         folder=Path(run_dir),
         out=Path(run_dir).resolve().parent,
-        started_ms=int((ended - results["seconds"]) * 1000),
+        started_ms=int((ended - (run.seconds or 0.0)) * 1000),
         ended_ms=int(ended * 1000),
         params=params,
         tags=tags,
-        candidates=tuple(candidate_log(c, params, tags) for c in results["candidates"]),
+        candidates=tuple(candidate_log(c, params, tags) for c in run.candidates),
         artifacts=tuple(p for p in (Path(run_dir) / a for a in ARTIFACTS) if p.is_file()),
-        summary=summary(results),
+        summary=summary(run),
     )
 
 
 def candidate_log(
-    candidate: dict[str, Any], run_params: dict[str, Param], run_tags: dict[str, str]
+    candidate: CandidateRecord, run_params: dict[str, Param], run_tags: dict[str, str]
 ) -> CandidateLog:
-    fixed = {"strategy": candidate["strategy"], "model": candidate["model"], **run_params}
-    own = flat_params(candidate.get("params") or {})
+    fixed = {"strategy": candidate.strategy, "model": str(candidate.model), **run_params}
+    own = flat_params(candidate.params)
     # A candidate setting named like a run-level one (few-shot's seed) keeps its own value.
     params = {
         (f"params.{k}" if k in fixed else k): v
@@ -145,28 +148,27 @@ def candidate_log(
         if not (k in fixed and fixed[k] == v)
     }
     params.update(fixed)
-    setup = candidate.get("setup") or {}
-    training = setup.get("training") or {}
+    training = candidate.setup.training or {}
     metrics: dict[str, float] = {}
-    for name, figure in (candidate.get("metrics") or {}).items():
-        metrics[key(name)] = figure["value"]
-        metrics[f"{key(name)}.ci_low"] = figure["ci_low"]
-        metrics[f"{key(name)}.ci_high"] = figure["ci_high"]
-    for prefix, block in (("usage", candidate.get("usage")), ("cost", candidate.get("cost"))):
-        metrics.update(flat_numbers(block or {}, prefix))
-    metrics.update(flat_numbers({"seconds": setup.get("seconds")}, "setup"))
+    for name, figure in candidate.metrics.items():
+        metrics[key(name)] = figure.value
+        metrics[f"{key(name)}.ci_low"] = figure.ci_low
+        metrics[f"{key(name)}.ci_high"] = figure.ci_high
+    metrics.update(flat_numbers(asdict(candidate.usage), "usage"))
+    metrics.update(flat_numbers(asdict(candidate.cost) if candidate.cost else {}, "cost"))
+    metrics.update(flat_numbers({"seconds": candidate.setup.seconds}, "setup"))
     scalars = {k: v for k, v in training.items() if k not in {"loss_curve", "config"}}
     metrics.update(flat_numbers(scalars, "training"))
-    recommended = run_tags["recommendation.candidate"] == candidate["name"]
+    recommended = run_tags["recommendation.candidate"] == candidate.name
     tags = {
         **run_tags,
-        "candidate": candidate["name"],
-        "status": candidate["status"],
+        "candidate": candidate.name,
+        "status": str(candidate.status),
         "recommended": str(recommended).lower(),
     }
-    if candidate.get("skipped_reason"):
-        tags["skipped_reason"] = candidate["skipped_reason"]
-    return CandidateLog(candidate["name"], params, metrics, loss_curve(training), tags)
+    if candidate.skipped_reason:
+        tags["skipped_reason"] = candidate.skipped_reason
+    return CandidateLog(candidate.name, params, metrics, loss_curve(training), tags)
 
 
 def loss_curve(training: Mapping[str, Any]) -> tuple[tuple[int, dict[str, float]], ...]:
@@ -215,18 +217,17 @@ def key(name: str) -> str:
     return re.sub(r"[^\w\-./ ]", "_", name)
 
 
-def summary(results: Mapping[str, Any]) -> str:
+def summary(run: RunRecord) -> str:
     """The recommendation in a few Markdown lines."""
-    rec = results["recommendation"]
-    chosen = rec["candidate"] or "no candidate"
+    rec = run.recommendation or RecommendationRecord()
+    chosen = rec.candidate or "no candidate"
     lines = [
-        f"**{results['run_id']}**: {chosen} (step {rec['step']}, {rec['verdict']}, "
-        f"metric {rec['metric']})",
+        f"**{run.run_id}**: {chosen} (step {rec.step}, {rec.verdict}, metric {rec.metric})",
         "",
-        *(f"- {reason}" for reason in rec["reasons"]),
+        *(f"- {reason}" for reason in rec.reasons),
     ]
-    step = rec.get("next_step")
+    step = rec.next_step
     if step:
-        command = f": `{step['command']}`" if step.get("command") else ""
-        lines += ["", f"Next: {step['action']}{command}"]
+        command = f": `{step.command}`" if step.command else ""
+        lines += ["", f"Next: {step.action}{command}"]
     return "\n".join(lines)

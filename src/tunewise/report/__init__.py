@@ -10,6 +10,7 @@ from typing import Any
 
 from tunewise.report.html import render_html
 from tunewise.report.markdown import render_markdown
+from tunewise.schemas.run_file import read_run
 
 __all__ = ["render_html", "render_markdown", "write_report"]
 
@@ -36,10 +37,10 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def write_report(run_dir: Path) -> tuple[Path, Path]:
     """Render run_dir's results.json and predictions.jsonl into report.html and report.md."""
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    run = read_run(run_dir)
     predictions = read_predictions(run_dir / "predictions.jsonl")
     # Both are rendered before either is written, so a rendering error leaves no new file.
-    html, markdown = render_html(results, predictions), render_markdown(results, predictions)
+    html, markdown = render_html(run, predictions), render_markdown(run, predictions)
     paths = run_dir / "report.html", run_dir / "report.md"
     for path, text in zip(paths, (html, markdown), strict=True):
         _write_atomic(path, text)

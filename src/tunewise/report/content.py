@@ -1,21 +1,26 @@
 """What the report says, as plain strings and tables, shared by the HTML and Markdown renderers.
 
-Nothing here escapes anything: each renderer escapes for its own format. Every optional block of
-results.json (cost, break_even, consistency, learning_curve, freshness) may be absent or null.
+Nothing here escapes anything: each renderer escapes for its own format. results.json is read
+through schemas/run_file.py; every optional block (cost, break_even, consistency, learning_curve,
+freshness) may be absent or null, and is None or empty there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunewise.report.cells import Table, metric_cell, seconds, usd
+from tunewise.report.cells import Table, metric_cell, seconds, setup_seconds, shown, usd
 from tunewise.report.confusions import Confusion, confusions
 from tunewise.report.distill import DistillationSection, distillation_section
 from tunewise.report.risks import check_lines, languages_table, repair_table
 from tunewise.report.search import PromptSearch, prompt_searches
 from tunewise.report.walk import NextAction, ladder_notes, ladder_table, next_action
 from tunewise.report.worst import ErrorExample, worst_errors
+from tunewise.schemas.run_candidate import CandidateRecord, CostRecord, PricedRecord
+from tunewise.schemas.run_file import RunRecord, read_run
+from tunewise.schemas.run_sections import BreakEvenRecord
 
 CRITERIA = "Fine-tuning vs prompting, criterion by criterion"
 HEADLINES = {
@@ -64,172 +69,160 @@ class Report:
     confusions: list[Confusion] = field(default_factory=list)  # label tasks
 
 
-def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> Report:
+def build_report(
+    results: Mapping[str, Any] | RunRecord, predictions: list[dict[str, Any]]
+) -> Report:
     """Everything both report formats show, in report order."""
-    measured = measured_candidates(results)
-    output_format = results.get("task", {}).get("output_format", "text")
-    curve = results.get("learning_curve") or {}
+    run = read_run(results)
+    measured = run.measured()
+    output_format = run.task.output_format or "text"
+    primary = run.primary_metric()
     return Report(
-        title=f"tunewise report: {results.get('task', {}).get('name', '?')}",
-        facts=_facts(results),
-        decision=_decision(results),
+        title=f"tunewise report: {shown(run.task.name)}",
+        facts=_facts(run),
+        decision=_decision(run),
         candidates=_candidates_table(measured),
-        skipped=[
-            (c["name"], c.get("skipped_reason", ""))
-            for c in results.get("candidates", [])
-            if not _is_measured(c)
-        ],
-        break_even=_break_even_table(results.get("break_even") or []),
-        seed=_seed_table(measured, primary_metric(results)),
+        skipped=[(c.name, c.skipped_reason or "") for c in run.candidates if not c.measured],
+        break_even=_break_even_table(run.break_even),
+        seed=_seed_table(measured, primary),
         freshness=_freshness_table(measured),
         repair=repair_table(measured),
-        checks=check_lines(results),
-        languages=languages_table(results),
-        datasets=_datasets_table(results),
-        learning_curve=curve.get("summary"),
-        errors=[(c["name"], worst_errors(output_format, c["name"], predictions)) for c in measured],
+        checks=check_lines(run),
+        languages=languages_table(run),
+        datasets=_datasets_table(run),
+        learning_curve=run.learning_curve.summary if run.learning_curve else None,
+        errors=[(c.name, worst_errors(output_format, c.name, predictions)) for c in measured],
         searches=prompt_searches(measured),
-        distillation=distillation_section(measured, primary_metric(results)),
-        ladder=ladder_table(results),
-        ladder_notes=ladder_notes(results),
+        distillation=distillation_section(measured, primary),
+        ladder=ladder_table(run),
+        ladder_notes=ladder_notes(run),
         confusions=confusions(measured),
     )
 
 
-def _is_measured(candidate: dict[str, Any]) -> bool:
-    # Runs written before the status field existed had only measured candidates.
-    default = "measured" if "metrics" in candidate else "skipped"
-    return candidate.get("status", default) == "measured"
+def measured_candidates(results: Mapping[str, Any] | RunRecord) -> list[CandidateRecord]:
+    return read_run(results).measured()
 
 
-def measured_candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in results.get("candidates", []) if _is_measured(c)]
-
-
-def primary_metric(results: dict[str, Any]) -> str | None:
+def primary_metric(results: Mapping[str, Any] | RunRecord) -> str | None:
     """The target metric when the candidates report it, else the first metric measured."""
-    measured = measured_candidates(results)
-    names = list(dict.fromkeys(name for c in measured for name in c.get("metrics", {})))
-    target = (results.get("task") or {}).get("target") or {}
-    chosen = target.get("metric") or (results.get("recommendation") or {}).get("metric")
-    return chosen if chosen in names else (names[0] if names else None)
+    return read_run(results).primary_metric()
 
 
-def _facts(results: dict[str, Any]) -> list[tuple[str, str]]:
-    data, machine = results.get("data", {}), results.get("machine", {})
-    models = sorted({c["model"] for c in results.get("candidates", []) if c.get("model")})
-    available = data.get("test_examples_available", data.get("test_examples"))
-    hardware = [machine.get("platform"), f"{machine.get('cpus')} CPUs"]
-    hardware += [
-        f"Python {machine.get('python')}",
-        machine.get("torch") and f"torch {machine['torch']}",
-    ]
+def _facts(run: RunRecord) -> list[tuple[str, str]]:
+    data, machine = run.data, run.machine
+    models = sorted({c.model for c in run.candidates if c.model})
+    available = (
+        data.test_examples
+        if data.test_examples_available is None
+        else (data.test_examples_available)
+    )
+    hardware = [machine.platform, f"{machine.cpus} CPUs"]
+    hardware += [f"Python {machine.python}", machine.torch and f"torch {machine.torch}"]
     return [
-        ("Task", str(results.get("task", {}).get("name", "?"))),
-        ("Run id", str(results.get("run_id", "?"))),
-        ("Created", str(results.get("created_at", "?"))),
+        ("Task", shown(run.task.name)),
+        ("Run id", run.run_id),
+        ("Created", shown(run.created_at)),
         ("Model(s)", ", ".join(models) or "-"),
-        ("Seed", str(results.get("seed", "-"))),
-        ("Data hash", str(data.get("hash", ""))[:12] or "-"),
-        ("Test examples", f"{data.get('test_examples', '?')} (of {available} available)"),
-        ("Train examples", str(data.get("train_examples", "?"))),
-        ("Code version", str(results.get("code_version", "?"))),
+        ("Seed", shown(run.seed, "-")),
+        ("Data hash", (data.hash or "")[:12] or "-"),
+        ("Test examples", f"{shown(data.test_examples)} (of {available} available)"),
+        ("Train examples", shown(data.train_examples)),
+        ("Code version", shown(run.code_version)),
         ("Machine", ", ".join(str(part) for part in hardware if part)),
     ]
 
 
-def _decision(results: dict[str, Any]) -> Decision:
-    rec = results.get("recommendation") or {}
-    verdict = rec.get("verdict", "target-missed")
+def _decision(run: RunRecord) -> Decision:
+    rec = run.recommendation
+    verdict = (rec.verdict if rec else None) or "target-missed"
+    if rec is None:
+        return Decision(None, HEADLINES[verdict], None, verdict, "", [],
+                        Table(["Step", "Question", "Passed", "Detail"], []), [], [])  # fmt: skip
     gates = [
-        [str(g.get("step", "")), g.get("question", ""), "yes" if g.get("passed") else "no",
-         g.get("detail", "")]
-        for g in rec.get("gates", [])
-    ]  # fmt: skip
+        [shown(g.step, ""), g.question, "yes" if g.passed else "no", g.detail] for g in rec.gates
+    ]
     return Decision(
-        candidate=rec.get("candidate"),
+        candidate=rec.candidate,
         headline=HEADLINES.get(verdict, verdict),
-        step=rec.get("step"),
+        step=rec.step,
         verdict=verdict,
-        metric=rec.get("metric", ""),
-        reasons=list(rec.get("reasons", [])),
+        metric=rec.metric or "",
+        reasons=list(rec.reasons),
         gates=Table(["Step", "Question", "Passed", "Detail"], gates),
-        alternatives=list(rec.get("alternatives", [])),
-        changes=list(rec.get("changes", [])),
-        next_step=next_action(results),
+        alternatives=list(rec.alternatives),
+        changes=list(rec.changes),
+        next_step=next_action(run),
         closest=None
-        if rec.get("candidate") or not rec.get("closest")
-        else f"{rec['closest']} (step {rec.get('closest_step')})",
+        if rec.candidate or not rec.closest
+        else f"{rec.closest} (step {rec.closest_step})",
     )
 
 
-def _cost_rows(cost: dict[str, Any]) -> list[tuple[str, str]]:
-    per = cost.get("per_request") or {}
-    setup = cost.get("setup") or {}
-    rows = [("compute s / request", seconds(cost.get("compute_seconds_per_request")))]
-    if per:
-        rows.append(("USD / request", _priced(per)))
-    if "per_1000_requests_usd" in cost:
-        rows.append(("USD / 1,000 requests", usd(cost.get("per_1000_requests_usd"))))
-    if setup:
-        rows.append(("setup USD", _priced(setup)))
-    for key, label in (("monthly_usd", "monthly USD"), ("horizon_usd", "horizon USD")):
-        if key in cost:
-            rows.append((label, usd(cost.get(key))))
-    if "setup_seconds" in cost:
-        rows.append(("setup compute (cost)", seconds(cost.get("setup_seconds"))))
+def _cost_rows(cost: CostRecord) -> list[tuple[str, str]]:
+    # A cost block written before prices existed has only the compute figure.
+    rows = [("compute s / request", seconds(cost.compute_seconds_per_request))]
+    priced = cost.per_request is not None
+    if cost.per_request is not None:
+        rows.append(("USD / request", _priced(cost.per_request)))
+    if priced:
+        rows.append(("USD / 1,000 requests", usd(cost.per_1000_requests_usd)))
+    if cost.setup is not None:
+        rows.append(("setup USD", _priced(cost.setup)))
+    if priced:
+        rows += [("monthly USD", usd(cost.monthly_usd)), ("horizon USD", usd(cost.horizon_usd))]
+    if cost.setup_seconds is not None:
+        rows.append(("setup compute (cost)", seconds(cost.setup_seconds)))
     return rows
 
 
-def _priced(entry: dict[str, Any]) -> str:
+def _priced(entry: PricedRecord) -> str:
     """'$0.12 (tokens)', or 'unpriced' once (the basis of an unpriced figure says it again)."""
-    if entry.get("usd") is None:
+    if entry.usd is None:
         return "unpriced: set prices in task.yaml"
-    return f"{usd(entry['usd'])} ({entry.get('basis', '?')})"
+    return f"{usd(entry.usd)} ({shown(entry.basis)})"
 
 
-def _candidates_table(measured: list[dict[str, Any]]) -> Table:
+def _candidates_table(measured: list[CandidateRecord]) -> Table:
     """Candidates are columns, as in the terminal summary, so many metrics stay readable."""
-    names = list(dict.fromkeys(name for c in measured for name in c.get("metrics", {})))
-    rows = [[name, *(metric_cell(c["metrics"].get(name)) for c in measured)] for name in names]
+    names = list(dict.fromkeys(name for c in measured for name in c.metrics))
+    rows = [[name, *(metric_cell(c.metrics.get(name)) for c in measured)] for name in names]
     usage_rows = (
-        ("input tokens / request", "input_tokens_per_request", "{:.0f}"),
-        ("output tokens / request", "output_tokens_per_request", "{:.1f}"),
-        ("latency p50 (ms)", "latency_p50_ms", "{:.0f}"),
-        ("latency p95 (ms)", "latency_p95_ms", "{:.0f}"),
-    )
-    for label, key, form in usage_rows:
-        rows.append([label, *(_fmt(c.get("usage", {}).get(key), form) for c in measured)])
-    rows.append(
-        ["setup (measured)", *(seconds(c.get("setup", {}).get("seconds")) for c in measured)]
-    )
-    costs = [dict(_cost_rows(c.get("cost") or {})) for c in measured]
+        ("input tokens / request", "{:.0f}", [c.usage.input_tokens_per_request for c in measured]),
+        ("output tokens / request", "{:.1f}",
+         [c.usage.output_tokens_per_request for c in measured]),
+        ("latency p50 (ms)", "{:.0f}", [c.usage.latency_p50_ms for c in measured]),
+        ("latency p95 (ms)", "{:.0f}", [c.usage.latency_p95_ms for c in measured]),
+    )  # fmt: skip
+    for label, form, values in usage_rows:
+        rows.append([label, *(_fmt(value, form) for value in values)])
+    rows.append(["setup (measured)", *(seconds(c.setup.seconds) for c in measured)])
+    costs = [dict(_cost_rows(c.cost or CostRecord())) for c in measured]
     for label in dict.fromkeys(label for cost in costs for label in cost):
         rows.append([label, *(cost.get(label, "-") for cost in costs)])
-    return Table(["", *(c["name"] for c in measured)], rows)
+    return Table(["", *(c.name for c in measured)], rows)
 
 
 def _fmt(value: float | None, form: str) -> str:
     return "-" if value is None else form.format(value)
 
 
-def _break_even_table(entries: list[dict[str, Any]]) -> Table | None:
+def _break_even_table(entries: tuple[BreakEvenRecord, ...]) -> Table | None:
     if not entries:
         return None
     rows = []
     for e in entries:
-        requests, months = e.get("requests"), e.get("months")
         rows.append([
-            e.get("tuned", "?"), e.get("prompt", "?"), e.get("basis", "?"),
-            "never" if requests is None else f"{requests:,.0f}",
-            "never" if months is None else f"{months:.2g}",
-            "yes" if e.get("within_horizon") else "no", e.get("detail", ""),
+            shown(e.tuned), shown(e.prompt), shown(e.basis),
+            "never" if e.requests is None else f"{e.requests:,.0f}",
+            "never" if e.months is None else f"{e.months:.2g}",
+            "yes" if e.within_horizon else "no", e.detail or "",
         ])  # fmt: skip
     headers = ["Fine-tuned", "Against", "Basis", "Requests", "Months", "Within horizon", "Detail"]
     return Table(headers, rows)
 
 
-def _seed_table(measured: list[dict[str, Any]], primary: str | None) -> Table:
+def _seed_table(measured: list[CandidateRecord], primary: str | None) -> Table:
     """Fine-tuning vs prompting, criterion by criterion: the framework's comparison, filled with
     this run's measurements instead of folklore."""
     rows = [
@@ -239,98 +232,92 @@ def _seed_table(measured: list[dict[str, Any]], primary: str | None) -> Table:
         ["Flexibility", *(_flexibility(c) for c in measured)],
         ["Consistency", *(_consistency(c) for c in measured)],
         ["Latest information", *(_latest(c, primary) for c in measured)],
-        ["Technical difficulty", *(c["effort"] for c in measured)],
+        ["Technical difficulty", *(shown(c.effort) for c in measured)],
     ]
-    return Table(["", *(c["name"] for c in measured)], rows)
+    return Table(["", *(c.name for c in measured)], rows)
 
 
-def _setup_seconds(c: dict[str, Any]) -> float | None:
-    return (c.get("cost") or {}).get("setup_seconds", c.get("setup", {}).get("seconds"))
-
-
-def _initial_cost(c: dict[str, Any]) -> str:
-    priced = ((c.get("cost") or {}).get("setup") or {}).get("usd")
+def _initial_cost(c: CandidateRecord) -> str:
+    priced = c.cost.setup.usd if c.cost and c.cost.setup else None
     if priced is not None:
         return usd(priced)
-    return f"{seconds(_setup_seconds(c))} of setup compute"
+    return f"{seconds(setup_seconds(c))} of setup compute"
 
 
-def _operating_cost(c: dict[str, Any]) -> str:
-    cost = c.get("cost") or {}
-    if cost.get("per_1000_requests_usd") is not None:
-        return f"{usd(cost['per_1000_requests_usd'])} per 1,000 requests"
-    return f"{seconds(cost.get('compute_seconds_per_request'))} compute per request"
+def _operating_cost(c: CandidateRecord) -> str:
+    cost = c.cost
+    if cost is not None and cost.per_1000_requests_usd is not None:
+        return f"{usd(cost.per_1000_requests_usd)} per 1,000 requests"
+    return f"{seconds(cost.compute_seconds_per_request if cost else None)} compute per request"
 
 
-def _implementation(c: dict[str, Any]) -> str:
-    return f"{seconds(c.get('setup', {}).get('seconds'))} measured"
+def _implementation(c: CandidateRecord) -> str:
+    return f"{seconds(c.setup.seconds)} measured"
 
 
-def _flexibility(c: dict[str, Any]) -> str:
-    if not c["trains"]:
+def _flexibility(c: CandidateRecord) -> str:
+    if not c.trains:
         return "edit the prompt"
-    return f"retrain: {seconds(_setup_seconds(c))} measured"
+    return f"retrain: {seconds(setup_seconds(c))} measured"
 
 
-def _consistency(c: dict[str, Any]) -> str:
-    extra = c.get("consistency") or {}
-    validity = extra.get("format_validity") or c.get("metrics", {}).get("format_validity")
-    parts = [f"format validity {validity['value']:.3f}"] if validity else []
-    spread = extra.get("spread")
-    if spread:
+def _consistency(c: CandidateRecord) -> str:
+    extra = c.consistency
+    validity = (extra.format_validity if extra else None) or c.metrics.get("format_validity")
+    parts = [f"format validity {validity.value:.3f}"] if validity else []
+    if extra and extra.spread:
+        spread = extra.spread
         parts.append(
-            f"across {extra.get('redraws', '?')} re-draws {spread['min']:.3f}-{spread['max']:.3f}"
-            f" (sd {spread['std']:.3f})"
+            f"across {shown(extra.redraws)} re-draws {spread.min:.3f}-{spread.max:.3f}"
+            f" (sd {spread.std:.3f})"
         )
-    if extra.get("agreement"):
-        parts.append(f"agreement {extra['agreement']['value']:.3f}")
-    flaky = c.get("flakiness")
-    if flaky:
+    if extra and extra.agreement:
+        parts.append(f"agreement {extra.agreement.value:.3f}")
+    flaky = c.flakiness
+    if flaky and flaky.flaky_examples:
         parts.append(
-            f"flaky on {flaky['flaky_examples']['value']:.3f} of examples over "
-            f"{flaky['repeats']} samples"
+            f"flaky on {flaky.flaky_examples.value:.3f} of examples over {flaky.repeats} samples"
         )
     return "; ".join(parts) or "-"
 
 
-def _latest(c: dict[str, Any], primary: str | None) -> str:
-    fresh = (c.get("freshness") or {}).get("metrics") or {}
+def _latest(c: CandidateRecord, primary: str | None) -> str:
+    fresh = c.freshness.metrics if c.freshness else {}
     if not fresh:
         return "not probed"
     name = primary if primary in fresh else next(iter(fresh))
-    text = f"after update: {name} {fresh[name]['value']:.3f}"
+    text = f"after update: {name} {fresh[name].value:.3f}"
     if "stale_rate" in fresh:
-        text += f", stale rate {fresh['stale_rate']['value']:.3f}"
+        text += f", stale rate {fresh['stale_rate'].value:.3f}"
     return text
 
 
-def _datasets_table(results: dict[str, Any]) -> Table | None:
+def _datasets_table(run: RunRecord) -> Table | None:
     """The primary metric of every candidate on every dataset, then the macro average."""
-    datasets = results.get("datasets") or []
-    metric = primary_metric(results)
-    if not datasets or metric is None:
+    metric = run.primary_metric()
+    if not run.datasets or metric is None:
         return None
-    names = list(dict.fromkeys(n for d in datasets for n in d["candidates"]))
+    names = list(dict.fromkeys(n for d in run.datasets for n in d.candidates))
     rows = [
-        [f"{d['name']} (n={d['data']['test_examples']})",
-         *(metric_cell(d["candidates"].get(n, {}).get(metric)) for n in names)]
-        for d in datasets
+        [f"{d.name} (n={d.data.test_examples})",
+         *(metric_cell(d.candidates.get(n, {}).get(metric)) for n in names)]
+        for d in run.datasets
     ]  # fmt: skip
-    macro = results.get("macro") or {}
+    macro = run.macro or {}
     rows.append([f"macro {metric}", *(_fmt(macro.get(n, {}).get(metric), "{:.3f}") for n in names)])
     return Table(["dataset", *names], rows)
 
 
-def _freshness_table(measured: list[dict[str, Any]]) -> Table | None:
-    probed = [c for c in measured if c.get("freshness")]
+def _freshness_table(measured: list[CandidateRecord]) -> Table | None:
+    probed = [(c.name, c.freshness) for c in measured if c.freshness]
     if not probed:
         return None
-    blocks = [c["freshness"] for c in probed]
+    blocks = [b for _, b in probed]
     rows = [
-        ["questions", *(str(b.get("examples", "?")) for b in blocks)],
-        ["reads updated documents", *("yes" if b.get("retrieves_updated_documents") else "no"
+        ["questions", *(shown(b.examples) for b in blocks)],
+        ["reads updated documents", *("yes" if b.retrieves_updated_documents else "no"
                                       for b in blocks)],
     ]  # fmt: skip
-    for name in dict.fromkeys(name for b in blocks for name in b.get("metrics", {})):
-        rows.append([name, *(metric_cell(b["metrics"].get(name)) for b in blocks)])
-    return Table(["", *(c["name"] for c in probed)], rows)
+    for name in dict.fromkeys(name for b in blocks for name in b.metrics):
+        rows.append([name, *(metric_cell(b.metrics.get(name)) for b in blocks)])
+    return Table(["", *(name for name, _ in probed)], rows)

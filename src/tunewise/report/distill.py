@@ -5,9 +5,9 @@ model (the teacher itself), in one table."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from tunewise.report.cells import Table, metric_cell, seconds, usd
+from tunewise.report.cells import Table, metric_cell, seconds, setup_seconds, shown, usd
+from tunewise.schemas.run_candidate import CandidateRecord, DistillationRecord, MetricRecord
 
 DISTILLATION_NOTE = (
     "A distilled student trains on a teacher model's labels (the labels that pass the output "
@@ -26,21 +26,21 @@ class DistillationSection:
 
 
 def distillation_section(
-    measured: list[dict[str, Any]], metric: str | None
+    measured: list[CandidateRecord], metric: str | None
 ) -> DistillationSection | None:
     """None when no candidate was distilled."""
-    students = [c for c in measured if _record(c)]
+    students = [c for c in measured if c.setup.distillation]
     if not students or metric is None:
         return None
-    teachers = {_record(c)["teacher"] for c in students}
-    strategies = {c["strategy"] for c in students}
+    teachers = {_record(c).teacher for c in students}
+    strategies = {c.strategy for c in students}
     bases = {_base(c) for c in students}
     human = [
         c
         for c in measured
-        if c["trains"] and not _record(c) and c["strategy"] in strategies and _base(c) in bases
+        if c.trains and not c.setup.distillation and c.strategy in strategies and _base(c) in bases
     ]
-    teacher_runs = [c for c in measured if not c["trains"] and c["model"] in teachers]
+    teacher_runs = [c for c in measured if not c.trains and c.model in teachers]
     rows = [_row(c, "student, teacher labels", metric) for c in students]
     rows += [_row(c, "student, human labels", metric) for c in human]
     rows += [_row(c, "teacher, prompting", metric) for c in teacher_runs]
@@ -56,22 +56,22 @@ def distillation_section(
     return DistillationSection([_summary(c) for c in students], Table(headers, rows))
 
 
-def _record(candidate: dict[str, Any]) -> dict[str, Any]:
-    return (candidate.get("setup") or {}).get("distillation") or {}
+def _record(candidate: CandidateRecord) -> DistillationRecord:
+    return candidate.setup.distillation or DistillationRecord()
 
 
-def _base(candidate: dict[str, Any]) -> str:
+def _base(candidate: CandidateRecord) -> str:
     """A fine-tuned candidate's base model ('BASE+lora:abc123' -> 'BASE')."""
-    return str(candidate.get("model", "")).split("+", 1)[0]
+    return (candidate.model or "").split("+", 1)[0]
 
 
-def _row(c: dict[str, Any], role: str, metric: str) -> list[str]:
-    record = _record(c)
-    training = (c.get("setup") or {}).get("training") or {}
+def _row(c: CandidateRecord, role: str, metric: str) -> list[str]:
+    record = c.setup.distillation
+    training = c.setup.training or {}
     if record:
-        kept = f"{record.get('kept', '?')} / {record.get('asked', '?')}"
-        agreement = _agreement(record.get("agreement_with_human"))
-        needed = str(record.get("human_labels", "?"))
+        kept = f"{shown(record.kept)} / {shown(record.asked)}"
+        agreement = _agreement(record.agreement_with_human)
+        needed = shown(record.human_labels)
     else:
         kept, agreement = "-", "-"
         needed = (
@@ -80,9 +80,9 @@ def _row(c: dict[str, Any], role: str, metric: str) -> list[str]:
             else "-"
         )
     return [
-        c["name"],
+        c.name,
         role,
-        metric_cell((c.get("metrics") or {}).get(metric)),
+        metric_cell(c.metrics.get(metric)),
         kept,
         agreement,
         needed,
@@ -90,31 +90,29 @@ def _row(c: dict[str, Any], role: str, metric: str) -> list[str]:
     ]
 
 
-def _agreement(value: dict[str, Any] | None) -> str:
+def _agreement(value: MetricRecord | None) -> str:
     return metric_cell(value) if value else "no human labels"
 
 
-def _setup_cost(c: dict[str, Any]) -> str:
-    cost = c.get("cost") or {}
-    priced = (cost.get("setup") or {}).get("usd")
-    compute = cost.get("setup_seconds", (c.get("setup") or {}).get("seconds"))
-    text = f"{seconds(compute)} compute"
+def _setup_cost(c: CandidateRecord) -> str:
+    priced = c.cost.setup.usd if c.cost and c.cost.setup else None
+    text = f"{seconds(setup_seconds(c))} compute"
     return f"{usd(priced)} ({text})" if priced is not None else text
 
 
-def _summary(c: dict[str, Any]) -> str:
+def _summary(c: CandidateRecord) -> str:
     r = _record(c)
-    prompt = r.get("prompt", "?")
+    prompt = shown(r.prompt)
     if prompt == "few-shot":
-        prompt += f", {r.get('human_labels', '?')} human-labelled demos"
-    paid = "tokens priced as setup" if r.get("remote") else "compute counted as setup"
+        prompt += f", {shown(r.human_labels)} human-labelled demos"
+    paid = "tokens priced as setup" if r.remote else "compute counted as setup"
     return (
-        f"{c['name']}: the teacher {r.get('teacher', '?')} ({prompt}) labelled "
-        f"{r.get('asked', '?')} inputs from {r.get('inputs', '?')}; kept {r.get('kept', '?')}, "
-        f"dropped {r.get('dropped_invalid', '?')} invalid and "
-        f"{r.get('dropped_low_confidence', '?')} under min_confidence "
-        f"{r.get('min_confidence', 0)}. {r.get('requests', '?')} requests "
-        f"({r.get('calls', '?')} answered in this run), {seconds(r.get('seconds'))}, "
-        f"{r.get('input_tokens', '?')} input + {r.get('output_tokens', '?')} output tokens "
+        f"{c.name}: the teacher {shown(r.teacher)} ({prompt}) labelled "
+        f"{shown(r.asked)} inputs from {shown(r.inputs)}; kept {shown(r.kept)}, "
+        f"dropped {shown(r.dropped_invalid)} invalid and "
+        f"{shown(r.dropped_low_confidence)} under min_confidence "
+        f"{shown(r.min_confidence, '0')}. {shown(r.requests)} requests "
+        f"({shown(r.calls)} answered in this run), {seconds(r.seconds)}, "
+        f"{shown(r.input_tokens)} input + {shown(r.output_tokens)} output tokens "
         f"({paid})."
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from tunewise.report.content import CRITERIA, Report, Table, build_report
 from tunewise.report.plots import plot_titles
 from tunewise.report.risks import LANGUAGES_NOTE, REPAIR_NOTE
 from tunewise.report.worst import ErrorExample
+from tunewise.schemas.run_file import RunRecord, read_run
 
 # Backslash-escaping these keeps dataset text and model output literal in any CommonMark viewer:
 # `|` would split a table cell, `<` could open raw HTML or an autolink, backticks and `*` would
@@ -31,12 +33,15 @@ def table(t: Table) -> list[str]:
     return [*lines, ""]
 
 
-def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
+def render_markdown(
+    results: Mapping[str, Any] | RunRecord, predictions: list[dict[str, Any]]
+) -> str:
     """The whole report as Markdown."""
-    report = build_report(results, predictions)
+    run = read_run(results)
+    report = build_report(run, predictions)
     lines = [f"# {escape(report.title)}", ""]
     lines += [f"- **{label}:** {escape(value)}" for label, value in report.facts]
-    lines += ["", *_decision(report), *_ladder(report), *_plots(results, report)]
+    lines += ["", *_decision(report), *_ladder(report), *_plots(run, report)]
     lines += [*_candidates(report), *_confusions(report)]
     lines += _searches(report)
     if report.distillation:
@@ -106,8 +111,8 @@ def _confusions(report: Report) -> list[str]:
     return lines
 
 
-def _plots(results: dict[str, Any], report: Report) -> list[str]:
-    titles = plot_titles(results)
+def _plots(run: RunRecord, report: Report) -> list[str]:
+    titles = plot_titles(run)
     lines = ["## Plots", ""]
     if titles:
         lines += [f"report.html has the plots: {', '.join(titles)}.", ""]

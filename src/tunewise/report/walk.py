@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from tunewise.report.cells import Table, seconds
+from tunewise.schemas.run_file import RunRecord
 
 
 @dataclass(frozen=True)
@@ -14,45 +14,44 @@ class NextAction:
     command: str | None
 
 
-def next_action(results: dict[str, Any]) -> NextAction | None:
-    step = (results.get("recommendation") or {}).get("next_step")
-    return NextAction(step["action"], step.get("command")) if step else None
+def next_action(run: RunRecord) -> NextAction | None:
+    step = run.recommendation.next_step if run.recommendation else None
+    return NextAction(step.action, step.command) if step else None
 
 
-def ladder_table(results: dict[str, Any]) -> Table | None:
+def ladder_table(run: RunRecord) -> Table | None:
     """One row per step: what ran, how long it took, why, and the command for what did not."""
-    ladder = results.get("ladder")
-    if not ladder:
+    if not run.ladder:
         return None
     rows = [
         [
-            str(step["step"]),
-            step["title"],
-            step["status"],
-            seconds(step["seconds"]) if step["status"] == "run" else "-",
-            step["reason"],
-            step["command"] if step["command"] and step["status"] != "skipped" else "-",
+            str(step.step),
+            step.title,
+            step.status,
+            seconds(step.seconds) if step.status == "run" else "-",
+            step.reason,
+            step.command if step.command and step.status != "skipped" else "-",
         ]
-        for step in ladder["steps"]
+        for step in run.ladder.steps
     ]
     return Table(["Step", "", "Status", "Time", "Why", "Command"], rows)
 
 
-def ladder_notes(results: dict[str, Any]) -> list[str]:
+def ladder_notes(run: RunRecord) -> list[str]:
     """The budget, every reduction it made, and why the ladder stopped."""
-    ladder = results.get("ladder")
+    ladder = run.ladder
     if not ladder:
         return []
-    budget = ladder["budget_seconds"]
-    spent = f"{ladder['seconds'] / 60:.1f} min"
+    budget = ladder.budget_seconds
+    spent = f"{ladder.seconds / 60:.1f} min"
     notes = [
         f"Budget: {'none' if budget is None else f'{budget / 60:.1f} min'}; walked in {spent}."
     ]
     notes += [
-        f"Reduced to fit the budget: step {c['step']} {c['candidate']} {c['setting']} "
-        f"{c['before']} -> {c['after']}."
-        for c in ladder["reductions"]
+        f"Reduced to fit the budget: step {c.step} {c.candidate} {c.setting} "
+        f"{c.before} -> {c.after}."
+        for c in ladder.reductions
     ]
-    if ladder.get("stopped"):
-        notes.append(f"Stopped early: {ladder['stopped']}.")
+    if ladder.stopped:
+        notes.append(f"Stopped early: {ladder.stopped}.")
     return notes

@@ -7,19 +7,21 @@ page can say it. The runs table reads the ledger only, plus the folders of the r
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from tunewise.errors import TunewiseError
-from tunewise.records.compare import ALPHA, Flip, diff_runs, read_run
+from tunewise.records import compare
+from tunewise.records.compare import ALPHA, Flip, diff_runs
 from tunewise.records.ledger import LedgerRun
 from tunewise.report import read_predictions
 from tunewise.report.cells import Table, metric_cell
-from tunewise.report.content import HEADLINES, Report, build_report, primary_metric
+from tunewise.report.content import HEADLINES, Report, build_report
 from tunewise.report.plots import Plot, render_plots
+from tunewise.schemas.run_candidate import CandidateRecord
+from tunewise.schemas.run_file import RunRecord, read_run
 
 PER_PAGE = 100
 SHOWN_FLIPS = 100  # per kind and candidate; the counts are always complete
@@ -46,7 +48,7 @@ class Filters:
 class Folder:
     """A run folder's results.json, or why there is none."""
 
-    results: dict[str, Any] | None
+    run: RunRecord | None
     problem: str | None
 
 
@@ -54,12 +56,12 @@ def read_folder(folder: str) -> Folder:
     path = Path(folder)
     if not path.is_dir():
         return Folder(None, f"The run folder {folder} is gone (moved or deleted).")
-    try:
-        return Folder(dict(json.loads((path / "results.json").read_text(encoding="utf-8"))), None)
-    except FileNotFoundError:
+    if not (path / "results.json").is_file():
         return Folder(None, f"The run folder {folder} has no results.json any more.")
-    except (OSError, ValueError) as exc:
-        return Folder(None, f"{path / 'results.json'} cannot be read ({exc}).")
+    try:
+        return Folder(read_run(path), None)
+    except TunewiseError as exc:
+        return Folder(None, f"The run's results.json cannot be read: {exc}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def runs_page(runs: list[LedgerRun], filters: Filters) -> RunsPage:
     pages = max(1, -(-len(found) // PER_PAGE))
     page = min(max(filters.page, 1), pages)
     shown = found[(page - 1) * PER_PAGE : page * PER_PAGE]
+    every = [c for run in runs for c in run.candidate_records()]
     return RunsPage(
         rows=[_row(run, filters) for run in shown],
         filters=Filters(filters.q, filters.task, filters.candidate, filters.metric, page),
@@ -106,8 +109,8 @@ def runs_page(runs: list[LedgerRun], filters: Filters) -> RunsPage:
         recorded=len(runs),
         pages=pages,
         tasks=sorted({run.task_name for run in runs}),
-        candidates=sorted({c["name"] for run in runs for c in run.candidates}),
-        metrics=sorted({m for run in runs for c in run.candidates for m in c["metrics"] or {}}),
+        candidates=sorted({c.name for c in every}),
+        metrics=sorted({m for c in every for m in c.metrics}),
     )
 
 
@@ -117,32 +120,30 @@ def _matches(run: LedgerRun, f: Filters) -> bool:
         return False
     if f.candidate and not candidates:
         return False
-    if f.metric and not any(f.metric in (c["metrics"] or {}) for c in candidates):
+    if f.metric and not any(f.metric in c.metrics for c in candidates):
         return False
     if f.q:
         words = [run.run_id, run.task_name, run.folder, run.created_at]
-        words += [
-            str(c.get(key) or "") for c in candidates for key in ("name", "strategy", "model")
-        ]
+        words += [value or "" for c in candidates for value in (c.name, c.strategy, c.model)]
         return f.q.casefold() in " ".join(words).casefold()
     return True
 
 
-def _shown_candidates(run: LedgerRun, f: Filters) -> list[dict[str, Any]]:
-    return [c for c in run.candidates if not f.candidate or c["name"] == f.candidate]
+def _shown_candidates(run: LedgerRun, f: Filters) -> list[CandidateRecord]:
+    return [c for c in run.candidate_records() if not f.candidate or c.name == f.candidate]
 
 
 def _row(run: LedgerRun, f: Filters) -> RunRow:
     folder = read_folder(run.folder)
-    results = folder.results or {}
-    order = [c.get("name") for c in results.get("candidates", [])]  # the run's own order
+    order = [c.name for c in folder.run.candidates] if folder.run else []  # the run's own order
     candidates = sorted(
         _shown_candidates(run, f),
-        key=lambda c: order.index(c["name"]) if c["name"] in order else len(order),
+        key=lambda c: order.index(c.name) if c.name in order else len(order),
     )
-    measured = [m for c in candidates for m in c["metrics"] or {}]
-    metric = f.metric or primary_metric(results) or (measured[0] if measured else "")
-    scores = [Score(c["name"], _score(c, metric)) for c in candidates]
+    measured = [m for c in candidates for m in c.metrics]
+    primary = folder.run.primary_metric() if folder.run else None
+    metric = f.metric or primary or (measured[0] if measured else "")
+    scores = [Score(c.name, _score(c, metric)) for c in candidates]
     return RunRow(
         run_id=run.run_id,
         task=run.task_name,
@@ -150,25 +151,26 @@ def _row(run: LedgerRun, f: Filters) -> RunRow:
         approved=run.approved,
         folder=run.folder,
         problem=folder.problem,
-        recommendation=_recommendation(results) if folder.results else "folder missing",
+        recommendation=_recommendation(folder.run) if folder.run else "folder missing",
         metric=metric,
         scores=scores,
     )
 
 
-def _score(candidate: dict[str, Any], metric: str) -> str:
-    value = (candidate["metrics"] or {}).get(metric)
+def _score(candidate: CandidateRecord, metric: str) -> str:
+    value = candidate.metrics.get(metric)
     if value is None:
-        return "-" if candidate.get("status") == "measured" else str(candidate.get("status"))
-    return f"{value['value']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+        return "-" if candidate.status == "measured" else str(candidate.status)
+    return f"{value.value:.3f} [{value.ci_low:.3f}, {value.ci_high:.3f}]"
 
 
-def _recommendation(results: dict[str, Any]) -> str:
-    rec = results.get("recommendation") or {}
-    if rec.get("candidate"):
-        step = rec.get("step")
-        return f"{rec['candidate']} (step {step})" if step is not None else str(rec["candidate"])
-    return f"none: {HEADLINES.get(rec.get('verdict', ''), rec.get('verdict') or 'no decision')}"
+def _recommendation(run: RunRecord) -> str:
+    rec = run.recommendation
+    if rec is not None and rec.candidate:
+        step = rec.step
+        return f"{rec.candidate} (step {step})" if step is not None else rec.candidate
+    verdict = rec.verdict if rec else None
+    return f"none: {HEADLINES.get(verdict or '', verdict or 'no decision')}"
 
 
 @dataclass(frozen=True)
@@ -186,12 +188,12 @@ def run_page(run: LedgerRun, all_runs: list[LedgerRun]) -> RunPage:
     others = [r for r in all_runs if r.task_name == run.task_name and r.run_id != run.run_id]
     ledger_table = _ledger_table(run)
     folder = read_folder(run.folder)
-    if folder.results is None:
+    if folder.run is None:
         return RunPage(run, folder.problem, None, [], False, ledger_table, others)
     try:
         predictions = read_predictions(Path(run.folder) / "predictions.jsonl")
-        report = build_report(folder.results, predictions)
-        plots = render_plots(folder.results)
+        report = build_report(folder.run, predictions)
+        plots = render_plots(folder.run)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         problem = f"The files in {run.folder} cannot be shown by this version ({exc!r})."
         return RunPage(run, problem, None, [], False, ledger_table, others)
@@ -200,11 +202,12 @@ def run_page(run: LedgerRun, all_runs: list[LedgerRun]) -> RunPage:
 
 
 def _ledger_table(run: LedgerRun) -> Table:
-    metrics = list(dict.fromkeys(m for c in run.candidates for m in c["metrics"] or {}))
+    candidates = run.candidate_records()
+    metrics = list(dict.fromkeys(m for c in candidates for m in c.metrics))
     rows = [
-        [c["name"], str(c.get("strategy")), str(c.get("model")), str(c.get("status")),
-         *(metric_cell((c["metrics"] or {}).get(m)) for m in metrics)]
-        for c in run.candidates
+        [c.name, c.strategy, str(c.model), str(c.status),
+         *(metric_cell(c.metrics.get(m)) for m in metrics)]
+        for c in candidates
     ]  # fmt: skip
     return Table(["candidate", "strategy", "model", "status", *metrics], rows)
 
@@ -250,7 +253,8 @@ def diff_page(a: LedgerRun, b: LedgerRun, candidate: str = "") -> DiffPage:
         if problem:
             return DiffPage(a, b, candidate, f"Run {run.run_id}: {problem}", [], True)
     try:
-        diffs = diff_runs(read_run(Path(a.folder)), read_run(Path(b.folder)), candidate or None)
+        files = compare.read_run(Path(a.folder)), compare.read_run(Path(b.folder))
+        diffs = diff_runs(*files, candidate or None)
     except TunewiseError as exc:
         return DiffPage(a, b, candidate, str(exc), [])
     except (OSError, ValueError, KeyError, TypeError) as exc:
