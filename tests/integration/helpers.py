@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from tunewise.schemas.run_file import read_run
 
 
 def fresh_home(converted_home: Path, tmp_path: Path) -> Path:
@@ -51,10 +53,6 @@ def tunewise(
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
-_DESCRIBED = re.compile(
-    r"(?P<name>[\w@.+:-]+): (?P<metric>\w+) (?P<value>\d+\.\d+) "
-    r"\(95% CI (?P<low>\d+\.\d+)-(?P<high>\d+\.\d+), n=(?P<n>\d+)\)"
-)
 STEP_STRATEGIES = {
     1: {"zero-shot", "few-shot", "optimized-prompt"},
     2: {"rag"},
@@ -63,33 +61,42 @@ STEP_STRATEGIES = {
 }
 
 
-def assert_decision_matches(results: dict) -> None:
+def assert_decision_matches(results: dict[str, Any] | Path) -> None:
     """The recommendation agrees with the measured numbers in the same results.json: every
-    candidate figure quoted in its reasons, gates and alternatives is that candidate's metric,
-    and the recommended candidate meets the target at the step its strategy belongs to."""
-    recommendation = results["recommendation"]
-    metrics = {c["name"]: c.get("metrics", {}) for c in results["candidates"]}
-    texts = [
-        *recommendation["reasons"],
-        *recommendation["alternatives"],
-        *(gate["detail"] for gate in recommendation["gates"]),
-    ]
-    quoted = [match for text in texts for match in _DESCRIBED.finditer(text)]
+    figure its reasons and gates quote (their evidence) is that candidate's metric exactly as
+    measured, held against the task's target where it is held against one; the recommended
+    candidate meets the target, by the figure its first reason quotes, at the step its strategy
+    belongs to; and a missed target is missed by every prompting and RAG candidate."""
+    run = read_run(results)
+    recommendation, target = run.recommendation, run.task.target
+    assert recommendation is not None
+    quoted = [figure for _, figures in recommendation.explained() for figure in figures]
+    quoted += [figure for gate in recommendation.gates for figure in gate.evidence]
     assert quoted, "the recommendation quotes no measured figure"
-    for match in quoted:
-        measured = metrics[match["name"]][match["metric"]]
-        # The text shows 3 decimals of the exact value; results.json keeps 4: allow both roundings.
-        for key, field in (("value", "value"), ("ci_low", "low"), ("ci_high", "high")):
-            assert abs(measured[key] - float(match[field])) <= 6e-4, (match.group(0), measured)
-        assert measured["n"] == int(match["n"])
-    chosen, target = recommendation["candidate"], results["task"]["target"]
+    for figure in quoted:
+        candidate = run.candidate(figure.candidate)
+        assert candidate is not None, figure
+        measured = candidate.metrics[figure.metric]
+        assert (figure.value, figure.ci_low, figure.ci_high, figure.n) == (
+            measured.value, measured.ci_low, measured.ci_high, measured.n,
+        ), (figure, measured)  # fmt: skip
+        if figure.target is not None:
+            assert target is not None and figure.target == target.min, figure
+    names = [c.name for c in run.measured()]
+    for alternative in recommendation.alternatives:
+        assert any(alternative.startswith(f"{name}: {recommendation.metric} ") for name in names)
+    chosen = recommendation.candidate
     if chosen is not None and target is not None:
-        entry = next(c for c in results["candidates"] if c["name"] == chosen)
-        assert entry["metrics"][target["metric"]]["value"] >= target["min"]
-        assert entry["strategy"] in STEP_STRATEGIES[recommendation["step"]]
-    if recommendation["verdict"] == "target-missed":
+        entry = run.candidate(chosen)
+        assert entry is not None and entry.metrics[target.metric].value >= target.min
+        assert entry.strategy in STEP_STRATEGIES[recommendation.step or 0]
+        [first] = recommendation.explained()[0][1]  # "... meets the target: <figure> >= min"
+        assert first.candidate == chosen and first.target is not None
+        assert first.value >= first.target
+    if recommendation.verdict == "target-missed":
+        assert target is not None
         assert all(
-            c["metrics"][target["metric"]]["value"] < target["min"]
-            for c in results["candidates"]
-            if c["status"] == "measured" and c["strategy"] in {"zero-shot", "few-shot", "rag"}
+            c.metrics[target.metric].value < target.min
+            for c in run.measured()
+            if c.strategy in {"zero-shot", "few-shot", "rag"}
         )

@@ -79,6 +79,21 @@ def test_a_written_run_reads_back_typed_with_its_numbers(run_dir: Path) -> None:
     assert run.primary_metric() == "accuracy"
 
 
+def test_the_decision_reads_back_with_its_evidence(run_dir: Path) -> None:
+    run = read_run(run_dir)
+    rec = run.recommendation
+    assert rec is not None and rec.candidate is not None
+    assert len(rec.evidence) == len(rec.reasons)
+    [quoted] = rec.explained()[0][1]
+    measured = run.measured()[0].metrics["accuracy"]
+    assert quoted.candidate == rec.candidate
+    assert (quoted.value, quoted.ci_low, quoted.ci_high, quoted.n) == (
+        measured.value, measured.ci_low, measured.ci_high, measured.n,
+    )  # fmt: skip
+    assert quoted.target == 0.6
+    assert {e.candidate for e in rec.gates[0].evidence} == {c.name for c in run.measured()}
+
+
 def test_a_first_version_file_reads_with_defaults_and_renders() -> None:
     run = read_run(FIRST_VERSION)
     [c] = run.candidates

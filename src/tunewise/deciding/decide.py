@@ -14,7 +14,9 @@ from dataclasses import replace
 from tunewise.deciding.tuning_gate import fine_tuning_gate, hybrid_parts, when_tuning_pays
 from tunewise.deciding.verdict import (
     CandidateSummary,
+    Evidence,
     Gate,
+    Reasons,
     Recommendation,
     bar,
     cost_order,
@@ -53,14 +55,23 @@ def _finish(
     recommendation = replace(
         recommendation, closest=closest.name, closest_step=step_of(closest.strategy)
     )
-    flags = [f for f in (fragile(c, metric) for c in candidates if c.family == "prompting") if f]
+    flagged = [(c, fragile(c, metric)) for c in candidates if c.family == "prompting"]
+    flags = [(text, Evidence.of(c, metric)) for c, text in flagged if text]
     if not flags:
         return recommendation
     gates = [
-        replace(g, detail=f"{g.detail}; " + " ".join(flags)) if g.step == 1 else g
+        replace(
+            g,
+            detail=f"{g.detail}; " + " ".join(text for text, _ in flags),
+            evidence=(*g.evidence, *(figure for _, figure in flags)),
+        )
+        if g.step == 1
+        else g
         for g in recommendation.gates
     ]
-    return replace(recommendation, reasons=[*recommendation.reasons, *flags], gates=gates)
+    for text, figure in flags:
+        recommendation = recommendation.with_reason(text, figure)
+    return replace(recommendation, gates=gates)
 
 
 def decide(
@@ -84,20 +95,22 @@ def decide(
     alternatives = [describe(c, metric) for c in ranked]
     if target is None:
         best = ranked[0]
-        reasons = [
+        reasons = Reasons()
+        reasons.add(
             "No target is set, so no candidate can be said to be good enough; "
             f"the best measured is {describe(best, metric)}.",
-            "Set `target: {metric: ..., min: ...}` in task.yaml to get a decision.",
-        ]
-        no_target = Recommendation(best.name, 1, "no-target", metric, reasons, [], alternatives)
+            Evidence.of(best, metric),
+        )
+        reasons.add("Set `target: {metric: ..., min: ...}` in task.yaml to get a decision.")
+        no_target = Recommendation(
+            best.name, 1, "no-target", metric, reasons.texts, [], alternatives,
+            evidence=reasons.evidence,
+        )  # fmt: skip
         return _finish(no_target, candidates, metric)
     prompting = [c for c in candidates if c.family == "prompting"]
     meeting = sorted((c for c in prompting if meets(c, target)), key=cost_order)
-    gate = Gate(
-        1,
-        "Does a prompting candidate meet the target?",
-        bool(meeting),
-        f"target {bar(target, metric)}; " + "; ".join(describe(c, metric) for c in prompting),
+    gate = _gate(
+        1, "Does a prompting candidate meet the target?", meeting, prompting, target, metric
     )
     tuned = sorted(
         (c for c in candidates if c.trains and meets(c, target)),
@@ -111,12 +124,8 @@ def decide(
     retrieving = [c for c in candidates if c.family == "retrieval"]
     if retrieving:
         with_rag = sorted((c for c in retrieving if meets(c, target)), key=cost_order)
-        gate = Gate(
-            2,
-            "Does prompting with retrieved documents (RAG) meet the target?",
-            bool(with_rag),
-            f"target {bar(target, metric)}; " + "; ".join(describe(c, metric) for c in retrieving),
-        )
+        question = "Does prompting with retrieved documents (RAG) meet the target?"
+        gate = _gate(2, question, with_rag, retrieving, target, metric)
         gates.append(gate)
         if with_rag:
             won = _prompting_wins(with_rag, target, metric, gates, alternatives, step=2)
@@ -139,7 +148,7 @@ def decide(
             volume,
         )
         if gated.verdict == "blocked" and train_examples < min_examples and learning_curve:
-            gated.reasons.append(f"Learning curve: {learning_curve}")
+            gated = gated.with_reason(f"Learning curve: {learning_curve}")
             gated.changes.append(
                 f"More training examples, per the learning curve: {learning_curve}"
             )
@@ -148,9 +157,23 @@ def decide(
         ranked, target, metric, gates, alternatives, train_examples, has_documents, min_examples
     )
     if learning_curve:  # how many examples would close the gap, from the measured curve
-        missed.reasons.append(f"Learning curve: {learning_curve}")
+        missed = missed.with_reason(f"Learning curve: {learning_curve}")
         missed.changes.append(f"More training examples, per the learning curve: {learning_curve}")
     return _finish(missed, candidates, metric)
+
+
+def _gate(
+    step: int,
+    question: str,
+    meeting: list[CandidateSummary],
+    asked: list[CandidateSummary],
+    target: Target,
+    metric: str,
+) -> Gate:
+    """Steps 1 and 2: does a candidate of the step meet the target; every one's figures."""
+    detail = f"target {bar(target, metric)}; " + "; ".join(describe(c, metric) for c in asked)
+    figures = tuple(Evidence.of(c, metric, target) for c in asked)
+    return Gate(step, question, bool(meeting), detail, figures)
 
 
 def _prompting_wins(
@@ -162,18 +185,24 @@ def _prompting_wins(
     step: int = 1,
 ) -> Recommendation:
     best = meeting[0]
+    figure = Evidence.of(best, metric, target)
     how = "Prompting" if step == 1 else "Prompting with retrieved documents (RAG)"
-    reasons = [
-        f"{how} meets the target: {describe(best, metric)} >= {target.min}.",
+    reasons = Reasons()
+    reasons.add(f"{how} meets the target: {describe(best, metric)} >= {target.min}.", figure)
+    reasons.add(
         f"It is the cheapest candidate that does, at {best.tokens_per_request:.0f} tokens "
-        f"and {best.latency_p50_ms:.0f} ms (p50) per request; stop here (step {step}).",
-    ]
+        f"and {best.latency_p50_ms:.0f} ms (p50) per request; stop here (step {step})."
+    )
     if best.quality.ci_low < target.min:
-        reasons.append(
+        reasons.add(
             f"Its 95% CI ({best.quality.ci_low:.3f}-{best.quality.ci_high:.3f}) straddles the "
-            "target: more test examples would make this certain."
+            "target: more test examples would make this certain.",
+            figure,
         )
-    return Recommendation(best.name, step, "meets-target", metric, reasons, gates, alternatives)
+    return Recommendation(
+        best.name, step, "meets-target", metric, reasons.texts, gates, alternatives,
+        evidence=reasons.evidence,
+    )  # fmt: skip
 
 
 def _target_missed(
@@ -188,26 +217,41 @@ def _target_missed(
 ) -> Recommendation:
     prompting = [c for c in ranked if c.family == "prompting"]
     best = (prompting or ranked)[0]
+    figure = Evidence.of(best, metric, target)
     which = "prompting candidate" if prompting else "candidate"  # a run may pin no prompting
-    reasons = [f"No {which} reaches {bar(target, metric)}; the best is {describe(best, metric)}."]
+    reasons = Reasons()
+    reasons.add(
+        f"No {which} reaches {bar(target, metric)}; the best is {describe(best, metric)}.", figure
+    )
     if best.quality.ci_high >= target.min:
-        reasons.append("The best candidate's CI reaches the target: more test data may settle it.")
+        reasons.add(
+            "The best candidate's CI reaches the target: more test data may settle it.", figure
+        )
     retrieving = [c for c in ranked if c.family == "retrieval"]
     if retrieving:
-        reasons.append(f"RAG was measured too and misses: {describe(retrieving[0], metric)}.")
+        reasons.add(
+            f"RAG was measured too and misses: {describe(retrieving[0], metric)}.",
+            Evidence.of(retrieving[0], metric, target),
+        )
     elif has_documents:
-        reasons.append("The task has documents: measure RAG next (step 2).")
+        reasons.add("The task has documents: measure RAG next (step 2).")
     tuned = [c for c in ranked if c.trains]
     if tuned:
-        reasons.append(f"Fine-tuning was measured too and misses: {describe(tuned[0], metric)}.")
+        reasons.add(
+            f"Fine-tuning was measured too and misses: {describe(tuned[0], metric)}.",
+            Evidence.of(tuned[0], metric, target),
+        )
     elif train_examples >= min_examples:
-        reasons.append(
+        reasons.add(
             f"There are {train_examples} training examples (>= {min_examples}): "
             "fine-tuning is worth measuring (step 3)."
         )
     else:
-        reasons.append(
+        reasons.add(
             f"Fine-tuning needs about {min_examples} examples and there are {train_examples}: "
             "collect more, or improve the prompt and contract."
         )
-    return Recommendation(None, 1, "target-missed", metric, reasons, gates, alternatives)
+    return Recommendation(
+        None, 1, "target-missed", metric, reasons.texts, gates, alternatives,
+        evidence=reasons.evidence,
+    )  # fmt: skip

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from tunewise.deciding.costs import break_even_requests
 from tunewise.deciding.verdict import (
     CandidateSummary,
+    Evidence,
     Gate,
+    Reasons,
     Recommendation,
     describe,
     step_of,
@@ -49,7 +51,8 @@ def hybrid_parts(
     detail = "; ".join(describe(c, metric) for c in [hybrid, *parts])
     if not parts:
         detail += "; neither part was measured alone"
-    return Gate(4, "Does the hybrid beat both its parts?", beats and bool(parts), detail)
+    figures = tuple(Evidence.of(c, metric) for c in [hybrid, *parts])
+    return Gate(4, "Does the hybrid beat both its parts?", beats and bool(parts), detail, figures)
 
 
 def break_even(tuned: CandidateSummary, rivals: Sequence[CandidateSummary]) -> tuple[str, float]:
@@ -93,9 +96,13 @@ def fine_tuning_gate(
     rag_measured = any(gate.step == 2 for gate in gates)
     missing = "Prompting and RAG miss" if rag_measured else "Prompting misses"
     how = "a fine-tuned model with RAG" if step == 4 else "fine-tuning"
-    reasons = [f"{missing} the target; {how} meets it: {describe(best, metric)} >= {target.min}."]
+    reasons = Reasons()
+    reasons.add(
+        f"{missing} the target; {how} meets it: {describe(best, metric)} >= {target.min}.",
+        Evidence.of(best, metric, target),
+    )
     if not enough:
-        reasons.append(
+        reasons.add(
             f"But there are only {train_examples} training examples (< {min_examples}): the "
             "result may not hold on new data; collect more before committing to fine-tuning."
         )
@@ -114,14 +121,14 @@ def fine_tuning_gate(
             if math.isfinite(requests)
             else "never (it saves nothing per request) at "
         )
-        reasons.append(
+        reasons.add(
             f"{setup} pays for itself against {rival} {when}{requests_per_month:,} requests/month"
             + ("." if pays else f": beyond the {horizon_months}-month horizon.")
         )
     slow = [c for c in prompting if c.latency_p95_ms > (target.max_latency_ms or math.inf)]
     if not pays and prompting and len(slow) == len(prompting):
         pays = True  # the framework's other reason: a latency target that only fine-tuning meets
-        reasons.append(
+        reasons.add(
             f"A latency target needs it: every prompting and RAG candidate exceeds p95 "
             f"{target.max_latency_ms:.0f} ms; {best.name} meets it at "
             f"{best.latency_p95_ms:.0f} ms."
@@ -129,8 +136,12 @@ def fine_tuning_gate(
     passed = enough and pays
     # The framework's "one repetitive task type" holds by construction: a task file has one
     # contract and one output format, and every example is checked against them.
-    checks = [*reasons, "one repetitive task type: one contract and output format for all examples"]
-    gates = [*gates, Gate(step, "Is fine-tuning justified?", passed, "; ".join(checks))]
+    checks = [
+        *reasons.texts,
+        "one repetitive task type: one contract and output format for all examples",
+    ]
+    figures = tuple(figure for quoted in reasons.evidence for figure in quoted)
+    gates = [*gates, Gate(step, "Is fine-tuning justified?", passed, "; ".join(checks), figures)]
     changes = []
     if not enough:
         changes.append(
@@ -143,6 +154,12 @@ def fine_tuning_gate(
             f"setup pays for itself within the {horizon_months}-month horizon."
         )
     if not passed:
-        return Recommendation(None, step, "blocked", metric, reasons, gates, alternatives, changes)
-    reasons.append(f"Recommend {best.name} (step {step}).")
-    return Recommendation(best.name, step, "meets-target", metric, reasons, gates, alternatives)
+        return Recommendation(
+            None, step, "blocked", metric, reasons.texts, gates, alternatives, changes,
+            evidence=reasons.evidence,
+        )  # fmt: skip
+    reasons.add(f"Recommend {best.name} (step {step}).")
+    return Recommendation(
+        best.name, step, "meets-target", metric, reasons.texts, gates, alternatives,
+        evidence=reasons.evidence,
+    )  # fmt: skip

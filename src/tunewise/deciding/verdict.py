@@ -1,9 +1,11 @@
 """What the framework's decision is made of and says: the measured candidates it weighs, the
-gates it passes or fails, and the recommendation with its reasons and next step."""
+gates it passes or fails, and the recommendation with its reasons and next step. Every sentence
+that quotes a measured figure carries it as Evidence beside the words, so tools and tests read
+the numbers instead of parsing the sentence."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tunewise.evaluation import MetricValue
 from tunewise.strategies.catalog import family_of, strategy_named
@@ -37,6 +39,31 @@ class CandidateSummary:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """One measured figure a sentence quotes: the candidate's metric with its 95% CI and n,
+    rounded as results.json keeps metrics, and the target's minimum where the sentence holds
+    the figure against it."""
+
+    candidate: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    target: float | None = None
+
+    @classmethod
+    def of(cls, summary: CandidateSummary, metric: str, target: Target | None = None) -> Evidence:
+        q = summary.quality
+        low, high = round(q.ci_low, 4), round(q.ci_high, 4)
+        minimum = target.min if target is not None else None
+        return cls(summary.name, metric, round(q.value, 4), low, high, q.n, minimum)
+
+
+Figures = tuple[Evidence, ...]
+
+
+@dataclass(frozen=True)
 class Gate:
     """One step of the framework: whether it passed, and the numbers that decided it."""
 
@@ -44,6 +71,7 @@ class Gate:
     question: str
     passed: bool
     detail: str
+    evidence: Figures = ()  # the figures the detail quotes
 
 
 @dataclass(frozen=True)
@@ -72,6 +100,30 @@ class Recommendation:
     next_step: NextStep | None = None
     closest: str | None = None  # the chosen candidate, else the best measured one
     closest_step: int | None = None  # the framework step of `closest`'s strategy
+    evidence: list[Figures] = field(default_factory=list)  # evidence[i]: what reasons[i] quotes
+
+    def __post_init__(self) -> None:
+        # A reason added without figures (replace(r, reasons=[*r.reasons, text])) quotes none.
+        missing = len(self.reasons) - len(self.evidence)
+        if missing > 0:
+            object.__setattr__(self, "evidence", [*self.evidence, *([()] * missing)])
+
+    def with_reason(self, text: str, *figures: Evidence) -> Recommendation:
+        """This recommendation with one more reason, and the figures it quotes."""
+        reasons, evidence = [*self.reasons, text], [*self.evidence, figures]
+        return replace(self, reasons=reasons, evidence=evidence)
+
+
+class Reasons:
+    """Reasons in the making, each sentence with the figures it quotes."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.evidence: list[Figures] = []
+
+    def add(self, text: str, *figures: Evidence) -> None:
+        self.texts.append(text)
+        self.evidence.append(figures)
 
 
 def describe(summary: CandidateSummary, metric: str) -> str:
