@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -102,6 +103,24 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "tunewise-home"
     monkeypatch.setenv("TUNEWISE_HOME", str(folder))
     return folder
+
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The distributions under tests/plugins (a prompting strategy, a fine-tuning method) on
+    sys.path, as pip would install them."""
+    from tunewise.strategies import catalog
+
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    catalog.reload_strategies()
+    yield
+    monkeypatch.undo()
+    for module in ("preamble_strategy", "ia3_strategy"):
+        sys.modules.pop(module, None)
+    catalog.reload_strategies()
 
 
 @pytest.fixture

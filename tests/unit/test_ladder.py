@@ -21,8 +21,8 @@ from tunewise.inference.predict import Prediction
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.selection import ladder_settings, suggested_command
 from tunewise.run import RunOptions
-from tunewise.strategies.setup import Setup, Training
 from tunewise.strategies.predictor import RetrievalUse
+from tunewise.strategies.setup import Setup, Training
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions, RetrievalOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
@@ -346,3 +346,24 @@ def test_step_2_reranks_only_when_retrieval_left_room_and_the_budget_allows(
     ladder, record = climb(documents, world, budget=700.0)
     (step2,) = [s for s in record.steps if s.step == 2]
     assert step2.status == "run" and step2.candidates == ("rag",)
+
+
+def test_an_installed_fine_tuning_method_is_walked_at_step_3_with_its_own_warm_up(
+    installed: None, task: Task
+) -> None:
+    # tests/plugins' (IA)3 method: registered by its entry point, nothing in tunewise names it.
+    world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.45, "ia3": 0.55})
+    ladder, record = climb(task, world, budget=4000, train=600, test=100)
+    step3 = [(s.status, s.candidates) for s in record.steps if s.step == 3]
+    assert step3 == [("run", ("lora",)), ("run", ("ia3",))]
+    assert {"train:lora", "train:ia3"} <= set(ladder.per_answer)  # each method timed itself
+    assert type(ladder.specs[-1]).__name__ == "IA3Candidate"
+    recommendation = ladder.decision()
+    assert recommendation.closest == "ia3"
+    measured = {r.name: (r.strategy, r.metrics["accuracy"]) for r in ladder.results}
+    following = next_step(
+        recommendation, record, None, measured=measured, target=task.target, train_examples=600,
+        command=lambda s, **flags: suggested_command(RunOptions(), s, **flags), model="m",
+    )  # fmt: skip
+    assert "ia3's learning curve" in following.action
+    assert following.command == "tunewise run task.yaml --strategies ia3 --learning-curve 150,300"

@@ -77,3 +77,59 @@ def test_no_import_cycle() -> None:
     graph = {name: load_time_imports(path, set(found)) - {name} for name, path in found.items()}
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert not find_cycles(graph), find_cycles(graph)[:3]
+
+
+# Strings that equal a built-in strategy's name but name something else: the teacher's
+# prompting mode (`teacher_prompt: zero-shot | few-shot`) and the hybrid adapter's training
+# recipe label, part of its cache key. A family's name ("hybrid") is not checked at all.
+NOT_STRATEGY_REFERENCES = {
+    ("strategies/specs.py", "zero-shot"),
+    ("strategies/specs.py", "few-shot"),
+    ("strategies/lora/teacher.py", "zero-shot"),
+    ("strategies/lora/teacher.py", "few-shot"),
+    ("report/distill.py", "few-shot"),
+    ("strategies/hybrid/rag_trained.py", "rag"),
+}
+
+
+def built_in_homes() -> dict[str, str]:
+    """Each built-in strategy's name -> its folder, from tunewise's own entry points."""
+    from importlib import metadata
+
+    from tunewise.strategies.catalog import ENTRY_POINTS, STEP_OF_FAMILY
+
+    homes: dict[str, str] = {}
+    for entry in metadata.entry_points(group=ENTRY_POINTS):
+        module = entry.value.partition(":")[0]
+        if module.startswith("tunewise."):
+            loaded = entry.load()
+            folder = module.removeprefix("tunewise.").replace(".", "/") + "/"
+            for record in loaded if isinstance(loaded, list) else [loaded]:
+                if record.name not in STEP_OF_FAMILY:
+                    homes[record.name] = folder
+    return homes
+
+
+def test_no_built_in_strategy_is_named_outside_its_folder_and_the_registry() -> None:
+    homes = built_in_homes()
+    assert {"zero-shot", "few-shot", "rag", "lora"} <= set(homes)
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            value = getattr(node, "value", None) if isinstance(node, ast.Constant) else None
+            if value not in homes or id(node) in docstrings:
+                continue
+            if where.startswith(homes[value]) or where == "strategies/catalog.py":
+                continue
+            if (where, value) not in NOT_STRATEGY_REFERENCES:
+                found.append(f"{where}:{node.lineno}: {value!r}")
+    assert not found, found

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -24,17 +23,6 @@ from tunewise.task.loading import load_task, task_schema
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 BUILT_IN = ("zero-shot", "few-shot", "optimized-prompt", "rag", "lora", "qlora", "hybrid")
-
-
-@pytest.fixture
-def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The tests/plugins distribution on sys.path, as pip would install it."""
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    catalog.reload_strategies()
-    yield
-    monkeypatch.undo()
-    sys.modules.pop("preamble_strategy", None)
-    catalog.reload_strategies()
 
 
 def test_the_families_and_sets_derive_from_one_record_per_strategy() -> None:

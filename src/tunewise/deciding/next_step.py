@@ -76,7 +76,9 @@ def next_step(
         more = MIN_FINE_TUNING_EXAMPLES - train_examples
         action = (recommendation.changes or ["Fine-tuning's gate blocked the candidate."])[0]
         return NextStep(action, None, more if more > 0 else None)
+    # The fine-tuned candidates, the one the decision came closest with first.
     tuned = [(n, s) for n, (s, _) in measured.items() if family_of(s) == "fine-tuning"]
+    tuned.sort(key=lambda pair: pair[0] not in (recommendation.candidate, recommendation.closest))
     if curve is not None and curve.examples_needed is not None and curve.reachable != "reached":
         more = max(0, curve.examples_needed - train_examples)
         low, high = curve.examples_needed_low, curve.examples_needed_high
