@@ -421,11 +421,14 @@ def test_labels_from_text_when_there_are_no_logprobs(
     assert scores.tokens_estimated
 
 
-def test_logprobs_on_no_label_fall_back_to_the_text(server: FakeServer) -> None:
+def test_a_first_token_beginning_two_labels_goes_to_the_one_the_text_names(
+    server: FakeServer,
+) -> None:
     server.script = [Reply(content="Negative", logprobs=[("Ne", -0.1), ("The", -2.0)])]
-    # "ne" begins both "negative" and "neutral": no single label, so the text decides.
+    # "ne" begins both "negative" and "neutral": its mass goes to the one the text names.
     [scores] = backend(server).score_labels([chat("review")], LABELS)
-    assert (scores.label, scores.probabilities) == ("negative", {})
+    assert scores.label == "negative" and scores.scoring == "first-token"
+    assert scores.probabilities == {"positive": 0.0, "negative": 1.0, "neutral": 0.0}
 
 
 def test_a_server_rejecting_logprobs_is_not_asked_again(server: FakeServer) -> None:

@@ -25,6 +25,9 @@ class LabelScores:
     seconds: float
     tokens_estimated: bool = False  # the server reported no usage; counts are estimates
     logprobs: dict[str, float] | None = None  # summed log-prob per label, where the model gives it
+    # How the labels were scored: likelihood (each label whole, as local models always do),
+    # constrained, first-token (read from a generated answer's logprobs) or parsed (its text).
+    scoring: str = "likelihood"
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,9 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -26,90 +24,22 @@ from tenacity import RetryCallState
 
 from tunewise.errors import ModelError
 from tunewise.models.backend import BatchIncomplete, Generation, LabelScores, Message, Sampling
-from tunewise.models.replies import (
-    estimate_tokens,
-    label_probabilities,
-    parse_label,
-    retry_after,
-    server_message,
+from tunewise.models.endpoint import (
+    COMPAT_FORM,
+    OPENAI_BASE_URL,
+    Answer,
+    Endpoint,
+    Failure,
+    parse_spec,
 )
+from tunewise.models.endpoint_labels import LABEL_SCORING_VERSION, LabelScorer
+from tunewise.models.replies import estimate_tokens, retry_after, server_message
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
+__all__ = ["COMPAT_FORM", "OPENAI_BASE_URL", "Endpoint", "OpenAICompatible", "parse_spec"]
+
 MAX_BACKOFF_S = 30.0
-TOP_LOGPROBS = 20  # OpenAI's maximum
-COMPAT_FORM = "openai-compatible:NAME@http://HOST:PORT/v1"
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to reach one model on an OpenAI-compatible server."""
-
-    model: str  # the server's model id
-    base_url: str  # e.g. http://127.0.0.1:8000/v1 (stored without trailing slash)
-    api_key_env: str | None = None  # NAME of the variable holding the key, never the key
-    concurrency: int = 8  # requests in flight at once
-    timeout_s: float = 60.0  # per attempt
-    deadline_s: float = 300.0  # per request: all attempts and backoff waits together
-    max_retries: int = 5
-    backoff_s: float = 0.5  # first backoff; exponential with jitter, capped at 30 s
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        if self.concurrency < 1 or self.max_retries < 0 or self.deadline_s <= 0:
-            raise ModelError(
-                f"endpoint {self.base_url}: concurrency must be >= 1, max_retries >= 0 and "
-                "deadline_s > 0"
-            )
-
-
-def parse_spec(prefix: str, rest: str) -> Endpoint:
-    """`openai` + "gpt-4o-mini" -> the OpenAI API with $OPENAI_API_KEY;
-    `openai-compatible` + "NAME@http://host:port/v1" -> that server, without a key."""
-    if prefix == "openai":
-        if not rest or any(c.isspace() for c in rest) or "@" in rest:
-            raise ModelError(
-                f"model spec 'openai:{rest}' should be openai:MODEL (e.g. openai:gpt-4o-mini); "
-                f"for other servers use {COMPAT_FORM}"
-            )
-        return Endpoint(rest, OPENAI_BASE_URL, api_key_env="OPENAI_API_KEY")
-    if prefix == "openai-compatible":
-        # The LAST '@' before a scheme: model ids may contain '@', URLs may hold user@host.
-        splits = [m.start() for m in re.finditer(r"@(?=https?://)", rest)]
-        if splits:
-            model, url = rest[: splits[-1]], rest[splits[-1] + 1 :]
-            try:
-                host = httpx.URL(url).host
-            except httpx.InvalidURL:
-                host = ""
-            if model.strip() and host:
-                return Endpoint(model, url)
-        raise ModelError(
-            f"model spec '{prefix}:{rest}' should be {COMPAT_FORM} "
-            "(e.g. openai-compatible:llama3@http://127.0.0.1:8000/v1)"
-        )
-    raise ModelError(f"unknown remote model prefix '{prefix}'; use openai: or openai-compatible:")
-
-
-@dataclass(eq=False)  # eq=False keeps exceptions hashable
-class _Failure(Exception):
-    """One attempt's failure: `what` is for the user; `retryable` ones get another attempt."""
-
-    what: str
-    retryable: bool
-    status: int | None = None
-    body: str = ""  # the raw response, to recognise a logprobs rejection; never shown
-    retry_after: float | None = None
-    timeout: bool = False
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """A successful response, and the wall time of its request including retries."""
-
-    data: dict[str, Any]
-    seconds: float
 
 
 class OpenAICompatible:
@@ -123,15 +53,17 @@ class OpenAICompatible:
         # predict hands over this many at a time; the semaphore keeps `concurrency` in flight,
         # so a chunk several times larger keeps the server busy between chunks' stragglers.
         self.batch_size = endpoint.concurrency * 4
-        self._logprobs = True  # cleared once a server says it does not support them
+        self._labels = LabelScorer(self)  # how this endpoint scores labels, once found out
         self._key()  # fail now, not after the first batch, when the key is missing
 
     def __repr__(self) -> str:
         return f"OpenAICompatible(spec={self.spec!r}, endpoint={self.endpoint!r})"
 
     def fingerprint(self) -> str:
-        # A remote model has no weights to hash: the server and model id stand for them.
-        parts = {"base_url": self.endpoint.base_url, "model": self.endpoint.model}
+        # A remote model has no weights to hash: the server and model id stand for them, and
+        # the version of how labels are scored (answers scored otherwise are other answers).
+        parts: dict[str, Any] = {"base_url": self.endpoint.base_url, "model": self.endpoint.model}
+        parts["label_scoring"] = LABEL_SCORING_VERSION
         blob = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -150,14 +82,14 @@ class OpenAICompatible:
         sampling: Sampling | None = None,
     ) -> list[Generation]:
         async def one(client: httpx.AsyncClient, messages: Sequence[Message]) -> Generation:
-            body = self._body(messages, max_new_tokens)
+            body = self.body(messages, max_new_tokens)
             if sampling is not None:  # `seed` is honoured by OpenAI and vLLM, ignored elsewhere
                 body.update(temperature=sampling.temperature, seed=sampling.seed)
-            answer = await self._request(client, body)
+            answer = await self.request(client, body)
             message = answer.data["choices"][0]["message"]
             text = str(message.get("content") or "").strip()
             finish = answer.data["choices"][0].get("finish_reason")
-            inputs, outputs, estimated = self._usage(answer.data, messages, text)
+            inputs, outputs, estimated = self.usage(answer.data, messages, text)
             return Generation(
                 text=text,
                 input_tokens=inputs,
@@ -172,34 +104,15 @@ class OpenAICompatible:
     def score_labels(
         self, batch: Sequence[Sequence[Message]], labels: Sequence[str]
     ) -> list[LabelScores]:
-        # Room for the longest label even at ~2 characters per token, plus stray punctuation.
-        max_tokens = max(8, max((len(label) for label in labels), default=0) // 2 + 4)
-
-        async def one(client: httpx.AsyncClient, messages: Sequence[Message]) -> LabelScores:
-            answer = await self._score_request(client, self._body(messages, max_tokens))
-            choice = answer.data["choices"][0]
-            text = str(choice["message"].get("content") or "").strip()
-            probabilities = label_probabilities(choice, labels)
-            if probabilities:
-                label = max(probabilities, key=probabilities.__getitem__)
-            else:  # no logprobs, or none on a label: read the text; keep invalid answers as-is
-                label, probabilities = parse_label(text, labels) or text, {}
-            inputs, outputs, estimated = self._usage(answer.data, messages, text)
-            return LabelScores(label, probabilities, inputs, outputs, answer.seconds, estimated)
-
-        return self._batch(batch, one)
-
-    async def _score_request(self, client: httpx.AsyncClient, body: dict[str, Any]) -> _Answer:
-        if self._logprobs:
-            try:
-                return await self._request(
-                    client, {**body, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
-                )
-            except _Failure as failure:
-                if failure.status != 400 or "logprob" not in failure.body.lower():
-                    raise
-                self._logprobs = False  # this server never will; stop asking
-        return await self._request(client, body)
+        """Full-label likelihood where the server echoes completion logprobs, else the label
+        read from a (constrained, where the server honours it) chat answer: see
+        models/endpoint_labels.py. Each answer records which."""
+        if not batch:
+            return []
+        scorer = self._labels
+        if scorer.likelihood is None:
+            self._batch(batch[:1], scorer.probe)
+        return self._batch(batch, lambda client, messages: scorer.score(client, messages, labels))
 
     # ---- batches --------------------------------------------------------------------------
 
@@ -220,7 +133,7 @@ class OpenAICompatible:
                 async with slots:
                     try:
                         return await one(client, messages)
-                    except _Failure as failure:
+                    except Failure as failure:
                         raise self._error(failure.what) from None
 
             async with httpx.AsyncClient(headers=headers, limits=limits) as client:
@@ -246,7 +159,10 @@ class OpenAICompatible:
 
     # ---- one request, with retries ------------------------------------------------------------
 
-    async def _request(self, client: httpx.AsyncClient, body: dict[str, Any]) -> _Answer:
+    async def request(
+        self, client: httpx.AsyncClient, body: dict[str, Any], path: str = "chat/completions"
+    ) -> Answer:
+        """One request, with retries, to `path` under the base URL; raises Failure."""
         endpoint = self.endpoint
         start = time.monotonic()
         deadline = start + endpoint.deadline_s
@@ -257,7 +173,7 @@ class OpenAICompatible:
 
         def wait(state: RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
-            if isinstance(failure, _Failure) and failure.retry_after is not None:
+            if isinstance(failure, Failure) and failure.retry_after is not None:
                 return failure.retry_after
             return min(MAX_BACKOFF_S, float(backoff(state)))
 
@@ -269,15 +185,15 @@ class OpenAICompatible:
 
         attempts = 0
         try:
-            retry = tenacity.retry_if_exception(lambda e: isinstance(e, _Failure) and e.retryable)
+            retry = tenacity.retry_if_exception(lambda e: isinstance(e, Failure) and e.retryable)
             async for attempt in tenacity.AsyncRetrying(
                 stop=stop, wait=wait, retry=retry, reraise=True
             ):
                 with attempt:
                     attempts += 1
-                    data = await self._attempt(client, body, deadline)
-                    return _Answer(data, time.monotonic() - start)
-        except _Failure as failure:
+                    data = await self._attempt(client, body, deadline, path)
+                    return Answer(data, time.monotonic() - start)
+        except Failure as failure:
             if not failure.retryable:
                 raise
             tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
@@ -291,39 +207,48 @@ class OpenAICompatible:
                 what = f"no answer within {endpoint.timeout_s} s, {tries}"
             else:
                 what = f"{failure.what} after {tries}"
-            raise _Failure(what, False) from None
+            raise Failure(what, False) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt(
-        self, client: httpx.AsyncClient, body: dict[str, Any], deadline: float
+        self, client: httpx.AsyncClient, body: dict[str, Any], deadline: float, path: str
     ) -> dict[str, Any]:
         left = max(min(self.endpoint.timeout_s, deadline - time.monotonic()), 0.001)
-        url = f"{self.endpoint.base_url}/chat/completions"
+        # A path from "/" is at the server's root (tokenize endpoints), others under the API's.
+        base = self.endpoint.base_url
+        url = (
+            f"{httpx.URL(base).copy_with(path=path)}" if path.startswith("/") else f"{base}/{path}"
+        )
         try:
             # httpx's timeout is per read/write; asyncio.timeout bounds the whole attempt.
             async with asyncio.timeout(left):
                 response = await client.post(url, json=body, timeout=left)
         except (httpx.TimeoutException, TimeoutError):
-            raise _Failure("timed out", True, timeout=True) from None
+            raise Failure("timed out", True, timeout=True) from None
         except httpx.TransportError as error:
             what = f"cannot reach the server ({type(error).__name__})"
-            raise _Failure(what, True) from None
+            raise Failure(what, True) from None
         status = response.status_code
         if status == 200:
             try:
                 data = response.json()
-                if not isinstance(data["choices"][0]["message"], dict):
+                shape = {"chat/completions": ("message", dict), "completions": ("text", str)}
+                if path in shape and not isinstance(
+                    data["choices"][0][shape[path][0]], shape[path][1]
+                ):
                     raise TypeError
-                return data  # type: ignore[no-any-return]
+                if not isinstance(data, dict):
+                    raise TypeError
+                return data
             except (ValueError, LookupError, TypeError):
-                raise _Failure("malformed JSON from the server", True) from None
+                raise Failure("malformed JSON from the server", True) from None
         detail = self._redact(server_message(response))
         retryable = status in (408, 429) or status >= 500  # 408: the server's own timeout
         if retryable:
             what = f"HTTP {status}" + (f" ({detail})" if detail else "")
             wait = retry_after(response)
-            raise _Failure(what, True, status, retry_after=wait)
-        raise _Failure(self._explain(status, detail), False, status, body=response.text)
+            raise Failure(what, True, status, retry_after=wait)
+        raise Failure(self._explain(status, detail), False, status, body=response.text)
 
     def _explain(self, status: int, detail: str) -> str:
         """What a non-retryable status means, in words a user can act on."""
@@ -338,7 +263,7 @@ class OpenAICompatible:
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def _body(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+    def body(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
         return {
             "model": self.endpoint.model,
             "messages": [dict(m) for m in messages],
@@ -346,7 +271,7 @@ class OpenAICompatible:
             "temperature": 0,
         }
 
-    def _usage(
+    def usage(
         self, data: dict[str, Any], messages: Sequence[Message], text: str
     ) -> tuple[int, int, bool]:
         usage = data.get("usage")

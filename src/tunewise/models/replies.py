@@ -1,13 +1,12 @@
 """Reading an OpenAI-compatible server's replies: the server's own error words, Retry-After,
-label probabilities from logprobs, the label a free-text answer names, and a token estimate
-for servers that report no usage."""
+the label a free-text answer names, and a token estimate for servers that report no usage.
+Label probabilities from logprobs are read in models/label_reading.py."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import httpx
 
@@ -38,34 +37,6 @@ def server_message(response: httpx.Response) -> str:
         text = response.text
     text = " ".join(text.split())
     return text if len(text) <= 200 else text[:199] + "…"
-
-
-def label_probabilities(choice: dict[str, Any], labels: Sequence[str]) -> dict[str, float] | None:
-    """Probability of each label from the first token's alternatives; None if none match.
-
-    A token counts for the label it equals, or else for the one label it begins (the first
-    piece of a multi-token label)."""
-    try:
-        alternatives = choice["logprobs"]["content"][0]["top_logprobs"]
-        pairs = [(str(a["token"]), float(a["logprob"])) for a in alternatives]
-    except (LookupError, TypeError, ValueError):
-        return None
-    folded = {label.casefold(): label for label in labels}
-    mass = dict.fromkeys(labels, 0.0)
-    for token, logprob in pairs:
-        piece = token.strip().casefold()
-        if not piece:
-            continue
-        label = folded.get(piece)
-        if label is None:
-            starting = [lab for lab in labels if lab.casefold().startswith(piece)]
-            label = starting[0] if len(starting) == 1 else None
-        if label is not None:
-            mass[label] += math.exp(min(logprob, 0.0))
-    total = sum(mass.values())
-    if not total > 0:
-        return None
-    return {label: value / total for label, value in mass.items()}
 
 
 def parse_label(text: str, labels: Sequence[str]) -> str | None:
