@@ -35,3 +35,27 @@ def test_a_candidate_records_its_main_method_and_the_counts() -> None:
     }
     text = SimpleNamespace(predictions=[SimpleNamespace(label_scoring=None)])
     assert _label_scoring(text) == {"label_scoring": None, "label_scoring_answers": None}  # type: ignore[arg-type]
+
+
+def test_the_report_shows_the_method_per_candidate() -> None:
+    from tunewise.report.content import build_report
+
+    def candidate(name: str, method: str, answers: dict[str, int]) -> dict[str, object]:
+        metric = {"value": 0.5, "ci_low": 0.3, "ci_high": 0.7, "n": 4}
+        return {"name": name, "strategy": "zero-shot", "status": "measured",
+                "metrics": {"accuracy": metric}, "label_scoring": method,
+                "label_scoring_answers": answers}  # fmt: skip
+
+    results = {
+        "run_id": "r",
+        "task": {"name": "t", "output_format": "label"},
+        "candidates": [
+            candidate("local", "likelihood", {"likelihood": 4}),
+            candidate("endpoint", "first-token", {"first-token": 3, "parsed": 1}),
+        ],
+    }
+    table = build_report(results, []).candidates
+    [row] = [row for row in table.rows if row[0] == "label scoring"]
+    assert row == ["label scoring", "likelihood", "first-token (1 parsed)"]
+    del results["candidates"][0]["label_scoring"], results["candidates"][1]["label_scoring"]
+    assert "label scoring" not in [row[0] for row in build_report(results, []).candidates.rows]

@@ -196,11 +196,20 @@ def _candidates_table(measured: list[CandidateRecord]) -> Table:
     )  # fmt: skip
     for label, form, values in usage_rows:
         rows.append([label, *(_fmt(value, form) for value in values)])
+    if any(c.label_scoring for c in measured):  # label tasks: how the labels were scored
+        rows.append(["label scoring", *(_label_scoring(c) for c in measured)])
     rows.append(["setup (measured)", *(seconds(c.setup.seconds) for c in measured)])
     costs = [dict(_cost_rows(c.cost or CostRecord())) for c in measured]
     for label in dict.fromkeys(label for cost in costs for label in cost):
         rows.append([label, *(cost.get(label, "-") for cost in costs)])
     return Table(["", *(c.name for c in measured)], rows)
+
+
+def _label_scoring(c: CandidateRecord) -> str:
+    """'first-token', or 'first-token (3 parsed)' where some answers fell back."""
+    others = {k: n for k, n in c.label_scoring_answers.items() if k != c.label_scoring}
+    shown_others = ", ".join(f"{n} {k}" for k, n in others.items())
+    return (c.label_scoring or "-") + (f" ({shown_others})" if shown_others else "")
 
 
 def _fmt(value: float | None, form: str) -> str:

@@ -270,6 +270,8 @@ class CandidateRecord:
     repair: RepairRecord | None = None
     confusion: ConfusionRecord | None = None
     judge: CandidateJudgeRecord | None = None
+    label_scoring: str | None = None  # label tasks: likelihood | constrained | first-token | parsed
+    label_scoring_answers: Mapping[str, int] = field(default_factory=dict)  # answers per method
 
     @property
     def measured(self) -> bool:
