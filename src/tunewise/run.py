@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from tunewise.deciding.from_results import decide_from, price_list
 from tunewise.deciding.ladder import Ladder, LadderRecord
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.next_step import next_step
-from tunewise.deciding.verdict import Recommendation
+from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.errors import DataError, TunewiseError
 from tunewise.home import tunewise_home
 from tunewise.inference.cache import ResponseCache
@@ -23,7 +24,7 @@ from tunewise.measuring.across_datasets import PRIMARY, DatasetResult, dataset_t
 from tunewise.measuring.candidate import CandidateResult, measure_candidate, primary_metric
 from tunewise.measuring.curve import learning_curve
 from tunewise.measuring.drift import drift
-from tunewise.measuring.judge import ModelJudge, run_judgement
+from tunewise.measuring.judge import run_judgement
 from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.measuring.selection import (
     candidate_names,
@@ -33,14 +34,22 @@ from tunewise.measuring.selection import (
     pinned,
     suggested_command,
 )
-from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
 from tunewise.retrieval.knowledge import Knowledge, load_knowledge
+from tunewise.run_context import (
+    Backends,
+    Measured,
+    RunContext,
+    judge_for,
+    judge_model,
+    measure,
+    warm_up_training,
+)
 from tunewise.strategies.catalog import first_in_ladder, names_where
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
+from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import ExtraDataset, Task
 from tunewise.task.data import (
     Dataset,
@@ -148,142 +157,175 @@ def run_task(
     specs = [] if climbing else candidate_specs(task, options)
     checks = check_task(task, model=options.model, loaded=dataset)
     # Documents are read (and indexed) before any model loads: bad data fails fast.
-    retrieving = climbing or bool(names_where(retrieves=True) & {s.strategy for s in specs})
-    knowledge = load_knowledge(task, retrieving, progress) if task.data.documents else None
-    backends: dict[str, Backend] = {}
-
-    def backend_named(model: str) -> Backend:
-        if model not in backends:
-            backends[model] = load_backend(model, task.models, dtype=options.dtype)
-        return backends[model]
-
-    def backend_for(spec: CandidateSpec) -> Backend:
-        return backend_named(model_for(spec, task, options))
-
-    for spec in specs:  # a pinned run loads its models up front: a bad spec fails fast
-        backend_for(spec)
+    knowledge = documents_for(task, specs, progress, climbing=climbing)
+    backends = prepare_backends(task, options, specs)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
-    judge, judge_model, judged = None, None, None
-    if task.judge is not None:
-        judge_model = task.judge.model or options.model or task.model
-        judge = ModelJudge(task.judge, task.contract, backend_named(judge_model), cache, task.seed)
-
-    def measure(
-        spec: CandidateSpec, name: str, examples: Sequence[Example] | None = None
-    ) -> CandidateResult:
-        asked = list(test if examples is None else examples)
-        return measure_candidate(
-            task, spec, name=name, backend=backend_for(spec), dataset=dataset, test=asked,
-            cache=cache, progress=progress, knowledge=knowledge, repeats=options.repeats,
-            judge=judge,
-        )  # fmt: skip
-
-    def warm_up_training(spec: FineTuningOptions, name: str) -> tuple[float, int]:
-        """A short training's seconds and examples (its adapter is cached like any)."""
-        prepared = prepare_candidate(
-            task, spec, train=dataset.train, backend=backend_for(spec), name=name,
-            progress=progress,
-        )  # fmt: skip
-        training = prepared.setup.training
-        assert training is not None  # spec is a fine-tuning candidate: it trained
-        return training.seconds, training.examples * spec.epochs
-
-    ladder = None
+    judge = judge_for(task, options, backends, cache)
+    run = RunContext(task, options, dataset, test, backends, cache, progress, knowledge, judge)
     try:
-        if climbing:
-            settings = ladder_settings(task)
-            ladder = Ladder(
-                task=task,
-                test=test,
-                train_examples=len(dataset.train),
-                trainable=isinstance(
-                    backend_for(settings(first_in_ladder("fine-tuning"))), LocalModel
-                ),
-                measure=measure,
-                decide=lambda measured: decide_from(task, dataset, measured),
-                train_seconds=warm_up_training,
-                command=lambda strategies: suggested_command(options, strategies),
-                budget=options.budget,
-                settings=settings,
-            )
-            record = walk(ladder)
-            specs, results, test = ladder.specs, ladder.results, ladder.test
-            names = [r.name for r in results]
-        else:
-            names = candidate_names(specs)
-            results = [measure(spec, name) for spec, name in zip(specs, names, strict=True)]
-        curve = None
-        if options.learning_curve:
-            curve = learning_curve(task, specs, results, options.learning_curve, measure)
-        datasets = []
-        if task.datasets:
-            datasets.append(DatasetResult(PRIMARY, dataset, test, results))
-        # The other datasets: the same candidates, trained and tested on each dataset's own data;
-        # the freshness probe belongs to the documents and runs once, on the main dataset.
-        quiet = replace(knowledge, questions=()) if knowledge else None
-        for files in task.datasets:
-            extra, extra_test = load_data(task, options, files)
-            measured = [
-                measure_candidate(
-                    task, spec, name=name, backend=backend_for(spec), dataset=extra,
-                    test=extra_test, cache=cache, progress=progress, knowledge=quiet, judge=judge,
-                )
-                for spec, name in zip(specs, names, strict=True)
-            ]  # fmt: skip
-            datasets.append(DatasetResult(files.name, extra, extra_test, measured))
-        judged = None
-        if judge is not None and judge_model is not None:
-            examples = [*dataset.train, *dataset.test]
-            judged = run_judgement(judge, judge_model, examples, price_list(task))
+        measured = climb_ladder(run) if climbing else measure_pinned(run, specs)
+        run = replace(run, test=measured.test)
+        curve = curve_for(run, measured)
+        datasets = other_datasets(run, measured)
+        judged = judgement(run)
     finally:
         cache.close()
-    recommendation = decide_from(task, dataset, results, curve)
-    measured = [(c.name, c.predictions) for c in results if c.measured]
-    languages = drift(
-        task.contract.output_format,
-        primary_metric(task),
-        test,
-        measured,
-        answer_language=task.contract.answer_language,
-        trained_languages=checks["languages"]["train"].get("shares"),
-        seed=task.seed,
-    )
-    if datasets:
-        flags = disagreements(dataset_table(datasets), recommendation.metric)
-        recommendation = replace(recommendation, reasons=[*recommendation.reasons, *flags])
-    warning = ((judged or {}).get("calibration") or {}).get("warning")
-    if warning and recommendation.metric == "judge":
-        recommendation = replace(recommendation, reasons=[*recommendation.reasons, warning])
-    walked = record if ladder is not None else None
-    metric = primary_metric(task)
-    following = next_step(
-        recommendation,
-        walked,
-        curve,
-        measured={r.name: (r.strategy, r.metrics[metric]) for r in results if r.measured},
-        target=task.target,
-        train_examples=len(dataset.train),
-        command=lambda strategies, **flags: suggested_command(options, strategies, **flags),
-        model=options.model or task.model,
-    )
-    recommendation = replace(recommendation, next_step=following)
+    recommendation = decide_from(task, dataset, measured.results, curve)
+    languages = language_drift(run, measured.results, checks)
+    recommendation = with_warnings(recommendation, datasets, judged)
+    following = following_step(run, measured, curve, recommendation)
     return RunResult(
         task,
         hashed,
         dataset,
-        test,
+        run.test,
         options,
-        results,
-        recommendation,
+        measured.results,
+        replace(recommendation, next_step=following),
         time.perf_counter() - started,
         learning_curve=curve,
         knowledge=knowledge,
         datasets=datasets,
         checks=checks,
         languages=languages,
-        specs=list(specs),
-        ladder=walked,
+        specs=list(measured.specs),
+        ladder=measured.ladder,
         judge=judged,
+    )
+
+
+def documents_for(
+    task: Task, specs: Sequence[CandidateSpec], progress: Progress, *, climbing: bool
+) -> Knowledge | None:
+    """The task's documents, read (and indexed when a candidate retrieves)."""
+    if not task.data.documents:
+        return None
+    retrieving = climbing or bool(names_where(retrieves=True) & {s.strategy for s in specs})
+    return load_knowledge(task, retrieving, progress)
+
+
+def prepare_backends(task: Task, options: RunOptions, specs: Sequence[CandidateSpec]) -> Backends:
+    """The run's backends; a pinned run loads its models up front, so a bad spec fails fast."""
+    backends = Backends(task, options)
+    for spec in specs:
+        backends.for_spec(spec)
+    return backends
+
+
+def climb_ladder(run: RunContext) -> Measured:
+    """The default run: the four steps, as far as the budget and the gap take it."""
+    task, options = run.task, run.options
+    settings = ladder_settings(task)
+    trainer = run.backends.for_spec(settings(first_in_ladder("fine-tuning")))
+    ladder = Ladder(
+        task=task,
+        test=run.test,
+        train_examples=len(run.dataset.train),
+        trainable=isinstance(trainer, LocalModel),
+        measure=partial(measure, run),
+        decide=lambda measured: decide_from(task, run.dataset, measured),
+        train_seconds=partial(warm_up_training, run),
+        command=lambda strategies: suggested_command(options, strategies),
+        budget=options.budget,
+        settings=settings,
+    )
+    record = walk(ladder)
+    names = [r.name for r in ladder.results]
+    return Measured(ladder.specs, names, ladder.results, ladder.test, record)
+
+
+def measure_pinned(run: RunContext, specs: list[CandidateSpec]) -> Measured:
+    """The candidates the task or --strategies pinned, each measured in turn."""
+    names = candidate_names(specs)
+    results = [measure(run, spec, name) for spec, name in zip(specs, names, strict=True)]
+    return Measured(specs, names, results, run.test)
+
+
+def curve_for(run: RunContext, measured: Measured) -> CurveFit | None:
+    """The learning curve --learning-curve asks for, if it does."""
+    sizes = run.options.learning_curve
+    if not sizes:
+        return None
+    return learning_curve(run.task, measured.specs, measured.results, sizes, partial(measure, run))
+
+
+def other_datasets(run: RunContext, measured: Measured) -> list[DatasetResult]:
+    """The same candidates, trained and tested on each extra dataset's own data (main first);
+    the freshness probe belongs to the documents and runs once, on the main dataset."""
+    task = run.task
+    datasets = []
+    if task.datasets:
+        datasets.append(DatasetResult(PRIMARY, run.dataset, run.test, measured.results))
+    quiet = replace(run.knowledge, questions=()) if run.knowledge else None
+    for files in task.datasets:
+        extra, extra_test = load_data(task, run.options, files)
+        results = [
+            measure_candidate(
+                task, spec, name=name, backend=run.backends.for_spec(spec), dataset=extra,
+                test=extra_test, cache=run.cache, progress=run.progress, knowledge=quiet,
+                judge=run.judge,
+            )
+            for spec, name in zip(measured.specs, measured.names, strict=True)
+        ]  # fmt: skip
+        datasets.append(DatasetResult(files.name, extra, extra_test, results))
+    return datasets
+
+
+def judgement(run: RunContext) -> dict[str, Any] | None:
+    """The judge's settings, calibration and cost, when the run had a judge."""
+    if run.judge is None:
+        return None
+    examples = [*run.dataset.train, *run.dataset.test]
+    return run_judgement(
+        run.judge, judge_model(run.task, run.options), examples, price_list(run.task)
+    )
+
+
+def language_drift(
+    run: RunContext, results: Sequence[CandidateResult], checks: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Per-language quality of the measured candidates, for multilingual test sets."""
+    task = run.task
+    return drift(
+        task.contract.output_format,
+        primary_metric(task),
+        run.test,
+        [(c.name, c.predictions) for c in results if c.measured],
+        answer_language=task.contract.answer_language,
+        trained_languages=checks["languages"]["train"].get("shares"),
+        seed=task.seed,
+    )
+
+
+def with_warnings(
+    recommendation: Recommendation, datasets: list[DatasetResult], judged: dict[str, Any] | None
+) -> Recommendation:
+    """The decision's reasons, plus where the datasets disagree and the judge's calibration
+    warning when the decision rests on the judge."""
+    if datasets:
+        flags = disagreements(dataset_table(datasets), recommendation.metric)
+        recommendation = replace(recommendation, reasons=[*recommendation.reasons, *flags])
+    warning = ((judged or {}).get("calibration") or {}).get("warning")
+    if warning and recommendation.metric == "judge":
+        recommendation = replace(recommendation, reasons=[*recommendation.reasons, warning])
+    return recommendation
+
+
+def following_step(
+    run: RunContext, measured: Measured, curve: CurveFit | None, recommendation: Recommendation
+) -> NextStep:
+    """What to do next, from the decision, the walk and the curve."""
+    task, options = run.task, run.options
+    metric = primary_metric(task)
+    return next_step(
+        recommendation,
+        measured.ladder,
+        curve,
+        measured={r.name: (r.strategy, r.metrics[metric]) for r in measured.results if r.measured},
+        target=task.target,
+        train_examples=len(run.dataset.train),
+        command=lambda strategies, **flags: suggested_command(options, strategies, **flags),
+        model=options.model or task.model,
     )
 
 

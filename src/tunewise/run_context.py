@@ -1,0 +1,104 @@
+"""What every step of a run measures with: the task, its data, the backends (each loaded once),
+the response cache, the documents and the judge; and how one candidate is measured with them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tunewise.deciding.ladder import LadderRecord
+from tunewise.inference.cache import ResponseCache
+from tunewise.measuring.candidate import CandidateResult, measure_candidate
+from tunewise.measuring.judge import ModelJudge
+from tunewise.measuring.progress import Progress
+from tunewise.measuring.selection import model_for
+from tunewise.models.backend import Backend
+from tunewise.models.registry import load_backend
+from tunewise.options import RunOptions
+from tunewise.retrieval.knowledge import Knowledge
+from tunewise.strategies.prepare import prepare_candidate
+from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
+from tunewise.task.config import Task
+from tunewise.task.data import Dataset, Example
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The run's model backends, each loaded once, on first use."""
+
+    task: Task
+    options: RunOptions
+    loaded: dict[str, Backend] = field(default_factory=dict)
+
+    def named(self, model: str) -> Backend:
+        if model not in self.loaded:
+            self.loaded[model] = load_backend(model, self.task.models, dtype=self.options.dtype)
+        return self.loaded[model]
+
+    def for_spec(self, spec: CandidateSpec) -> Backend:
+        return self.named(model_for(spec, self.task, self.options))
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of a run measures with."""
+
+    task: Task
+    options: RunOptions
+    dataset: Dataset
+    test: list[Example]  # the examples every candidate is asked (the ladder may fit them)
+    backends: Backends
+    cache: ResponseCache
+    progress: Progress
+    knowledge: Knowledge | None
+    judge: ModelJudge | None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The candidates a run measured, in order, and the ladder's walk when it climbed."""
+
+    specs: list[CandidateSpec]
+    names: list[str]
+    results: list[CandidateResult]
+    test: list[Example]
+    ladder: LadderRecord | None = None
+
+
+def judge_model(task: Task, options: RunOptions) -> str:
+    """The model that judges: the `judge:` block's, else --model, else the task's."""
+    assert task.judge is not None
+    return task.judge.model or options.model or task.model
+
+
+def judge_for(
+    task: Task, options: RunOptions, backends: Backends, cache: ResponseCache
+) -> ModelJudge | None:
+    """The model judge the task's `judge:` block asks for, if any."""
+    if task.judge is None:
+        return None
+    backend = backends.named(judge_model(task, options))
+    return ModelJudge(task.judge, task.contract, backend, cache, task.seed)
+
+
+def measure(
+    run: RunContext, spec: CandidateSpec, name: str, examples: Sequence[Example] | None = None
+) -> CandidateResult:
+    """One candidate measured on the run's test examples (or the ones given)."""
+    asked = list(run.test if examples is None else examples)
+    return measure_candidate(
+        run.task, spec, name=name, backend=run.backends.for_spec(spec), dataset=run.dataset,
+        test=asked, cache=run.cache, progress=run.progress, knowledge=run.knowledge,
+        repeats=run.options.repeats, judge=run.judge,
+    )  # fmt: skip
+
+
+def warm_up_training(run: RunContext, spec: FineTuningOptions, name: str) -> tuple[float, int]:
+    """A short training's seconds and examples (its adapter is cached like any)."""
+    prepared = prepare_candidate(
+        run.task, spec, train=run.dataset.train, backend=run.backends.for_spec(spec), name=name,
+        progress=run.progress,
+    )  # fmt: skip
+    training = prepared.setup.training
+    assert training is not None  # spec is a fine-tuning candidate: it trained
+    return training.seconds, training.examples * spec.epochs
