@@ -3,6 +3,7 @@ answer, a fake clock advances by what each measurement would take; the decision 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class World:
     metric: str = "accuracy"
     params: dict[str, dict[str, float]] = field(default_factory=dict)  # by strategy
     recall_at_1: float | None = None  # of RAG candidates without reranking (None: no gold ids)
+    drawn: bool = False  # answers right with probability `quality`, for sequential measurement
 
     def clock(self) -> float:
         return self.now
@@ -64,8 +66,8 @@ class World:
             recall = 1.0 if getattr(spec, "rerank", 0) else self.recall_at_1
             metrics["recall@1"] = MetricValue(recall, recall, recall, len(examples))
         predictions = [
-            Prediction(name, e.id, e.output, 50, 1, seconds * 1000, (), False, "stop",
-                       compute_ms=seconds * 1000)
+            Prediction(name, e.id, self.answer(name, e, value), 50, 1, seconds * 1000, (), False,
+                       "stop", compute_ms=seconds * 1000)
             for e in examples
         ]  # fmt: skip
         usage = {
@@ -88,6 +90,14 @@ class World:
             name, spec.strategy, "m", "f", params,
             metrics, usage, setup if trained else Setup(), predictions, retrieval=retrieval,
         )  # fmt: skip
+
+    def answer(self, name: str, example: Example, quality: float) -> str:
+        """Right with probability `quality` (seeded by candidate and example) when answers are
+        drawn, else always the reference."""
+        if not self.drawn:
+            return example.output
+        draw = int(hashlib.sha256(f"{name}/{example.id}".encode()).hexdigest()[:8], 16) / 16**8
+        return example.output if draw < quality else "wrong"
 
     def train_seconds(self, spec: FineTuningOptions, name: str) -> tuple[float, int]:
         examples = spec.max_train_examples or 0
@@ -131,8 +141,14 @@ def climb(
         budget=budget,
         settings=ladder_settings(task),
         clock=world.clock,
+        scores=right_answers if world.drawn else None,
     )
     return ladder, walk(ladder)
+
+
+def right_answers(result: CandidateResult, asked: Sequence[Example]) -> list[float]:
+    gold = {e.id: e.output for e in asked}
+    return [float(p.output == gold[p.example_id]) for p in result.predictions]
 
 
 def statuses(record: LadderRecord) -> dict[int, str]:
@@ -367,3 +383,32 @@ def test_an_installed_fine_tuning_method_is_walked_at_step_3_with_its_own_warm_u
     )  # fmt: skip
     assert "ia3's learning curve" in following.action
     assert following.command == "tunewise run task.yaml --strategies ia3 --learning-curve 150,300"
+
+
+def test_sequential_rounds_stop_far_candidates_early_and_keep_the_budget_for_step_3(
+    task: Task,
+) -> None:
+    # Prompting far below the 0.6 target is settled after the first 24 answers, without demo
+    # re-draws; LoRA, near the target, answers more before its interval clears it.
+    world = World({"zero-shot": 0.1, "few-shot": 0.15, "lora": 0.95}, drawn=True)
+    ladder, _ = climb(task, world, budget=4000, train=600, test=300)
+    stops = {r.name: r.sequential for r in ladder.results}
+    assert stops["zero-shot"] is not None and stops["few-shot"] is not None
+    assert (stops["zero-shot"].n, stops["zero-shot"].reason) == (24, "below the target")
+    assert (stops["few-shot"].n, stops["few-shot"].reason) == (24, "below the target")
+    assert getattr(ladder.specs[1], "redraws", None) == 1  # far below: no re-draws
+    lora = stops["lora"]
+    assert lora is not None and lora.reason == "above the target" and lora.looks == 5
+    interval = ladder.results[-1].metrics["accuracy"]
+    assert interval.n == lora.n and interval.ci_low >= 0.6 and lora.confidence == 0.99
+    # Only the answers asked were charged: 24 + 24 + LoRA's, not 300 each.
+    assert [n for name, n, *_ in world.asked if name in {"zero-shot", "few-shot"}][-2:] == [24, 24]
+
+
+def test_few_shot_close_to_the_target_gets_its_demo_redraws(task: Task) -> None:
+    world = World({"zero-shot": 0.1, "few-shot": 0.6, "lora": 0.62}, drawn=True)
+    ladder, _ = climb(task, world, train=600, test=300)
+    few = next(r for r in ladder.results if r.name == "few-shot")
+    assert few.sequential is not None and few.sequential.reason != "below the target"
+    assert getattr(ladder.specs[1], "redraws", None) == 3  # measured again with its re-draws
+    assert few.metrics["accuracy"].n == few.sequential.n

@@ -18,10 +18,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from tunewise.deciding.verdict import Recommendation
+from tunewise.evaluation.sequential import (
+    SequentialStop,
+    bounded_mean_interval,
+    look_confidence,
+    looks,
+    settled,
+)
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.strategies.catalog import first_in_ladder, ladder_strategies, strategy_named
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
@@ -133,6 +140,7 @@ def compute_of(result: CandidateResult) -> float:
 
 Measure = Callable[[CandidateSpec, str, Sequence[Example]], CandidateResult]
 Decide = Callable[[Sequence[CandidateResult]], Recommendation]
+Scores = Callable[[CandidateResult, Sequence[Example]], Sequence[float]]
 TrainSeconds = Callable[[FineTuningOptions, str], tuple[float, int]]
 """Trains (or reuses) a short warm-up adapter; returns its training seconds and examples."""
 
@@ -159,6 +167,11 @@ class Ladder:
     steps: list[StepOutcome] = field(default_factory=list)
     reductions: list[Reduction] = field(default_factory=list)
     per_answer: dict[str, float] = field(default_factory=dict)  # strategy -> seconds per answer
+    # Each answer's score on the target's metric, for sequential measurement; None: that
+    # metric is not a mean of per-answer scores (macro F1, the judge), so each candidate
+    # answers the whole sample.
+    scores: Scores | None = None
+    metric: str = "accuracy"  # the target's metric, whose interval sequential rounds report
 
     @property
     def baseline(self) -> str:
@@ -185,11 +198,53 @@ class Ladder:
 
     # -- running ------------------------------------------------------------------------------
     def run(self, spec: CandidateSpec, name: str) -> CandidateResult:
-        result = self.measure(spec, name, self.test)
-        self.spent += compute_of(result)
+        """Measure a candidate on the test sample: in rounds that stop once its interval is
+        clear of the target (when the ladder can score answers one by one), else at once."""
+        planned = looks(len(self.test))
+        if self.scores is None or self.task.target is None or len(planned) == 1:
+            result = self.measure(spec, name, self.test)
+            self.spent += compute_of(result)
+        else:
+            result = self._sequentially(spec, name, planned, self.task.target.min)
         self.results.append(result)
         self.specs.append(spec)
         return result
+
+    def _sequentially(
+        self, spec: CandidateSpec, name: str, planned: list[int], target: float
+    ) -> CandidateResult:
+        """Answer `planned[0]` examples, then double, until the target's metric is settled;
+        each round charges only its new answers (the earlier ones come from the cache)."""
+        assert self.scores is not None
+        level = look_confidence(len(planned))
+        charged = 0.0
+        for n in planned:
+            result = self.measure(spec, name, self.test[:n])
+            cost = compute_of(result)
+            self.spent += cost - charged
+            charged = cost
+            if not result.measured:
+                return result
+            interval = bounded_mean_interval(self.scores(result, self.test[:n]), level)
+            reason = settled(interval, target)
+            if reason is not None:
+                break
+        stop = SequentialStop(n, len(self.test), len(planned), level, reason or "sample exhausted")
+        metrics = {**result.metrics, self.metric: interval}
+        return replace(result, metrics=metrics, sequential=stop)
+
+    def with_extras(self, spec: CandidateSpec) -> CandidateResult:
+        """The last candidate measured again with `spec` (its extra measurements on) on the
+        same examples: their answers are cached, so only the extras cost."""
+        last = self.results[-1]
+        n = last.sequential.n if last.sequential else len(self.test)
+        again = self.measure(spec, last.name, self.test[:n])
+        self.spent += compute_of(again) - compute_of(last)
+        if not again.measured:
+            return last
+        kept = replace(again, metrics=last.metrics, sequential=last.sequential)
+        self.results[-1], self.specs[-1] = kept, spec
+        return kept
 
     def record(self, step: int, title: str, status: Status, reason: str, **extra: Any) -> None:
         self.steps.append(StepOutcome(step, title, status, reason, **extra))

@@ -20,6 +20,7 @@ from tunewise.evaluation.grounding import (
     retrieval_metrics,
     stale_rate,
 )
+from tunewise.evaluation.sequential import SequentialStop
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
@@ -61,6 +62,7 @@ class CandidateResult:
     repair: RepairRecord | None = None  # generated answers: what the repair loop did
     judge: JudgeOutcome | None = None  # the model judge's verdicts on the test answers
     retrieval: RetrievalUse | None = None  # a retrieving candidate: how it answered
+    sequential: SequentialStop | None = None  # measured in rounds: where it stopped and why
 
     @property
     def measured(self) -> bool:

@@ -63,10 +63,10 @@ def drift(
         "trained_languages": trained_languages,
         "candidates": {
             name: language_breakdown(
-                languages,
+                languages[: len(predictions)],  # a candidate stopped early answered a prefix
                 [p.output for p in predictions],
-                _scores(output_format, metric, predictions, examples),
-                expected_output_languages=expected,
+                _scores(output_format, metric, predictions, examples[: len(predictions)]),
+                expected_output_languages=expected[: len(predictions)] if expected else None,
                 seed=seed,
             )
             for name, predictions in candidates

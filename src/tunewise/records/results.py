@@ -229,6 +229,7 @@ def candidate_document(result: CandidateResult, run: RunResult) -> dict[str, Any
             run.task.usage.horizon_months,
         ).to_dict(),
         "freshness": _freshness(result),
+        "sequential": asdict(result.sequential) if result.sequential else None,
         "consistency": result.consistency.to_dict() if result.consistency else None,
         "flakiness": result.flakiness.to_dict() if result.flakiness else None,
         "repair": result.repair.to_dict() if result.repair else None,
@@ -259,7 +260,9 @@ def _confusion(result: CandidateResult, run: RunResult) -> dict[str, Any] | None
     if output_format.type != "label":
         return None
     outputs = [p.output for p in result.predictions]
-    return confusion(outputs, [e.output for e in run.test], output_format.labels)
+    references = {e.id: e.output for e in run.test}
+    gold = [references[p.example_id] for p in result.predictions]
+    return confusion(outputs, gold, output_format.labels)
 
 
 def _freshness(result: CandidateResult) -> dict[str, Any] | None:
@@ -281,7 +284,8 @@ def prediction_lines(run: RunResult) -> list[dict[str, Any]]:
         if result.freshness is not None:
             asked.append(("updates", questions, result.freshness.predictions))
         for split, examples, predictions in asked:
-            for example, p in zip(examples, predictions, strict=True):
+            by_id = {e.id: e for e in examples}  # a candidate stopped early answered fewer
+            for example, p in ((by_id[p.example_id], p) for p in predictions):
                 lines.append(
                     {
                         "candidate": p.candidate,

@@ -246,6 +246,17 @@ class CandidateJudgeRecord:
 
 
 @dataclass(frozen=True)
+class SequentialRecord:
+    """Measured in rounds by the ladder: where it stopped and why (see results.schema.json)."""
+
+    n: int
+    planned: int
+    looks: int
+    confidence: float
+    reason: str  # above the target | below the target | sample exhausted
+
+
+@dataclass(frozen=True)
 class CandidateRecord:
     """One candidate: measured (metrics, usage, setup, cost and the optional blocks) or skipped
     (skipped_reason)."""
@@ -265,6 +276,7 @@ class CandidateRecord:
     setup: SetupRecord = SetupRecord()
     cost: CostRecord | None = None
     freshness: FreshnessRecord | None = None
+    sequential: SequentialRecord | None = None
     consistency: ConsistencyRecord | None = None
     flakiness: FlakinessRecord | None = None
     repair: RepairRecord | None = None
