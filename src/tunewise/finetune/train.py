@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,8 @@ from tunewise.finetune.batches import (
 from tunewise.finetune.checkpoints import TrainingState, checkpoint, resume, save_adapter
 from tunewise.finetune.examples import IGNORE, TrainingSequence
 from tunewise.finetune.method import TrainingMethod, lora_settings, peft_config
+from tunewise.finetune.training_record import overfitting as overfitting
+from tunewise.finetune.training_record import training_record
 
 Advance = Callable[[int], None]
 # Part of every adapter's cache key: bump when the loop changes which weights a seed produces
@@ -139,6 +140,27 @@ def _frozen_linears_in_bf16(model: Any) -> None:
             module.weight.data = weight.data.to(torch.bfloat16)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One training's moving parts, set up once: what every step and check uses."""
+
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    config: TrainingConfig
+    train: Sequence[TrainingSequence]
+    validation: Sequence[TrainingSequence]
+    pad_id: int
+    prefix: int  # tokens of the prompt prefix every sequence shares, computed once per batch
+    steps_per_epoch: int
+    work: Path
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs
+
+
 def train_adapter(
     base_folder: Path,
     train: Sequence[TrainingSequence],
@@ -156,6 +178,30 @@ def train_adapter(
 
     `out` appears complete or not at all. `work` holds checkpoints; a run that finds one there
     resumes from it. Returns the record."""
+    run = _set_up(base_folder, train, validation, config, work, pad_id)
+    state = resume(work, run.accelerator, run.model, run.optimizer, run.scheduler)
+    advance(state.step)
+    started = time.perf_counter() - state.seconds
+    while state.epoch < config.epochs and not state.stopped_early:
+        _train_epoch(run, state, advance, started)
+    state.seconds = time.perf_counter() - started
+    record = training_record(
+        state, run.accelerator, run.model, asdict(config), train, validation, run.steps_per_epoch
+    )
+    record |= {"shared_prefix_tokens": run.prefix, **(notes or {})}
+    _publish(record, run.accelerator, run.model, out, work, extra_files or {})
+    return record
+
+
+def _set_up(
+    base_folder: Path,
+    train: Sequence[TrainingSequence],
+    validation: Sequence[TrainingSequence],
+    config: TrainingConfig,
+    work: Path,
+    pad_id: int,
+) -> _Run:
+    """The seeded model with its adapter, the optimizer and scheduler, prepared by accelerate."""
     import torch
     from accelerate import Accelerator
     from transformers import get_scheduler
@@ -166,11 +212,7 @@ def train_adapter(
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate
     )
-    lengths = [len(s.input_ids) for s in train]
-    batches_per_epoch = math.ceil(len(train) / config.batch_size)
-    steps_per_epoch = max(
-        1, math.ceil(batches_per_epoch / accelerator.num_processes / config.gradient_accumulation)
-    )
+    steps_per_epoch = _steps_per_epoch(train, config, accelerator)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_scheduler(
         config.scheduler,
@@ -183,62 +225,78 @@ def train_adapter(
     # where the method allows it (a method that prepends virtual tokens changes the prefix).
     alone = accelerator.num_processes == 1 and config.shared_prefix
     prefix = shared_prefix([*train, *validation]) if alone else 0
-    state = resume(work, accelerator, model, optimizer, scheduler)
-    advance(state.step)
-    evaluate_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
-    started = time.perf_counter() - state.seconds
+    return _Run(
+        accelerator, model, optimizer, scheduler, config, train, validation, pad_id, prefix,
+        steps_per_epoch, work,
+    )  # fmt: skip
 
-    def validation_loss() -> float:
-        with _autocast(accelerator, config):
-            return _validation_loss(
-                accelerator, model, validation, config.batch_size, pad_id, prefix
-            )
 
-    while state.epoch < config.epochs and not state.stopped_early:
-        batches = length_grouped_batches(lengths, config.batch_size, config.seed, state.epoch)
-        loader = accelerator.prepare_data_loader(
-            torch.utils.data.DataLoader(
-                train,
-                batch_sampler=batches,
-                collate_fn=lambda seqs: collate(seqs, pad_id, prefix),
-                # Its own generator: drawing the loader's seed must not shift the global RNG
-                # that dropout uses, or a resumed run would diverge from an uninterrupted one.
-                generator=torch.Generator().manual_seed(config.seed + state.epoch),
+def _train_epoch(run: _Run, state: TrainingState, advance: Advance, started: float) -> None:
+    """The rest of the current epoch: a step per batch, a validation check every few steps
+    (which may stop training early), a checkpoint every few more."""
+    config, accelerator = run.config, run.accelerator
+    evaluate_every = max(1, run.steps_per_epoch // config.evaluations_per_epoch)
+    for batch in _epoch_batches(run, state):
+        loss = _train_step(run, batch)
+        state.batch_in_epoch += 1
+        state.tokens += computed_tokens(batch) * accelerator.num_processes
+        state.pending_losses.append(float(loss.detach()))
+        if not accelerator.sync_gradients:
+            continue
+        state.step += 1
+        advance(1)
+        if state.step % evaluate_every == 0 or state.step == run.total_steps:
+            loss_now = _checked_loss(run)
+            _evaluate(
+                state, loss_now, run.steps_per_epoch, config, accelerator, run.model, run.work
             )
+            if state.stopped_early:
+                return
+        if state.step % config.checkpoint_every == 0:
+            state.seconds = time.perf_counter() - started
+            checkpoint(state, accelerator, run.model, run.optimizer, run.scheduler, run.work)
+    state.epoch += 1
+    state.batch_in_epoch = 0
+
+
+def _epoch_batches(run: _Run, state: TrainingState) -> Any:
+    """The epoch's length-grouped batches, less those a resumed run already trained on."""
+    import torch
+
+    config, lengths = run.config, [len(s.input_ids) for s in run.train]
+    batches = length_grouped_batches(lengths, config.batch_size, config.seed, state.epoch)
+    loader = run.accelerator.prepare_data_loader(
+        torch.utils.data.DataLoader(
+            run.train,
+            batch_sampler=batches,
+            collate_fn=lambda seqs: collate(seqs, run.pad_id, run.prefix),
+            # Its own generator: drawing the loader's seed must not shift the global RNG
+            # that dropout uses, or a resumed run would diverge from an uninterrupted one.
+            generator=torch.Generator().manual_seed(config.seed + state.epoch),
         )
-        loader = accelerator.skip_first_batches(loader, state.batch_in_epoch)
-        for batch in loader:
-            model.train()
-            with accelerator.accumulate(model), _autocast(accelerator, config):
-                loss = completion_loss(model, batch)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            state.batch_in_epoch += 1
-            state.tokens += computed_tokens(batch) * accelerator.num_processes
-            state.pending_losses.append(float(loss.detach()))
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            advance(1)
-            if state.step % evaluate_every == 0 or state.step == total_steps:
-                _evaluate(
-                    state, validation_loss(), steps_per_epoch, config, accelerator, model, work
-                )
-                if state.stopped_early:
-                    break
-            if state.step % config.checkpoint_every == 0:
-                state.seconds = time.perf_counter() - started
-                checkpoint(state, accelerator, model, optimizer, scheduler, work)
-        else:
-            state.epoch += 1
-            state.batch_in_epoch = 0
-    state.seconds = time.perf_counter() - started
-    record = _record(state, accelerator, model, config, train, validation)
-    record |= {"shared_prefix_tokens": prefix, **(notes or {})}
-    _publish(record, accelerator, model, out, work, extra_files or {})
-    return record
+    )
+    return run.accelerator.skip_first_batches(loader, state.batch_in_epoch)
+
+
+def _train_step(run: _Run, batch: Any) -> Any:
+    """One forward and backward pass; the optimizer steps when accumulation is complete."""
+    run.model.train()
+    with run.accelerator.accumulate(run.model), _autocast(run.accelerator, run.config):
+        loss = completion_loss(run.model, batch)
+        run.accelerator.backward(loss)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad()
+    return loss
+
+
+def _checked_loss(run: _Run) -> float:
+    """The validation loss now."""
+    with _autocast(run.accelerator, run.config):
+        return _validation_loss(
+            run.accelerator, run.model, run.validation, run.config.batch_size, run.pad_id,
+            run.prefix,
+        )  # fmt: skip
 
 
 def _autocast(accelerator: Any, config: TrainingConfig) -> Any:
@@ -303,43 +361,6 @@ def _evaluate(
             state.stopped_early = True
 
 
-def _record(
-    state: TrainingState,
-    accelerator: Any,
-    model: Any,
-    config: TrainingConfig,
-    train: Sequence[TrainingSequence],
-    validation: Sequence[TrainingSequence],
-) -> dict[str, Any]:
-    """What training cost and how it went, for results.json."""
-    unwrapped = accelerator.unwrap_model(model)
-    total = sum(p.numel() for p in unwrapped.parameters())
-    curve = state.curve or []
-    return {
-        "seconds": round(state.seconds, 2),
-        "examples": len(train),
-        "validation_examples": len(validation),
-        "tokens_trained": state.tokens,
-        "target_tokens_per_epoch": sum(s.target_tokens for s in train),
-        "steps": state.step,
-        "epochs": round(state.step / _steps_per_epoch(train, config, accelerator), 3),
-        "best_step": state.best_step,
-        "best_validation_loss": round(state.best_loss, 5) if curve else None,
-        "stopped_early": state.stopped_early,
-        "resumed_from_step": state.resumed_from_step,
-        "loss_curve": curve,
-        "overfitting": overfitting(curve),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        # Forward 2N and backward 2N FLOPs per token (frozen weights get no weight gradients).
-        "flops_estimate": 4 * total * state.tokens,
-        "trainable_parameters": sum(p.numel() for p in unwrapped.parameters() if p.requires_grad),
-        "total_parameters": total,
-        "device": str(accelerator.device),
-        "processes": accelerator.num_processes,
-        "config": asdict(config),
-    }
-
-
 def _publish(
     record: dict[str, Any],
     accelerator: Any,
@@ -366,14 +387,3 @@ def _publish(
 def _steps_per_epoch(train: Sequence[TrainingSequence], config: TrainingConfig, acc: Any) -> int:
     batches = math.ceil(len(train) / config.batch_size)
     return max(1, math.ceil(batches / acc.num_processes / config.gradient_accumulation))
-
-
-def overfitting(curve: Sequence[dict[str, float]]) -> bool:
-    """Validation loss rose above its minimum (by 2%) while training loss kept falling."""
-    if len(curve) < 3:
-        return False
-    best = min(range(len(curve)), key=lambda i: curve[i]["validation_loss"])
-    last = curve[-1]
-    rose = last["validation_loss"] > curve[best]["validation_loss"] * 1.02
-    fell = last["train_loss"] < curve[best]["train_loss"]
-    return rose and fell
