@@ -11,7 +11,6 @@ the shared response cache, so an input the run measured is answered exactly as m
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import shutil
 import threading
@@ -24,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -32,6 +31,7 @@ from tunewise.errors import TunewiseError
 from tunewise.evaluation import validate
 from tunewise.home import tunewise_home
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.chat_api import ApiError, ChatRequest, label_logprobs, task_input
 from tunewise.inference.predict import Prediction, predict
 from tunewise.inference.repair import repair, repairs_for
 from tunewise.models.constrained import ConstrainedModel
@@ -167,72 +167,13 @@ def _restore_adapter(run_dir: Path, name: str, entry: dict[str, Any]) -> None:
 # ---- the HTTP side ---------------------------------------------------------------------------
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: str
-    content: str | list[dict[str, Any]] | None = None
-
-
-class ChatRequest(BaseModel):
-    """The OpenAI chat-completions fields the server reads; other sampling fields are accepted
-    and ignored (answers are greedy, as measured)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str
-    messages: list[_Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    n: int = Field(default=1, ge=1)
-    stream: bool = False
-    logprobs: bool = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
-
-
-class ApiError(Exception):
-    """An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
-
-    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
-
-    def body(self) -> dict[str, Any]:
-        kind = "invalid_request_error" if self.status < 500 else "server_error"
-        return {
-            "error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}
-        }
-
-
-def task_input(request: ChatRequest, max_chars: int) -> str:
-    """The input contract: the last message is the user's input, as non-empty text."""
-    last = request.messages[-1]
-    if last.role != "user":
-        raise ApiError(400, "the last message must be the user's input", "invalid_messages")
-    content = last.content
-    if isinstance(content, list):  # content parts: only text parts make an input
-        if any(part.get("type") != "text" for part in content):
-            raise ApiError(400, "only text content parts are supported", "unsupported_content")
-        content = "".join(str(part.get("text", "")) for part in content)
-    if not content or not content.strip():
-        raise ApiError(400, "the user's input is empty", "empty_input", "messages")
-    if len(content) > max_chars:
-        raise ApiError(
-            400,
-            f"the input has {len(content):,} characters; this server accepts up to {max_chars:,}",
-            "input_too_long",
-            "messages",
-        )
-    return content
-
-
 def completion(served: ServedCandidate, request: ChatRequest, p: Prediction) -> dict[str, Any]:
     """The chat.completion response for one answer, with usage and the candidate's sources."""
     choice: dict[str, Any] = {
         "index": 0,
         "message": {"role": "assistant", "content": p.output},
         "finish_reason": p.finish_reason,
-        "logprobs": _label_logprobs(p, request.top_logprobs) if request.logprobs else None,
+        "logprobs": label_logprobs(p, request.top_logprobs) if request.logprobs else None,
     }
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -256,19 +197,14 @@ def completion(served: ServedCandidate, request: ChatRequest, p: Prediction) -> 
     }
 
 
-def _label_logprobs(p: Prediction, top: int | None) -> dict[str, Any] | None:
-    """A label candidate's probabilities as OpenAI logprobs, each label one "token"; None for
-    generated text (per-token log-probs are not kept)."""
-    if not p.probabilities:
-        return None
+@dataclass(frozen=True)
+class _Serving:
+    """What the routes read: the candidate, its key and the request limits."""
 
-    def entry(label: str, probability: float) -> dict[str, Any]:
-        return {"token": label, "logprob": math.log(max(probability, 1e-300)), "bytes": None}
-
-    ranked = sorted(p.probabilities.items(), key=lambda item: -item[1])
-    alternatives = [entry(label, prob) for label, prob in ranked[: top or 0]]
-    chosen = entry(p.output, p.probabilities.get(p.output, 0.0))
-    return {"content": [{**chosen, "top_logprobs": alternatives}], "refusal": None}
+    served: ServedCandidate
+    api_key: str | None
+    max_request_bytes: int
+    max_input_chars: int
 
 
 def create_app(
@@ -280,75 +216,99 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI application serving one candidate."""
     app = FastAPI(title=f"tunewise: {served.name}", docs_url=None, redoc_url=None)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            ApiError(exc.status_code, str(exc.detail), "http_error").body(), exc.status_code
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(ApiError(400, str(exc), "invalid_request").body(), 400)
-
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Any) -> Any:
-        if request.url.path.startswith("/v1/") and api_key is not None:
-            given = request.headers.get("authorization", "")
-            if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                error = ApiError(401, "missing or incorrect API key", "invalid_api_key")
-                return JSONResponse(error.body(), status_code=401)
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_request_bytes:
-            return JSONResponse(_too_large(max_request_bytes).body(), status_code=413)
-        return await call_next(request)
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "candidate": served.name, "strategy": served.predictor.strategy}
-
-    @app.get("/v1/models")
-    def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(served)]}
-
-    @app.get("/v1/models/{model_id}")
-    def model(model_id: str) -> dict[str, Any]:
-        _check_model(served, model_id)
-        return _model_card(served)
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> JSONResponse:
-        body = bytearray()
-        async for chunk in request.stream():  # bounded even without a Content-Length
-            body.extend(chunk)
-            if len(body) > max_request_bytes:
-                raise _too_large(max_request_bytes)
-        try:
-            parsed = ChatRequest.model_validate_json(bytes(body))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            raise ApiError(400, f"{where}: {first['msg']}", "invalid_request", where) from None
-        _check_model(served, parsed.model)
-        if parsed.stream:
-            raise ApiError(
-                400, "streaming is not supported; send stream: false", "unsupported", "stream"
-            )
-        if parsed.n != 1:
-            raise ApiError(400, "only n=1 is supported (answers are greedy)", "unsupported", "n")
-        text = task_input(parsed, max_input_chars)
-        budget = parsed.max_completion_tokens or parsed.max_tokens
-        try:
-            answer = await run_in_threadpool(served.answer, text, budget)
-        except TunewiseError as exc:
-            raise ApiError(502, str(exc), "model_error") from None
-        return JSONResponse(completion(served, parsed, answer))
-
+    app.state.serving = _Serving(served, api_key, max_request_bytes, max_input_chars)
+    app.exception_handler(ApiError)(_api_error)
+    app.exception_handler(HTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.middleware("http")(_guard)
+    app.get("/health")(health)
+    app.get("/v1/models")(models)
+    app.get("/v1/models/{model_id}")(model)
+    app.post("/v1/chat/completions")(chat)
     return app
+
+
+def _serving(request: Request) -> _Serving:
+    serving: _Serving = request.app.state.serving
+    return serving
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    error = ApiError(exc.status_code, str(exc.detail), "http_error")
+    return JSONResponse(error.body(), exc.status_code)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse(ApiError(400, str(exc), "invalid_request").body(), 400)
+
+
+async def _guard(request: Request, call_next: Any) -> Any:
+    """The key on /v1/ routes, and the declared size of every request."""
+    serving = _serving(request)
+    if request.url.path.startswith("/v1/") and serving.api_key is not None:
+        given = request.headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {serving.api_key}".encode()):
+            error = ApiError(401, "missing or incorrect API key", "invalid_api_key")
+            return JSONResponse(error.body(), status_code=401)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > serving.max_request_bytes:
+        return JSONResponse(_too_large(serving.max_request_bytes).body(), status_code=413)
+    return await call_next(request)
+
+
+def health(request: Request) -> dict[str, Any]:
+    served = _serving(request).served
+    return {"status": "ok", "candidate": served.name, "strategy": served.predictor.strategy}
+
+
+def models(request: Request) -> dict[str, Any]:
+    return {"object": "list", "data": [_model_card(_serving(request).served)]}
+
+
+def model(request: Request, model_id: str) -> dict[str, Any]:
+    served = _serving(request).served
+    _check_model(served, model_id)
+    return _model_card(served)
+
+
+async def chat(request: Request) -> JSONResponse:
+    """One chat completion: the last user message is the task input, answered as measured."""
+    serving = _serving(request)
+    served = serving.served
+    parsed = await _chat_request(request, serving.max_request_bytes)
+    _check_model(served, parsed.model)
+    if parsed.stream:
+        raise ApiError(
+            400, "streaming is not supported; send stream: false", "unsupported", "stream"
+        )
+    if parsed.n != 1:
+        raise ApiError(400, "only n=1 is supported (answers are greedy)", "unsupported", "n")
+    text = task_input(parsed, serving.max_input_chars)
+    budget = parsed.max_completion_tokens or parsed.max_tokens
+    try:
+        answer = await run_in_threadpool(served.answer, text, budget)
+    except TunewiseError as exc:
+        raise ApiError(502, str(exc), "model_error") from None
+    return JSONResponse(completion(served, parsed, answer))
+
+
+async def _chat_request(request: Request, max_bytes: int) -> ChatRequest:
+    """The request's body, read within `max_bytes` even without a Content-Length, parsed."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise _too_large(max_bytes)
+    try:
+        return ChatRequest.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ApiError(400, f"{where}: {first['msg']}", "invalid_request", where) from None
 
 
 def _too_large(limit: int) -> ApiError:

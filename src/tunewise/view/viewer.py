@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,15 @@ def _unauthorised() -> Response:
     return response
 
 
+@dataclass(frozen=True)
+class _Viewer:
+    """What the routes read: the ledger, and who may ask."""
+
+    ledger: Path
+    api_key: str | None
+    allowed_hosts: Collection[str] | None
+
+
 def create_app(
     ledger: Path | None = None,
     *,
@@ -108,93 +118,112 @@ def create_app(
 ) -> FastAPI:
     """The viewer over the ledger at `ledger` ($TUNEWISE_LEDGER or the home's by default).
     `allowed_hosts`: the Host names it answers to (None: any)."""
-    path = ledger or ledger_path()
     app = FastAPI(title="tunewise view", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Any) -> Response:
-        response: Response
-        if allowed_hosts is not None and request.url.hostname not in allowed_hosts:
-            text = f"This viewer answers only to {', '.join(sorted(allowed_hosts))}."
-            response = _message(400, "Unknown host", text)
-        elif api_key is not None and "token" in request.query_params:
-            response = _login(request, request.query_params["token"], api_key)
-        elif api_key is not None and not _authorised(request, api_key, _cookie_name(request)):
-            response = _unauthorised()
-        else:
-            response = await call_next(request)
-        response.headers.update(HEADERS)
-        return response
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
-        return _message(
-            exc.status_code, str(exc.detail), "There is no such page; the runs are at /."
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        return _message(400, "Bad request", problems)
-
-    def _runs() -> list[LedgerRun]:
-        with Ledger(path) as opened:  # one connection per request: sqlite stays in its thread
-            return opened.runs()
-
-    @app.get("/health")
-    def health() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    @app.get("/", response_class=HTMLResponse)
-    def runs(
-        q: str = "",
-        task: str = "",
-        candidate: str = "",
-        metric: str = "",
-        page: int = Query(1, ge=1),
-    ) -> HTMLResponse:
-        found = runs_page(_runs(), Filters(q.strip(), task, candidate, metric, page))
-        return _page("view_runs.html.j2", page=found, ledger=str(path))
-
-    @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    def run(run_id: str) -> HTMLResponse:
-        every = _runs()
-        found = _find(every, run_id)
-        if found is None:
-            return _not_recorded(run_id, path)
-        shown = run_page(found, every)
-        plots = [{"key": p.key, "title": p.title, "caption": p.caption, "svg": Markup(p.svg)}
-                 for p in shown.plots]  # fmt: skip
-        return _page("view_run.html.j2", page=shown, plots=plots)
-
-    @app.get("/runs/{run_id}/report.html", response_class=HTMLResponse)
-    def report(run_id: str) -> HTMLResponse:
-        found = _find(_runs(), run_id)
-        if found is None:
-            return _not_recorded(run_id, path)
-        try:  # the report is self-contained; its own CSP travels in its <head>
-            return HTMLResponse((Path(found.folder) / "report.html").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            text = f"{found.folder} has no readable report.html; write it with: tunewise report"
-            return _message(404, "No report", text)
-
-    @app.get("/diff", response_class=HTMLResponse)
-    def diff(a: str = "", b: str = "", candidate: str = "") -> HTMLResponse:
-        if not a or not b:
-            text = "Pick two runs to compare: run A (before) and run B (after)."
-            return _message(400, "Two runs needed", text)
-        every = _runs()
-        run_a, run_b = _find(every, a), _find(every, b)
-        if run_a is None or run_b is None:
-            return _not_recorded(a if run_a is None else b, path)
-        shown = diff_page(run_a, run_b, candidate)
-        status = 200 if shown.problem is None else 404 if shown.folder_missing else 400
-        return _page("view_diff.html.j2", status, page=shown)
-
+    app.state.viewer = _Viewer(ledger or ledger_path(), api_key, allowed_hosts)
+    app.middleware("http")(_guard)
+    app.exception_handler(HTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.get("/health")(health)
+    app.get("/", response_class=HTMLResponse)(runs)
+    app.get("/runs/{run_id}", response_class=HTMLResponse)(run)
+    app.get("/runs/{run_id}/report.html", response_class=HTMLResponse)(report)
+    app.get("/diff", response_class=HTMLResponse)(diff)
     return app
+
+
+def _viewer(request: Request) -> _Viewer:
+    viewer: _Viewer = request.app.state.viewer
+    return viewer
+
+
+async def _guard(request: Request, call_next: Any) -> Response:
+    """Answer only to the allowed hosts, and with a key, only to requests that bring it."""
+    viewer = _viewer(request)
+    allowed, api_key = viewer.allowed_hosts, viewer.api_key
+    response: Response
+    if allowed is not None and request.url.hostname not in allowed:
+        text = f"This viewer answers only to {', '.join(sorted(allowed))}."
+        response = _message(400, "Unknown host", text)
+    elif api_key is not None and "token" in request.query_params:
+        response = _login(request, request.query_params["token"], api_key)
+    elif api_key is not None and not _authorised(request, api_key, _cookie_name(request)):
+        response = _unauthorised()
+    else:
+        response = await call_next(request)
+    response.headers.update(HEADERS)
+    return response
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return _message(exc.status_code, str(exc.detail), "There is no such page; the runs are at /.")
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()
+    )
+    return _message(400, "Bad request", problems)
+
+
+def _runs(request: Request) -> list[LedgerRun]:
+    # One connection per request: sqlite stays in its thread.
+    with Ledger(_viewer(request).ledger) as opened:
+        return opened.runs()
+
+
+def health() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def runs(
+    request: Request,
+    q: str = "",
+    task: str = "",
+    candidate: str = "",
+    metric: str = "",
+    page: int = Query(1, ge=1),
+) -> HTMLResponse:
+    """The recorded runs, searched and filtered."""
+    found = runs_page(_runs(request), Filters(q.strip(), task, candidate, metric, page))
+    return _page("view_runs.html.j2", page=found, ledger=str(_viewer(request).ledger))
+
+
+def run(request: Request, run_id: str) -> HTMLResponse:
+    """One run: its candidates, costs, decision and plots."""
+    every = _runs(request)
+    found = _find(every, run_id)
+    if found is None:
+        return _not_recorded(run_id, _viewer(request).ledger)
+    shown = run_page(found, every)
+    plots = [{"key": p.key, "title": p.title, "caption": p.caption, "svg": Markup(p.svg)}
+             for p in shown.plots]  # fmt: skip
+    return _page("view_run.html.j2", page=shown, plots=plots)
+
+
+def report(request: Request, run_id: str) -> HTMLResponse:
+    """A recorded run's own report.html."""
+    found = _find(_runs(request), run_id)
+    if found is None:
+        return _not_recorded(run_id, _viewer(request).ledger)
+    try:  # the report is self-contained; its own CSP travels in its <head>
+        return HTMLResponse((Path(found.folder) / "report.html").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        text = f"{found.folder} has no readable report.html; write it with: tunewise report"
+        return _message(404, "No report", text)
+
+
+def diff(request: Request, a: str = "", b: str = "", candidate: str = "") -> HTMLResponse:
+    """Two recorded runs compared."""
+    if not a or not b:
+        text = "Pick two runs to compare: run A (before) and run B (after)."
+        return _message(400, "Two runs needed", text)
+    every = _runs(request)
+    run_a, run_b = _find(every, a), _find(every, b)
+    if run_a is None or run_b is None:
+        return _not_recorded(a if run_a is None else b, _viewer(request).ledger)
+    shown = diff_page(run_a, run_b, candidate)
+    status = 200 if shown.problem is None else 404 if shown.folder_missing else 400
+    return _page("view_diff.html.j2", status, page=shown)
 
 
 def _find(runs: list[LedgerRun], run_id: str) -> LedgerRun | None:
