@@ -9,7 +9,7 @@ candidate that meets the target); otherwise which step the numbers point to next
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from tunewise.deciding.tuning_gate import fine_tuning_gate, hybrid_parts, when_tuning_pays
 from tunewise.deciding.verdict import (
@@ -74,6 +74,28 @@ def _finish(
     return replace(recommendation, gates=gates)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What every step's gate reads: the measured candidates (ranked best first), the target
+    and its metric, and the task's figures."""
+
+    candidates: Sequence[CandidateSummary]
+    ranked: list[CandidateSummary]
+    target: Target
+    metric: str
+    alternatives: list[str]
+    train_examples: int
+    has_documents: bool
+    min_examples: int
+    learning_curve: str | None
+    volume: tuple[int, int]  # requests per month, horizon in months
+
+    def tuned(self) -> list[CandidateSummary]:
+        """The fine-tuned candidates that meet the target, cheapest first."""
+        meeting = (c for c in self.candidates if c.trains and meets(c, self.target))
+        return sorted(meeting, key=cost_order)
+
+
 def decide(
     candidates: Sequence[CandidateSummary],
     target: Target | None,
@@ -94,72 +116,85 @@ def decide(
     ranked = sorted(candidates, key=lambda c: (-c.quality.value, *cost_order(c)))
     alternatives = [describe(c, metric) for c in ranked]
     if target is None:
-        best = ranked[0]
-        reasons = Reasons()
-        reasons.add(
-            "No target is set, so no candidate can be said to be good enough; "
-            f"the best measured is {describe(best, metric)}.",
-            Evidence.of(best, metric),
-        )
-        reasons.add("Set `target: {metric: ..., min: ...}` in task.yaml to get a decision.")
-        no_target = Recommendation(
-            best.name, 1, "no-target", metric, reasons.texts, [], alternatives,
-            evidence=reasons.evidence,
-        )  # fmt: skip
-        return _finish(no_target, candidates, metric)
-    prompting = [c for c in candidates if c.family == "prompting"]
-    meeting = sorted((c for c in prompting if meets(c, target)), key=cost_order)
-    gate = _gate(
-        1, "Does a prompting candidate meet the target?", meeting, prompting, target, metric
+        return _finish(_no_target(ranked[0], metric, alternatives), candidates, metric)
+    asked = _Asked(
+        candidates, ranked, target, metric, alternatives, train_examples, has_documents,
+        min_examples, learning_curve, (requests_per_month, horizon_months),
+    )  # fmt: skip
+    gates: list[Gate] = []  # each step that is asked adds its gate
+    decided = (
+        _prompting_step(asked, gates, 1)
+        or _prompting_step(asked, gates, 2)
+        or _fine_tuning_step(asked, gates)
+        or _target_missed(asked, gates)
     )
-    tuned = sorted(
-        (c for c in candidates if c.trains and meets(c, target)),
-        key=cost_order,
+    return _finish(decided, candidates, metric)
+
+
+def _no_target(best: CandidateSummary, metric: str, alternatives: list[str]) -> Recommendation:
+    """No target: the best measured candidate, and how to get a decision."""
+    reasons = Reasons()
+    reasons.add(
+        "No target is set, so no candidate can be said to be good enough; "
+        f"the best measured is {describe(best, metric)}.",
+        Evidence.of(best, metric),
     )
-    if meeting:
-        won = _prompting_wins(meeting, target, metric, [gate], alternatives)
-        won.changes.extend(when_tuning_pays(tuned, meeting, horizon_months))
-        return _finish(won, candidates, metric)
-    gates = [gate]
-    retrieving = [c for c in candidates if c.family == "retrieval"]
-    if retrieving:
-        with_rag = sorted((c for c in retrieving if meets(c, target)), key=cost_order)
-        question = "Does prompting with retrieved documents (RAG) meet the target?"
-        gate = _gate(2, question, with_rag, retrieving, target, metric)
-        gates.append(gate)
-        if with_rag:
-            won = _prompting_wins(with_rag, target, metric, gates, alternatives, step=2)
-            won.changes.extend(when_tuning_pays(tuned, with_rag, horizon_months))
-            return _finish(won, candidates, metric)
-    prompting = prompting + retrieving  # the rivals fine-tuning must beat on cost
-    if tuned:
-        volume = (requests_per_month, horizon_months)
-        if tuned[0].family == "hybrid":
-            gates.append(hybrid_parts(tuned[0], candidates, metric))
-        gated = fine_tuning_gate(
-            tuned[0],
-            prompting,
-            target,
-            metric,
-            gates,
-            alternatives,
-            train_examples,
-            min_examples,
-            volume,
-        )
-        if gated.verdict == "blocked" and train_examples < min_examples and learning_curve:
-            gated = gated.with_reason(f"Learning curve: {learning_curve}")
-            gated.changes.append(
-                f"More training examples, per the learning curve: {learning_curve}"
-            )
-        return _finish(gated, candidates, metric)
-    missed = _target_missed(
-        ranked, target, metric, gates, alternatives, train_examples, has_documents, min_examples
-    )
-    if learning_curve:  # how many examples would close the gap, from the measured curve
-        missed = missed.with_reason(f"Learning curve: {learning_curve}")
-        missed.changes.append(f"More training examples, per the learning curve: {learning_curve}")
-    return _finish(missed, candidates, metric)
+    reasons.add("Set `target: {metric: ..., min: ...}` in task.yaml to get a decision.")
+    return Recommendation(
+        best.name, 1, "no-target", metric, reasons.texts, [], alternatives,
+        evidence=reasons.evidence,
+    )  # fmt: skip
+
+
+_STEPS = {
+    1: ("prompting", "Does a prompting candidate meet the target?"),
+    2: ("retrieval", "Does prompting with retrieved documents (RAG) meet the target?"),
+}
+
+
+def _prompting_step(asked: _Asked, gates: list[Gate], step: int) -> Recommendation | None:
+    """Steps 1 and 2: the cheapest candidate of the step that meets the target wins, with the
+    volume at which a fine-tuned one would pay. Step 2 is asked only when RAG was measured."""
+    family, question = _STEPS[step]
+    measured = [c for c in asked.candidates if c.family == family]
+    if step == 2 and not measured:
+        return None
+    meeting = sorted((c for c in measured if meets(c, asked.target)), key=cost_order)
+    gates.append(_gate(step, question, meeting, measured, asked.target, asked.metric))
+    if not meeting:
+        return None
+    won = _prompting_wins(meeting, asked.target, asked.metric, [*gates], asked.alternatives, step)
+    won.changes.extend(when_tuning_pays(asked.tuned(), meeting, asked.volume[1]))
+    return won
+
+
+def _fine_tuning_step(asked: _Asked, gates: list[Gate]) -> Recommendation | None:
+    """Steps 3 and 4: the cheapest fine-tuned candidate that meets the target, through the
+    fine-tuning gate (and a hybrid through the check of its parts)."""
+    tuned = asked.tuned()
+    if not tuned:
+        return None
+    if tuned[0].family == "hybrid":
+        gates.append(hybrid_parts(tuned[0], asked.candidates, asked.metric))
+    # The rivals fine-tuning must beat on cost: prompting, then RAG.
+    rivals = [c for c in asked.candidates if c.family == "prompting"]
+    rivals += [c for c in asked.candidates if c.family == "retrieval"]
+    gated = fine_tuning_gate(
+        tuned[0], rivals, asked.target, asked.metric, [*gates], asked.alternatives,
+        asked.train_examples, asked.min_examples, asked.volume,
+    )  # fmt: skip
+    if gated.verdict == "blocked" and asked.train_examples < asked.min_examples:
+        return _with_curve(gated, asked.learning_curve)
+    return gated
+
+
+def _with_curve(recommendation: Recommendation, curve: str | None) -> Recommendation:
+    """How many examples would close the gap, from the measured learning curve, if any."""
+    if not curve:
+        return recommendation
+    recommendation = recommendation.with_reason(f"Learning curve: {curve}")
+    recommendation.changes.append(f"More training examples, per the learning curve: {curve}")
+    return recommendation
 
 
 def _gate(
@@ -205,16 +240,11 @@ def _prompting_wins(
     )  # fmt: skip
 
 
-def _target_missed(
-    ranked: list[CandidateSummary],
-    target: Target,
-    metric: str,
-    gates: list[Gate],
-    alternatives: list[str],
-    train_examples: int,
-    has_documents: bool,
-    min_examples: int,
-) -> Recommendation:
+def _target_missed(asked: _Asked, gates: list[Gate]) -> Recommendation:
+    """No candidate meets the target: the best one, what else was measured, and what to try
+    next."""
+    ranked, target, metric = asked.ranked, asked.target, asked.metric
+    train_examples, min_examples = asked.train_examples, asked.min_examples
     prompting = [c for c in ranked if c.family == "prompting"]
     best = (prompting or ranked)[0]
     figure = Evidence.of(best, metric, target)
@@ -233,7 +263,7 @@ def _target_missed(
             f"RAG was measured too and misses: {describe(retrieving[0], metric)}.",
             Evidence.of(retrieving[0], metric, target),
         )
-    elif has_documents:
+    elif asked.has_documents:
         reasons.add("The task has documents: measure RAG next (step 2).")
     tuned = [c for c in ranked if c.trains]
     if tuned:
@@ -251,7 +281,8 @@ def _target_missed(
             f"Fine-tuning needs about {min_examples} examples and there are {train_examples}: "
             "collect more, or improve the prompt and contract."
         )
-    return Recommendation(
-        None, 1, "target-missed", metric, reasons.texts, gates, alternatives,
+    missed = Recommendation(
+        None, 1, "target-missed", metric, reasons.texts, [*gates], asked.alternatives,
         evidence=reasons.evidence,
     )  # fmt: skip
+    return _with_curve(missed, asked.learning_curve)

@@ -90,50 +90,94 @@ def fine_tuning_gate(
     min_examples: int,
     volume: tuple[int, int],
 ) -> Recommendation:
-    requests_per_month, horizon_months = volume
+    """Steps 3 and 4: `best` meets the target; is fine-tuning it justified? Enough examples,
+    and its setup pays for itself within the horizon against the cheapest of `prompting` (the
+    prompting and RAG candidates), or a latency target only it meets."""
     enough = train_examples >= min_examples
     step = step_of(best.strategy)
-    rag_measured = any(gate.step == 2 for gate in gates)
-    missing = "Prompting and RAG miss" if rag_measured else "Prompting misses"
-    how = "a fine-tuned model with RAG" if step == 4 else "fine-tuning"
     reasons = Reasons()
-    reasons.add(
-        f"{missing} the target; {how} meets it: {describe(best, metric)} >= {target.min}.",
-        Evidence.of(best, metric, target),
-    )
+    _meets_reason(reasons, best, target, metric, rag_measured=any(g.step == 2 for g in gates))
     if not enough:
         reasons.add(
             f"But there are only {train_examples} training examples (< {min_examples}): the "
             "result may not hold on new data; collect more before committing to fine-tuning."
         )
-    pays, requests = True, math.inf
-    if prompting and requests_per_month > 0:
-        rival, requests = break_even(best, prompting)
-        months = requests / requests_per_month
-        pays = months <= horizon_months
-        setup = (
-            f"${best.setup_usd:,.2f} of setup"
-            if best.setup_usd is not None and best.per_request_usd is not None
-            else f"Training ({best.setup_seconds:.0f} s of compute)"
-        )
-        when = (
-            f"after {requests:,.0f} requests, about {months:.1f} months at "
-            if math.isfinite(requests)
-            else "never (it saves nothing per request) at "
-        )
-        reasons.add(
-            f"{setup} pays for itself against {rival} {when}{requests_per_month:,} requests/month"
-            + ("." if pays else f": beyond the {horizon_months}-month horizon.")
-        )
-    slow = [c for c in prompting if c.latency_p95_ms > (target.max_latency_ms or math.inf)]
-    if not pays and prompting and len(slow) == len(prompting):
+    pays, requests = _pays_for_itself(reasons, best, prompting, volume)
+    if not pays and _only_it_is_fast_enough(reasons, best, prompting, target):
         pays = True  # the framework's other reason: a latency target that only fine-tuning meets
-        reasons.add(
-            f"A latency target needs it: every prompting and RAG candidate exceeds p95 "
-            f"{target.max_latency_ms:.0f} ms; {best.name} meets it at "
-            f"{best.latency_p95_ms:.0f} ms."
-        )
     passed = enough and pays
+    gates = [*gates, _justified(step, passed, reasons)]
+    if not passed:
+        changes = _what_would_pass(best, enough, pays, requests, min_examples, volume[1], prompting)
+        return Recommendation(
+            None, step, "blocked", metric, reasons.texts, gates, alternatives, changes,
+            evidence=reasons.evidence,
+        )  # fmt: skip
+    reasons.add(f"Recommend {best.name} (step {step}).")
+    return Recommendation(
+        best.name, step, "meets-target", metric, reasons.texts, gates, alternatives,
+        evidence=reasons.evidence,
+    )  # fmt: skip
+
+
+def _meets_reason(
+    reasons: Reasons, best: CandidateSummary, target: Target, metric: str, *, rag_measured: bool
+) -> None:
+    missing = "Prompting and RAG miss" if rag_measured else "Prompting misses"
+    how = "a fine-tuned model with RAG" if step_of(best.strategy) == 4 else "fine-tuning"
+    reasons.add(
+        f"{missing} the target; {how} meets it: {describe(best, metric)} >= {target.min}.",
+        Evidence.of(best, metric, target),
+    )
+
+
+def _pays_for_itself(
+    reasons: Reasons,
+    best: CandidateSummary,
+    prompting: list[CandidateSummary],
+    volume: tuple[int, int],
+) -> tuple[bool, float]:
+    """Whether the setup pays for itself within the horizon at the expected volume, and after
+    how many requests (inf: never, or no volume or rival to weigh it against)."""
+    requests_per_month, horizon_months = volume
+    if not prompting or requests_per_month <= 0:
+        return True, math.inf
+    rival, requests = break_even(best, prompting)
+    months = requests / requests_per_month
+    pays = months <= horizon_months
+    setup = (
+        f"${best.setup_usd:,.2f} of setup"
+        if best.setup_usd is not None and best.per_request_usd is not None
+        else f"Training ({best.setup_seconds:.0f} s of compute)"
+    )
+    when = (
+        f"after {requests:,.0f} requests, about {months:.1f} months at "
+        if math.isfinite(requests)
+        else "never (it saves nothing per request) at "
+    )
+    reasons.add(
+        f"{setup} pays for itself against {rival} {when}{requests_per_month:,} requests/month"
+        + ("." if pays else f": beyond the {horizon_months}-month horizon.")
+    )
+    return pays, requests
+
+
+def _only_it_is_fast_enough(
+    reasons: Reasons, best: CandidateSummary, prompting: list[CandidateSummary], target: Target
+) -> bool:
+    """Every prompting and RAG candidate misses the latency target (and there are some)."""
+    slow = [c for c in prompting if c.latency_p95_ms > (target.max_latency_ms or math.inf)]
+    if not prompting or len(slow) != len(prompting):
+        return False
+    reasons.add(
+        f"A latency target needs it: every prompting and RAG candidate exceeds p95 "
+        f"{target.max_latency_ms:.0f} ms; {best.name} meets it at "
+        f"{best.latency_p95_ms:.0f} ms."
+    )
+    return True
+
+
+def _justified(step: int, passed: bool, reasons: Reasons) -> Gate:
     # The framework's "one repetitive task type" holds by construction: a task file has one
     # contract and one output format, and every example is checked against them.
     checks = [
@@ -141,7 +185,19 @@ def fine_tuning_gate(
         "one repetitive task type: one contract and output format for all examples",
     ]
     figures = tuple(figure for quoted in reasons.evidence for figure in quoted)
-    gates = [*gates, Gate(step, "Is fine-tuning justified?", passed, "; ".join(checks), figures)]
+    return Gate(step, "Is fine-tuning justified?", passed, "; ".join(checks), figures)
+
+
+def _what_would_pass(
+    best: CandidateSummary,
+    enough: bool,
+    pays: bool,
+    requests: float,
+    min_examples: int,
+    horizon_months: int,
+    prompting: list[CandidateSummary],
+) -> list[str]:
+    """What would lift the gate: more examples, a higher volume."""
     changes = []
     if not enough:
         changes.append(
@@ -153,13 +209,4 @@ def fine_tuning_gate(
             f"At {math.ceil(requests / horizon_months):,} requests/month or more, {best.name}'s "
             f"setup pays for itself within the {horizon_months}-month horizon."
         )
-    if not passed:
-        return Recommendation(
-            None, step, "blocked", metric, reasons.texts, gates, alternatives, changes,
-            evidence=reasons.evidence,
-        )  # fmt: skip
-    reasons.add(f"Recommend {best.name} (step {step}).")
-    return Recommendation(
-        best.name, step, "meets-target", metric, reasons.texts, gates, alternatives,
-        evidence=reasons.evidence,
-    )  # fmt: skip
+    return changes
