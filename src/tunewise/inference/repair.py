@@ -95,15 +95,11 @@ def repair(
     current = list(predictions)
     by_id = {e.id: e for e in examples}
     conversations: dict[str, list[Message]] = {}
-    totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0, "seconds": 0.0}
-    invalid_before = sum(validate(output_format, p.output) is not None for p in current)
+    sent: list[Prediction] = []  # every repair answer, in order
+    invalid_before = len(_failing(current, output_format))
     advance = stage(invalid_before * max_repairs) if stage and invalid_before else lambda n: None
     for _ in range(max_repairs):
-        failing = [
-            (i, reason)
-            for i, p in enumerate(current)
-            if (reason := validate(output_format, p.output)) is not None
-        ]
+        failing = _failing(current, output_format)
         if not failing:
             break
         for i, reason in failing:
@@ -111,37 +107,53 @@ def repair(
             history = conversations.get(p.example_id)
             if history is None:
                 history = predictor.request(by_id[p.example_id]).messages
-            conversations[p.example_id] = [
-                *history,
-                {"role": "assistant", "content": p.output},
-                {"role": "user", "content": repair_message(output_format, reason)},
-            ]
+            conversations[p.example_id] = _asked_again(history, p, reason, output_format)
         asked = _Conversations(predictor.name, predictor.strategy, predictor.backend, conversations)
+        again = [by_id[current[i].example_id] for i, _ in failing]
         answers = predict(
-            asked,
-            [by_id[current[i].example_id] for i, _ in failing],
-            output_format,
-            cache,
-            max_new_tokens=max_new_tokens,
-            advance=advance,
+            asked, again, output_format, cache, max_new_tokens=max_new_tokens, advance=advance
         )
         for (i, _), answer in zip(failing, answers, strict=True):
             current[i] = _merged(current[i], answer)
-            totals["requests"] += 1
-            totals["input_tokens"] += answer.input_tokens
-            totals["output_tokens"] += answer.output_tokens
-            totals["seconds"] += answer.latency_ms / 1000
-    repaired = invalid_before - sum(validate(output_format, p.output) is not None for p in current)
-    record = RepairRecord(
+        sent.extend(answers)
+    repaired = invalid_before - len(_failing(current, output_format))
+    return current, _record(max_repairs, invalid_before, repaired, sent)
+
+
+def _failing(
+    predictions: Sequence[Prediction], output_format: OutputFormat
+) -> list[tuple[int, str]]:
+    """(position, the validator's reason) of each answer that breaks the output contract."""
+    return [
+        (i, reason)
+        for i, p in enumerate(predictions)
+        if (reason := validate(output_format, p.output)) is not None
+    ]
+
+
+def _asked_again(
+    history: list[Message], answer: Prediction, reason: str, output_format: OutputFormat
+) -> list[Message]:
+    """The conversation so far, the invalid answer, and the turn that asks for a repair."""
+    return [
+        *history,
+        {"role": "assistant", "content": answer.output},
+        {"role": "user", "content": repair_message(output_format, reason)},
+    ]
+
+
+def _record(
+    max_repairs: int, invalid_before: int, repaired: int, sent: Sequence[Prediction]
+) -> RepairRecord:
+    return RepairRecord(
         max_repairs=max_repairs,
         invalid_before=invalid_before,
         repaired=repaired,
-        requests=int(totals["requests"]),
-        input_tokens=int(totals["input_tokens"]),
-        output_tokens=int(totals["output_tokens"]),
-        seconds=float(totals["seconds"]),
+        requests=len(sent),
+        input_tokens=int(sum(a.input_tokens for a in sent)),
+        output_tokens=int(sum(a.output_tokens for a in sent)),
+        seconds=float(sum(a.latency_ms / 1000 for a in sent)),
     )
-    return current, record
 
 
 def _merged(first: Prediction, retry: Prediction) -> Prediction:

@@ -138,14 +138,9 @@ def measure_candidate(
     freshness probe, demo re-draws, and `repeats` sampled answers for flakiness."""
     try:
         predictor = prepare_candidate(
-            task,
-            spec,
-            train=dataset.train,
-            backend=backend,
-            name=name,
-            progress=progress,
+            task, spec, train=dataset.train, backend=backend, name=name, progress=progress,
             index=knowledge.index if knowledge else None,
-        )
+        )  # fmt: skip
     except CandidateSkipped as reason:
         return CandidateResult(
             name, spec.strategy, backend.spec, "", {}, {}, {}, Setup(), [], skipped=str(reason)
@@ -157,22 +152,13 @@ def measure_candidate(
     freshness = None
     if knowledge is not None and knowledge.questions:
         freshness = _freshness(task, predictor, knowledge, cache, progress, max_repairs, judge)
-    consistency = None
-    if (redraw := strategy_named(spec.strategy).hook("redraws")) is not None:
-        measured = {p.example_id: p for p in predictions}
-        metric = primary_metric(task)
-        consistency = redraw(
-            task, spec, name=name, backend=backend, train=dataset.train, measured=measured,
-            test=test, cache=cache, progress=progress, metric=metric, judge=judge,
-        )  # fmt: skip
-    flakiness = None
-    if repeats > 0:
-        advance = progress.stage(f"{name} samples", min(len(test), SUBSET) * repeats)
-        measured = {p.example_id: p for p in predictions}
-        flakiness = measure_flakiness(
-            task, predictor, measured=measured, test=test, cache=cache, advance=advance,
-            metric=primary_metric(task), repeats=repeats, judge=judge,
-        )  # fmt: skip
+    consistency = _redraws(
+        task, spec, name=name, backend=backend, train=dataset.train, predictions=predictions,
+        test=test, cache=cache, progress=progress, judge=judge,
+    )  # fmt: skip
+    flakiness = _flakiness(
+        task, predictor, name, predictions, test, cache, progress, repeats, judge
+    )
     return CandidateResult(
         name=name,
         strategy=spec.strategy,
@@ -191,6 +177,54 @@ def measure_candidate(
         judge=judged,
         retrieval=predictor.retrieval if isinstance(predictor, Retrieving) else None,
     )
+
+
+def _redraws(
+    task: Task,
+    spec: CandidateSpec,
+    *,
+    name: str,
+    backend: Backend,
+    train: list[Example],
+    predictions: list[Prediction],
+    test: list[Example],
+    cache: ResponseCache,
+    progress: Progress,
+    judge: Judging | None,
+) -> Consistency | None:
+    """The strategy's demo re-draws (its answers under re-drawn settings), where it has them."""
+    redraw = strategy_named(spec.strategy).hook("redraws")
+    if redraw is None:
+        return None
+    measured = {p.example_id: p for p in predictions}
+    consistency: Consistency | None = redraw(
+        task, spec, name=name, backend=backend, train=train, measured=measured,
+        test=test, cache=cache, progress=progress, metric=primary_metric(task), judge=judge,
+    )  # fmt: skip
+    return consistency
+
+
+def _flakiness(
+    task: Task,
+    predictor: Predictor,
+    name: str,
+    predictions: list[Prediction],
+    test: list[Example],
+    cache: ResponseCache,
+    progress: Progress,
+    repeats: int,
+    judge: Judging | None,
+) -> Flakiness | None:
+    """`repeats` sampled answers to a subset of the test examples, for flakiness (None: no
+    repeats asked)."""
+    if repeats <= 0:
+        return None
+    advance = progress.stage(f"{name} samples", min(len(test), SUBSET) * repeats)
+    measured = {p.example_id: p for p in predictions}
+    return measure_flakiness(
+        task, predictor, measured=measured, test=test, cache=cache, advance=advance,
+        metric=primary_metric(task), repeats=repeats, judge=judge,
+    )  # fmt: skip
 
 
 def _backend_params(backend: Backend) -> dict[str, Any]:
