@@ -21,6 +21,7 @@ from tunewise.errors import DataError, TunewiseError
 from tunewise.home import tunewise_home
 from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
+from tunewise.measuring.answer_scores import answer_scores
 from tunewise.measuring.candidate import CandidateResult, measure_candidate, primary_metric
 from tunewise.measuring.curve import learning_curve
 from tunewise.measuring.drift import drift
@@ -228,10 +229,12 @@ def climb_ladder(run: RunContext) -> Measured:
         command=lambda strategies: suggested_command(options, strategies),
         budget=options.budget,
         settings=settings,
+        scores=answer_scores(task),
+        metric=primary_metric(task),
     )
     record = walk(ladder)
     names = [r.name for r in ladder.results]
-    return Measured(ladder.specs, names, ladder.results, ladder.test, record)
+    return Measured(ladder.specs, names, ladder.results, ladder.test, record, ladder.curve)
 
 
 def measure_pinned(run: RunContext, specs: list[CandidateSpec]) -> Measured:
@@ -242,10 +245,11 @@ def measure_pinned(run: RunContext, specs: list[CandidateSpec]) -> Measured:
 
 
 def curve_for(run: RunContext, measured: Measured) -> CurveFit | None:
-    """The learning curve --learning-curve asks for, if it does."""
+    """The learning curve --learning-curve asks for, else the one the ladder fitted when it
+    trained on a subsample."""
     sizes = run.options.learning_curve
     if not sizes:
-        return None
+        return measured.curve
     return learning_curve(run.task, measured.specs, measured.results, sizes, partial(measure, run))
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tunewise.deciding.ladder import LadderRecord
+from tunewise.deciding.learning_curve import CurveFit
 from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
 from tunewise.measuring.judge import ModelJudge
@@ -63,6 +64,7 @@ class Measured:
     results: list[CandidateResult]
     test: list[Example]
     ladder: LadderRecord | None = None
+    curve: CurveFit | None = None  # the ladder's, fitted when it trained on a subsample
 
 
 def judge_model(task: Task, options: RunOptions) -> str:

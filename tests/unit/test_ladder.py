@@ -412,3 +412,32 @@ def test_few_shot_close_to_the_target_gets_its_demo_redraws(task: Task) -> None:
     assert few.sequential is not None and few.sequential.reason != "below the target"
     assert getattr(ladder.specs[1], "redraws", None) == 3  # measured again with its re-draws
     assert few.metrics["accuracy"].n == few.sequential.n
+
+
+def test_a_subsampled_lora_gets_a_curve_and_a_forecast_at_full_size(task: Task) -> None:
+    # 2,000 training examples do not fit: LoRA trains on what leaves room for a half and a
+    # quarter of it, the curve through the three points forecasts all 2,000, and the next step
+    # says so with the time full training takes here.
+    world = World({"zero-shot": 0.1, "few-shot": 0.15, "lora": 0.5}, drawn=True)
+    ladder, record = climb(task, world, budget=1800, train=2000, test=300)
+    forecast = record.forecast
+    assert forecast is not None and forecast.candidate == "lora"
+    cut = next(r for r in record.reductions if r.setting == "max_train_examples")
+    assert forecast.trained == cut.after < 2000 and forecast.forecast.examples == 2000
+    trained = [t for name, _, t, _ in world.asked if name.startswith("lora@")]
+    assert trained == [cut.after // 4, cut.after // 2]
+    assert ladder.curve is not None and len(ladder.curve.points) == 3
+    assert forecast.seconds > 1800 - record.compute_seconds  # it did not fit
+    assert record.compute_seconds <= 1800 * 1.05
+    recommendation = ladder.decision()
+    measured = {r.name: (r.strategy, r.metrics["accuracy"]) for r in ladder.results}
+    following = next_step(
+        recommendation, record, ladder.curve, measured=measured, target=task.target,
+        train_examples=2000,
+        command=lambda s, **flags: suggested_command(RunOptions(), s, **flags), model="m",
+    )  # fmt: skip
+    assert "learning curve forecasts" in following.action and "at 2,000 examples" in (
+        following.action
+    )
+    assert following.command == "tunewise run task.yaml --strategies zero-shot,few-shot,lora"
+    assert record.to_dict()["forecast"]["forecast"]["examples"] == 2000

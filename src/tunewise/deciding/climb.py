@@ -56,7 +56,7 @@ def walk(ladder: Ladder) -> LadderRecord:
         _not_climbed(ladder, stopped)
     seconds = ladder.clock() - ladder.started
     steps, cuts = ladder.steps, ladder.reductions
-    return LadderRecord(ladder.budget, steps, cuts, stopped, seconds, ladder.spent)
+    return LadderRecord(ladder.budget, steps, cuts, stopped, seconds, ladder.spent, ladder.forecast)
 
 
 def _first(family: str) -> Strategy | None:

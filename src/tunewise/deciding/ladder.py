@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from tunewise.deciding.learning_curve import CurveFit, CurvePoint, Forecast
 from tunewise.deciding.verdict import Recommendation
 from tunewise.evaluation.sequential import (
     SequentialStop,
@@ -82,6 +83,29 @@ class StepOutcome:
 
 
 @dataclass(frozen=True)
+class LadderForecast:
+    """A fine-tuned candidate trained on a subsample to fit the budget, and what the learning
+    curve through it and two smaller trainings forecasts with every training example."""
+
+    candidate: str
+    trained: int  # examples it trained on (validation slice included)
+    measured: CurvePoint  # its quality there, with its interval
+    forecast: Forecast  # at every training example, with the 80% interval of the refits
+    seconds: float  # estimated compute of training on all of them and answering, here
+    command: str  # the command that does it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "trained": self.trained,
+            "measured": self.measured.to_dict(),
+            "forecast": self.forecast.to_dict(),
+            "seconds": self.seconds,
+            "command": self.command,
+        }
+
+
+@dataclass(frozen=True)
 class LadderRecord:
     """The walk: budget, each step's outcome, every reduction, and why it stopped."""
 
@@ -91,6 +115,7 @@ class LadderRecord:
     stopped: str | None
     seconds: float  # wall time of the walk
     compute_seconds: float  # what the budget counted: the measurements' recorded compute
+    forecast: LadderForecast | None = None
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -101,6 +126,8 @@ class LadderRecord:
                 step["estimated_seconds"] = round(step["estimated_seconds"], 1)
         document["seconds"] = round(self.seconds, 2)
         document["compute_seconds"] = round(self.compute_seconds, 2)
+        if self.forecast is not None:
+            document["forecast"] = self.forecast.to_dict()
         return document
 
 
@@ -172,6 +199,8 @@ class Ladder:
     # answers the whole sample.
     scores: Scores | None = None
     metric: str = "accuracy"  # the target's metric, whose interval sequential rounds report
+    curve: CurveFit | None = None  # fitted when a subsampled training left more data open
+    forecast: LadderForecast | None = None
 
     @property
     def baseline(self) -> str:
@@ -232,6 +261,13 @@ class Ladder:
         stop = SequentialStop(n, len(self.test), len(planned), level, reason or "sample exhausted")
         metrics = {**result.metrics, self.metric: interval}
         return replace(result, metrics=metrics, sequential=stop)
+
+    def measure_aside(self, spec: CandidateSpec, name: str, n: int) -> CandidateResult:
+        """A measurement the ladder charges but does not count as a candidate (a learning
+        curve's smaller training), on the first `n` test examples."""
+        result = self.measure(spec, name, self.test[:n])
+        self.spent += compute_of(result)
+        return result
 
     def with_extras(self, spec: CandidateSpec) -> CandidateResult:
         """The last candidate measured again with `spec` (its extra measurements on) on the

@@ -243,3 +243,34 @@ def estimate_examples(
         need = math.ceil(point) if math.isfinite(point) else None
     fit = CurveFit(c, s, r, pts, target, need, low, high, verdict, "", c_ci[0], c_ci[1], metric)
     return replace(fit, summary=_describe(fit, n_sizes, max_examples))
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What the fitted curve says a training set of `examples` would reach, with the 80%
+    interval of its parametric-bootstrap refits (an extrapolation: read it as a range)."""
+
+    examples: int
+    value: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"examples": self.examples} | {
+            k: round(getattr(self, k), 4) for k in ("value", "low", "high")
+        }
+
+
+def forecast(
+    points: Sequence[CurvePoint], examples: int, *, seed: int = 0, resamples: int = 500
+) -> Forecast | None:
+    """The curve's quality at `examples` training examples; None with fewer than three sizes."""
+    pts = tuple(sorted(points, key=lambda p: p.examples))
+    _check(pts, None, resamples, 1)
+    if len({p.examples for p in pts}) < _MIN_SIZES or examples < 1:
+        return None
+    (c, s, r), (cs, ss, rs) = _bootstrap(pts, seed, resamples)
+    values = np.clip(cs - ss * float(examples) ** -rs, 0.0, 1.0)
+    low, high = (float(v) for v in np.quantile(values, _QUANTILES))
+    point = min(1.0, max(0.0, c - s * examples**-r))
+    return Forecast(examples, point, min(low, point), max(high, point))

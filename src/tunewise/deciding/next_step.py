@@ -1,8 +1,9 @@
 """The measured next action that closes every recommendation (pure: reads records, runs nothing).
 
-A winner: confirm it when its CI straddles the target, else serve it. No winner: the step the
-budget left out, the gate that blocked a tuned candidate, the labelled examples the learning
-curve asks for, the curve itself when fine-tuning was measured without one, else a larger model.
+A winner: confirm it when its CI straddles the target, else serve it. No winner: the forecast of
+a fine-tuned candidate the budget trained on a subsample, the step the budget left out, the gate
+that blocked a tuned candidate, the labelled examples the learning curve asks for, the curve
+itself when fine-tuning was measured without one, else a larger model.
 """
 
 from __future__ import annotations
@@ -52,6 +53,28 @@ class _Asked:
         return sorted(tuned, key=lambda pair: pair[0] not in chosen)
 
 
+def _forecast_full_training(asked: _Asked) -> NextStep | None:
+    """A fine-tuned candidate trained on a subsample: its forecast with every example, and
+    what training on all of them costs here."""
+    forecast = asked.ladder.forecast if asked.ladder else None
+    if forecast is None:
+        return None
+    point, ahead = forecast.measured, forecast.forecast
+    reaches = "reaching" if ahead.low >= asked.target.min else "against"
+    return NextStep(
+        f"{forecast.candidate} on {point.examples:,} examples: {point.value:.3f} (95% CI "
+        f"{point.ci_low:.3f}-{point.ci_high:.3f}, n={point.n}); its learning curve forecasts "
+        f"{ahead.value:.3f} (80% interval {ahead.low:.3f}-{ahead.high:.3f}) at "
+        f"{ahead.examples:,} examples, {reaches} the target {asked.target.min:g}. Training on "
+        f"all of them here takes about {_duration(forecast.seconds)}.",
+        forecast.command,
+    )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def next_step(
     recommendation: Recommendation,
     ladder: LadderRecord | None,
@@ -69,6 +92,7 @@ def next_step(
     asked = _Asked(recommendation, ladder, curve, measured, target, train_examples, command, model)
     return (
         _confirm_or_serve(asked)
+        or _forecast_full_training(asked)
         or _later_step_left_out(asked)
         or _train_on_all(asked)
         or _lift_the_gate(asked)

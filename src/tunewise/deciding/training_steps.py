@@ -11,13 +11,18 @@ from tunewise.deciding.ladder import (
     MIN_TRAIN_SUBSAMPLE,
     WARM_UP_TRAINING,
     Ladder,
+    LadderForecast,
     strategies_for,
     verdict_text,
 )
+from tunewise.deciding.learning_curve import CurvePoint, estimate_examples, forecast
+from tunewise.evaluation.stats import MetricValue
+from tunewise.measuring.candidate import CandidateResult
 from tunewise.strategies.catalog import Strategy, default_candidate
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
+CURVE_TRAINING = 1.75  # a subsample's training plus a half and a quarter of it, for the curve
 
 
 def training_estimate(
@@ -54,9 +59,12 @@ def trained_step(
     fitted = _fit_training(ladder, step, name, chosen, factor, gate)
     if fitted is None:
         return None
-    chosen, estimate = fitted
+    asked, (chosen, estimate, curve) = chosen, fitted
     result = ladder.run(chosen, name)
     recommendation = ladder.decision()
+    if curve and result.measured and recommendation.verdict != "meets-target":
+        full = min(ladder.train_examples, asked.max_train_examples or ladder.train_examples)
+        forecast_full_size(ladder, strategy, chosen, result, (full, asked.epochs), factor)
     reason = f"{gate}; " + (
         verdict_text(recommendation, step) if result.measured else str(result.skipped)
     )
@@ -72,9 +80,11 @@ def trained_step(
 
 def _fit_training(
     ladder: Ladder, step: int, name: str, spec: FineTuningOptions, factor: float, gate: str
-) -> tuple[FineTuningOptions, float] | None:
-    """The training settings that fit what is left, and their estimate; None (recorded as not
-    run, with the command that runs it) when even the smallest useful subsample does not."""
+) -> tuple[FineTuningOptions, float, bool] | None:
+    """The training settings that fit what is left, their estimate, and whether room was kept
+    for two smaller trainings that forecast the full size (a subsample leaves the question of
+    more data open); None (recorded as not run, with the command that runs it) when even the
+    smallest useful subsample does not fit."""
     n = min(ladder.train_examples, spec.max_train_examples or ladder.train_examples)
     answering = len(ladder.test) * ladder.per_answer.get(ladder.baseline, 0.0) * factor
 
@@ -98,13 +108,17 @@ def _fit_training(
         and (step == 3 or "train" not in ladder.per_answer)
     ):
         _warm_up(ladder, name)
-    epochs, examples = spec.epochs, n
+    epochs, examples, curve = spec.epochs, n, False
     full = estimate(n, epochs) + answering
     if not ladder.fits(full):
         epochs = 1
         room = ladder.left() - FIXED_SECONDS - answering
         per_example = max(estimate(1, 1) - FIXED_SECONDS, 1e-9)
         examples = min(n, math.floor(room / per_example / 10) * 10)
+        # With the curve's two smaller trainings (a half and a quarter) and their answers.
+        curved = math.floor((room - 2 * answering) / per_example / CURVE_TRAINING / 10) * 10
+        if ladder.scores is not None and MIN_TRAIN_SUBSAMPLE <= curved < n:
+            examples, curve = curved, True
         if examples < min(MIN_TRAIN_SUBSAMPLE, n):
             left_out(full)
             return None
@@ -114,7 +128,47 @@ def _fit_training(
             ladder.reduce(step, name, "max_train_examples", n, examples)
     subsample = examples if examples < n else spec.max_train_examples
     fitted = spec.model_copy(update={"epochs": epochs, "max_train_examples": subsample})
-    return fitted, estimate(examples, epochs) + answering
+    return fitted, estimate(examples, epochs) + answering, curve
+
+
+def forecast_full_size(
+    ladder: Ladder,
+    strategy: Strategy,
+    spec: FineTuningOptions,
+    result: CandidateResult,
+    size: tuple[int, int],
+    factor: float,
+) -> None:
+    """Train the method again on a half and a quarter of its subsample, fit the learning curve
+    through the three points, and forecast its quality with all the training examples; `size`:
+    their number and the epochs the task asks for."""
+    full, epochs = size
+    trained = spec.max_train_examples or full
+    n = result.sequential.n if result.sequential else len(ladder.test)
+    points = [_point(trained, result.metrics[ladder.metric])]
+    for size in sorted({max(10, trained // 2), max(10, trained // 4)} - {trained}):
+        smaller = ladder.measure_aside(
+            spec.model_copy(update={"max_train_examples": size}), f"{result.name}@{size}", n
+        )
+        if not smaller.measured:
+            return
+        points.append(_point(size, smaller.metrics[ladder.metric]))
+    task = ladder.task
+    target = task.target.min if task.target else None
+    ladder.curve = estimate_examples(points, target, seed=task.seed, metric=ladder.metric)
+    predicted = forecast(points, full, seed=task.seed)
+    if predicted is None:
+        return
+    answering = len(ladder.test) * ladder.per_answer.get(ladder.baseline, 0.0) * factor
+    seconds = training_estimate(ladder, full, epochs, factor, strategy.name) + answering
+    command = ladder.command(strategies_for(strategy.name))
+    ladder.forecast = LadderForecast(
+        result.name, trained, points[0], predicted, round(seconds, 1), command
+    )
+
+
+def _point(examples: int, value: MetricValue) -> CurvePoint:
+    return CurvePoint(examples, value.value, value.ci_low, value.ci_high, value.n)
 
 
 def _warm_up(ladder: Ladder, name: str) -> None:
