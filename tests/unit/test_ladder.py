@@ -45,6 +45,7 @@ class World:
     params: dict[str, dict[str, float]] = field(default_factory=dict)  # by strategy
     recall_at_1: float | None = None  # of RAG candidates without reranking (None: no gold ids)
     drawn: bool = False  # answers right with probability `quality`, for sequential measurement
+    recall_at_5: float | None = None  # of retrieving candidates (None: not recorded)
 
     def clock(self) -> float:
         return self.now
@@ -65,6 +66,9 @@ class World:
         if self.recall_at_1 is not None and getattr(spec, "top_k", None):
             recall = 1.0 if getattr(spec, "rerank", 0) else self.recall_at_1
             metrics["recall@1"] = MetricValue(recall, recall, recall, len(examples))
+        if self.recall_at_5 is not None and getattr(spec, "top_k", None):
+            found = self.recall_at_5
+            metrics["recall@5"] = MetricValue(found, found, found, len(examples))
         predictions = [
             Prediction(name, e.id, self.answer(name, e, value), 50, 1, seconds * 1000, (), False,
                        "stop", compute_ms=seconds * 1000)
@@ -441,3 +445,22 @@ def test_a_subsampled_lora_gets_a_curve_and_a_forecast_at_full_size(task: Task) 
     )
     assert following.command == "tunewise run task.yaml --strategies zero-shot,few-shot,lora"
     assert record.to_dict()["forecast"]["forecast"]["examples"] == 2000
+
+
+def test_retrieval_that_finds_but_answers_that_miss_get_the_trained_reader(
+    tmp_path: Path,
+) -> None:
+    # A question-answering task: closed-book LoRA cannot know the facts and RAG's small model
+    # cannot read the passages it is given, though retrieval finds the right document 90% of
+    # the time. The hybrid, trained on the retrieving prompts, is step 4's candidate anyway.
+    (tmp_path / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
+    text = with_documents(load_task(tmp_path / "task.yaml"), tmp_path)
+    quality = {"zero-shot": 0.1, "few-shot": 0.12, "rag": 0.05, "lora": 0.08, "hybrid": 0.6}
+    _, record = climb(text, World(quality, metric="token_f1", recall_at_5=0.9))
+    step4 = next(s for s in record.steps if s.step == 4)
+    assert step4.status == "run" and step4.candidates == ("hybrid",)
+    assert "recall@5" in step4.reason and "90%" in step4.reason
+    world = World(quality, metric="token_f1", recall_at_5=0.3)  # retrieval misses too
+    _, record = climb(text, world)
+    step4 = next(s for s in record.steps if s.step == 4)
+    assert step4.status == "skipped" and "does not beat prompting" in step4.reason

@@ -35,6 +35,7 @@ from tunewise.task.data import sample_examples, stratify_by_label
 # compute (python-docs-qa: 2,785 input tokens per request against 862; bench/RESULTS.md).
 RERANK_DEPTH = 10
 RERANK_COST = 3.0
+READER_RECALL = 0.6  # retrieval finds this share of gold documents: the reading is what misses
 FAMILY_OF_STEP = {2: "retrieval", 3: "fine-tuning", 4: "hybrid"}
 
 
@@ -306,37 +307,55 @@ def _fine_tuning(ladder: Ladder) -> str | None:
 
 def _hybrid(ladder: Ladder) -> str | None:
     """Step 4: the hybrid methods (an adapter trained with retrieved passages), when retrieval
-    and fine-tuning each beat prompting."""
+    and fine-tuning each beat prompting; or, on a task whose retrieval finds the answer's
+    document yet RAG's answers miss, as the reader that closed-book fine-tuning cannot be."""
     if ladder.task.data.documents is None:
         ladder.record(4, "hybrid", "skipped", "the task has no documents (data.documents)")
         return None
     rags = ladder.measured(names_where(family="retrieval"))
     tuned = ladder.measured(names_where(family="fine-tuning"))
-    if not rags or not tuned:
+    metric = primary_metric(ladder.task)
+    rag = max(rags, key=lambda r: r.metrics[metric].value) if rags else None
+    gate = _reader_gate(rag) if rag is not None else None
+    if gate is None and (rag is None or not tuned):
         ladder.record(4, "hybrid", "skipped", "needs both RAG and LoRA measured first")
         return None
-    metric = primary_metric(ladder.task)
-    rag = max(rags, key=lambda r: r.metrics[metric].value)  # the better way of answering
-    prompting = ladder.measured(names_where(family="prompting"))
-    best = max((r.metrics[metric].value for r in prompting), default=-math.inf)
-    helps = [r.metrics[metric].value > best for r in (rag, tuned[0])]
-    if not all(helps):
-        which = "RAG" if not helps[0] else "LoRA"
-        ladder.record(
-            4,
-            "hybrid",
-            "skipped",
-            f"{which} does not beat prompting, so combining it cannot be justified",
-        )
-        return None
+    if gate is None:
+        assert rag is not None
+        prompting = ladder.measured(names_where(family="prompting"))
+        best = max((r.metrics[metric].value for r in prompting), default=-math.inf)
+        helps = [r.metrics[metric].value > best for r in (rag, tuned[0])]
+        if not all(helps):
+            which = "RAG" if not helps[0] else "LoRA"
+            ladder.record(
+                4,
+                "hybrid",
+                "skipped",
+                f"{which} does not beat prompting, so combining it cannot be justified",
+            )
+            return None
+        gate = "RAG and LoRA each beat prompting"
+    assert rag is not None
     for strategy in ladder_strategies("hybrid"):
         # It answers and ranks the way the better RAG candidate did (unless the task says).
         spec = ladder.settings(strategy.name)
         use = rag.retrieval or RetrievalUse()
         inherited = {"answer": use.answer, "rerank": use.rerank}
         update = {k: v for k, v in inherited.items() if k not in spec.model_fields_set}
-        gate = "RAG and LoRA each beat prompting"
         stopped = trained_step(ladder, 4, strategy, gate, spec.model_copy(update=update), 2.0)
         if stopped is not None:
             return stopped
     return None
+
+
+def _reader_gate(rag: CandidateResult) -> str | None:
+    """Why a reader trained on the retrieving prompts is step 4's candidate: retrieval puts the
+    gold document among the passages for most questions (recall@5 >= READER_RECALL), so what
+    misses is reading them; None without gold document ids, or when retrieval misses too."""
+    found = rag.metrics.get("recall@5")
+    if found is None or found.value < READER_RECALL:
+        return None
+    return (
+        f"retrieval finds the gold document within 5 passages for {found.value:.0%} of questions "
+        f"(recall@5, n={found.n}), yet {rag.name}'s answers miss: a model trained to read them"
+    )
