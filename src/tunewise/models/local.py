@@ -326,18 +326,7 @@ class LocalModel:
         tokenizer = self.tokenizer
         with torch.inference_mode():
             ids, attention, cache = self._generation_inputs(batch, rows)
-        decoding: dict[str, Any] = {"do_sample": False}
-        if sampling is not None:
-            torch.manual_seed(sampling.seed)  # the same seed and batch draw the same samples
-            decoding = {"do_sample": True, "temperature": sampling.temperature}
-        if constraint.grammar is not None or constraint.spans is not None:
-            from transformers import LogitsProcessorList
-
-            decoding["logits_processor"] = LogitsProcessorList(
-                [constraint.mask(self, len(batch), ids.shape[1])]
-            )
-        if constraint.spans is not None:  # how sure the model is of each span, before the mask
-            decoding |= {"output_logits": True, "return_dict_in_generate": True}
+        decoding = self._decoding(sampling, constraint, len(batch), ids.shape[1])
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=ids,
@@ -349,25 +338,49 @@ class LocalModel:
                 pad_token_id=tokenizer.pad_token_id,
             )
         seconds = time.perf_counter() - start
-        width = ids.shape[1]
         logits = None
         if constraint.spans is not None:
             output, logits = output.sequences, output.logits
+        return self._generations(output, attention, ids.shape[1], seconds, logits)
+
+    def _decoding(
+        self, sampling: Sampling | None, constraint: Constraint, rows: int, width: int
+    ) -> dict[str, Any]:
+        """generate()'s decoding settings: greedy, else seeded sampling; the constraint's
+        logits mask; the logits too when answers are copied from spans."""
+        import torch
+
+        decoding: dict[str, Any] = {"do_sample": False}
+        if sampling is not None:
+            torch.manual_seed(sampling.seed)  # the same seed and batch draw the same samples
+            decoding = {"do_sample": True, "temperature": sampling.temperature}
+        if constraint.grammar is not None or constraint.spans is not None:
+            from transformers import LogitsProcessorList
+
+            decoding["logits_processor"] = LogitsProcessorList([constraint.mask(self, rows, width)])
+        if constraint.spans is not None:  # how sure the model is of each span, before the mask
+            decoding |= {"output_logits": True, "return_dict_in_generate": True}
+        return decoding
+
+    def _generations(
+        self, output: Any, attention: Any, width: int, seconds: float, logits: Any
+    ) -> list[Generation]:
+        """Each row's new tokens, cut after the end-of-sequence token, as a Generation."""
+        eos = self.tokenizer.eos_token_id
         results = []
         for index, (row, mask) in enumerate(zip(output, attention, strict=True)):
             new = row[width:].tolist()
-            stopped = tokenizer.eos_token_id in new
+            stopped = eos in new
             if stopped:
-                new = new[: new.index(tokenizer.eos_token_id) + 1]
-            text = tokenizer.decode(new, skip_special_tokens=True).strip()
+                new = new[: new.index(eos) + 1]
             results.append(
                 Generation(
-                    text=text,
+                    text=self.tokenizer.decode(new, skip_special_tokens=True).strip(),
                     input_tokens=int(mask.sum()),
                     output_tokens=len(new),
                     seconds=seconds,
                     finish_reason="stop" if stopped else "length",
-                    compute_seconds=seconds / len(batch),
+                    compute_seconds=seconds / len(attention),
                     confidence=None
                     if logits is None
                     else mean_logprob([step[index] for step in logits], new),
