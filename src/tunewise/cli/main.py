@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from tunewise import __version__
+from tunewise.cli.bars import BarProgress, progress_bars
 from tunewise.cli.ledger_commands import record_run, register
 from tunewise.cli.run_summary import render_table
 from tunewise.cli.terminal import api_key_from, console, errors, quiet_libraries, user_errors
 from tunewise.cli.tracking_commands import LOG_HELP, log_written, trackers
 from tunewise.cli.tracking_commands import register as register_tracking
-from tunewise.deciding.budget import DEFAULT_BUDGET
+from tunewise.deciding.budget import DEFAULT_BUDGET, parse_budget
 from tunewise.errors import TunewiseError
+from tunewise.options import RunOptions
 from tunewise.strategies.catalog import declared_names, first_in_ladder, strategies
+
+if TYPE_CHECKING:
+    from tunewise.run import RunResult
 
 app = typer.Typer(
     help="Measure whether to prompt, add RAG, fine-tune, or combine them, on your own task.",
@@ -34,30 +30,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-class BarProgress:
-    """The library's Progress protocol, drawn with rich progress bars and an ETA."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-
-    def stage(self, description: str, total: int) -> Callable[[int], None]:
-        task_id = self._progress.add_task(description, total=total)
-        return lambda n: self._progress.advance(task_id, n)
-
-
-def _bars() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=errors,
-        transient=False,
-    )
 
 
 def _sizes(value: str | None) -> tuple[int, ...] | None:
@@ -155,40 +127,64 @@ def run(
     to do next. Without --strategies or candidates in task.yaml, climb the four steps."""
     quiet_libraries(verbose)
     with user_errors(verbose):
-        from tunewise.deciding.budget import parse_budget
-        from tunewise.records.results import write_run
-        from tunewise.run import RunOptions, run_task
+        from tunewise.run import run_task
         from tunewise.task.loading import load_task
 
         loggers = trackers(log)  # a missing tracker package fails before any work
         task = load_task(task_file)
-        options = RunOptions(
-            strategies=_split_csv(strategies),
-            model=model,
-            limit=_limit(limit),
-            strict=strict,
-            learning_curve=_sizes(learning_curve),
-            dtype=dtype,
-            repeats=repeats,
-            budget=parse_budget(budget),
-            task_file=str(task_file),
+        options = _run_options(
+            task_file, strategies, model, limit, strict, learning_curve, dtype, repeats, budget
         )
-        with _bars() as bars:
+        with progress_bars() as bars:
             result = run_task(task, options, BarProgress(bars))
-        if result.dataset.leaked:
-            errors.print(
-                f"warning: {len(result.dataset.leaked)} test inputs also appear in train "
-                "(use --strict to make this an error)"
-            )
-        folder = write_run(result, out)
-        record_run(folder)
-        document = json.loads((folder / "results.json").read_text())
-        console.print(render_table(document))
-        console.print(
-            f"results: {folder / 'results.json'}\npredictions: {folder / 'predictions.jsonl'}\n"
-            f"report: {folder / 'report.html'} (and report.md)"
-        )
+        folder = _write_and_show(result, out)
         log_written(folder, loggers)
+
+
+def _run_options(
+    task_file: Path,
+    strategies: str | None,
+    model: str | None,
+    limit: str | None,
+    strict: bool,
+    learning_curve: str | None,
+    dtype: str,
+    repeats: int,
+    budget: str,
+) -> RunOptions:
+    """`tunewise run`'s flags as the library's RunOptions."""
+    return RunOptions(
+        strategies=_split_csv(strategies),
+        model=model,
+        limit=_limit(limit),
+        strict=strict,
+        learning_curve=_sizes(learning_curve),
+        dtype=dtype,
+        repeats=repeats,
+        budget=parse_budget(budget),
+        task_file=str(task_file),
+    )
+
+
+def _write_and_show(result: RunResult, out: Path) -> Path:
+    """Warn about leaked test inputs; write the run folder, record it in the ledger, and print
+    its table and files."""
+    from tunewise.records.results import write_run
+
+    if result.dataset.leaked:
+        errors.print(
+            f"warning: {len(result.dataset.leaked)} test inputs also appear in train "
+            "(use --strict to make this an error)"
+        )
+    folder = write_run(result, out)
+    record_run(folder)
+    document = json.loads((folder / "results.json").read_text())
+    console.print(render_table(document))
+    console.print(
+        f"results: {folder / 'results.json'}\npredictions: {folder / 'predictions.jsonl'}\n"
+        f"report: {folder / 'report.html'} (and report.md)"
+    )
+    return folder
 
 
 @app.command()
@@ -240,13 +236,13 @@ def train(
     `tunewise run` reuses the adapters."""
     quiet_libraries(verbose)
     with user_errors(verbose):
-        from tunewise.run import RunOptions, train_only
+        from tunewise.run import train_only
         from tunewise.task.loading import load_task
 
         task = load_task(task_file)
         chosen = _split_csv(strategies) or (first_in_ladder("fine-tuning"),)
         options = RunOptions(chosen, model)
-        with _bars() as bars:
+        with progress_bars() as bars:
             trained = train_only(task, options, BarProgress(bars))
         for name, folder in trained:
             console.print(f"{name}: adapter in {folder}")
