@@ -133,3 +133,34 @@ def test_no_built_in_strategy_is_named_outside_its_folder_and_the_registry() -> 
             if (where, value) not in NOT_STRATEGY_REFERENCES:
                 found.append(f"{where}:{node.lineno}: {value!r}")
     assert not found, found
+
+
+def docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    first = node.body[0]
+    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+        return 0
+    if not isinstance(first.value.value, str):
+        return 0
+    return (first.end_lineno or first.lineno) - first.lineno + 1
+
+
+def function_length(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines from the `def` to the function's last line, less a leading docstring; for a Typer
+    command (its signature lists the options) only the body after the signature and docstring."""
+    end = node.end_lineno or node.lineno
+    decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
+    if "typer." in ast.unparse(node.args) or ".command(" in decorators:
+        rest = node.body[1:] if docstring_lines(node) else node.body
+        return end - rest[0].lineno + 1 if rest else 0
+    return end - node.lineno + 1 - docstring_lines(node)
+
+
+def test_no_function_is_over_60_lines() -> None:
+    long = [
+        f"{path.relative_to(PACKAGE).as_posix()}:{node.lineno} {node.name} ({n} lines)"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (n := function_length(node)) > 60
+    ]
+    assert not long, long
