@@ -188,9 +188,14 @@ def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     assert step3["command"] == f"tunewise run {INTENTS} --strategies zero-shot,few-shot,lora"
     assert results["recommendation"]["next_step"]["command"] == step3["command"]
     assert "not run: budget" in first.stdout and step3["command"].split()[-1] in first.stdout
+    # Far below the 0.8 target, few-shot is settled in an early round of the 97, its interval
+    # the sequential one (valid under the looks) and clear below the target.
     few = by_name["few-shot"]["metrics"]["accuracy"]
-    assert few["n"] == results["data"]["test_examples"] == 97
-    assert few["ci_low"] > 2 / 7, f"few-shot should be well above chance (1/7): {few}"
+    rounds = by_name["few-shot"]["sequential"]
+    assert results["data"]["test_examples"] == rounds["planned"] == 97
+    assert (few["n"], rounds["reason"]) == (rounds["n"], "below the target") and few["n"] < 97
+    assert few["ci_high"] < 0.8 and rounds["confidence"] == 1 - 0.05 / rounds["looks"]
+    assert few["value"] > 2 / 7, f"few-shot should be well above chance (1/7): {few}"
     assert (
         by_name["few-shot"]["usage"]["input_tokens_per_request"]
         > (by_name["zero-shot"]["usage"]["input_tokens_per_request"])

@@ -12,6 +12,7 @@ import typer
 from tunewise import __version__
 from tunewise.cli.bars import BarProgress, progress_bars
 from tunewise.cli.ledger_commands import record_run, register
+from tunewise.cli.plan_command import plan
 from tunewise.cli.run_summary import render_table
 from tunewise.cli.terminal import api_key_from, console, errors, quiet_libraries, user_errors
 from tunewise.cli.tracking_commands import LOG_HELP, log_written, trackers
@@ -325,6 +326,7 @@ def serve(
 
 register(app)  # the ledger's commands: runs, diff, gate, approve
 register_tracking(app)  # log
+app.command()(plan)
 
 
 @app.command()

@@ -1,0 +1,70 @@
+"""`tunewise plan`: what the ladder would run, and what each step costs on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tunewise.cli.terminal import console, quiet_libraries, user_errors
+from tunewise.deciding.budget import DEFAULT_BUDGET
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def plan(
+    task_file: Annotated[Path, typer.Argument(help="The task.yaml to plan.")],
+    budget: Annotated[
+        str, typer.Option(help="The compute budget `tunewise run` would have (or none).")
+    ] = DEFAULT_BUDGET,
+    model: Annotated[str | None, typer.Option(help="Model spec (overrides task.yaml).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Plan for N test examples (as run --limit N).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
+) -> None:
+    """Estimate each step of the ladder on this machine before spending anything: a few
+    zero-shot answers and a short warm-up training are timed on the task's own examples
+    (both cached for the run), then each step is priced at its smallest useful size and at
+    full size, with the result that would stop the ladder there."""
+    quiet_libraries(verbose)
+    with user_errors(verbose):
+        from tunewise.deciding.budget import parse_budget
+        from tunewise.options import RunOptions
+        from tunewise.planning import plan_task
+        from tunewise.task.loading import load_task
+
+        task = load_task(task_file)
+        seconds = parse_budget(budget)
+        timing, steps = plan_task(task, RunOptions(model=model, limit=limit))
+        price = task.prices.compute_usd_per_hour
+        table = Table(title=f"{task.name}: the ladder's plan on this machine")
+        for column in ("step", "runs", "smallest useful", "full size", "stops the ladder if"):
+            table.add_column(column)
+        for step in steps:
+            usd = step.usd(price)
+            cost = f" (${usd[0]:.4f} / ${usd[1]:.4f})" if usd else ""
+            table.add_row(
+                f"{step.step}. {step.title}", step.runs, _time(step.smallest_seconds),
+                _time(step.full_seconds) + cost, step.stops_if,
+            )  # fmt: skip
+        console.print(table)
+        smallest = sum(s.smallest_seconds for s in steps)
+        full = sum(s.full_seconds for s in steps)
+        room = "no budget" if seconds is None else f"a budget of {_time(seconds)}"
+        console.print(
+            f"Every step at its smallest useful size: about {_time(smallest)}; all at full size: "
+            f"about {_time(full)}; with {room}. Timed on {timing.test_examples:,} test and "
+            f"{timing.train_examples:,} training examples: "
+            f"{timing.seconds_per_token * 1000:.3f} ms per prompt token"
+            + (
+                f", {timing.train_seconds_per_example:.2f} s per training example."
+                if timing.train_seconds_per_example is not None
+                else "; fine-tuning cannot run here."
+            ),
+            markup=False,
+        )

@@ -1,0 +1,60 @@
+"""`tunewise plan`: each step priced at its smallest useful size and at full size, from a short
+timing of the task's own examples, before anything is measured."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ScriptedBackend
+from typer.testing import CliRunner
+
+from tunewise.cli.main import app
+from tunewise.deciding.plan import Timing, plan
+
+pytestmark = pytest.mark.usefixtures("contained_environment")
+
+
+def timing(**changes: object) -> Timing:
+    values: dict[str, object] = {
+        "seconds_per_token": 0.001, "zero_shot_tokens": 100.0, "few_shot_tokens": 400.0,
+        "rag_tokens": None, "train_seconds_per_example": 0.5, "train_examples": 2000,
+        "test_examples": 300, "epochs": 2, "redraws": 3,
+    }  # fmt: skip
+    return Timing(**(values | changes))  # type: ignore[arg-type]
+
+
+def test_each_step_is_priced_small_and_full_from_the_measured_rates() -> None:
+    steps = plan(timing(), 0.9, "accuracy")
+    assert [s.step for s in steps] == [1, 3]  # no documents: no RAG, no hybrid
+    prompting, tuning = steps
+    # 24 answers of each prompt first; all 300, and two more draws of 60 few-shot answers.
+    assert prompting.smallest_seconds == pytest.approx(24 * 0.5)
+    assert prompting.full_seconds == pytest.approx(300 * 0.5 + 2 * 60 * 0.4)
+    # 100 examples x 1 epoch (+ loads, + 24 answers); all 2,000 x 2 epochs (+ 300 answers).
+    assert tuning.smallest_seconds == pytest.approx(100 * 0.5 + 20 + 24 * 0.1)
+    assert tuning.full_seconds == pytest.approx(2000 * 2 * 0.5 + 20 + 300 * 0.1)
+    assert "accuracy >= 0.9" in tuning.stops_if
+    assert tuning.usd(3.6) == pytest.approx((tuning.smallest_seconds / 1000, 2.05))
+
+
+def test_documents_add_rag_and_the_hybrid_and_no_local_model_drops_training() -> None:
+    steps = plan(timing(rag_tokens=1536.0), 0.5, "token_f1")
+    assert [s.step for s in steps] == [1, 2, 3, 4]
+    assert steps[1].full_seconds == pytest.approx(300 * 1.536)
+    assert steps[3].smallest_seconds > steps[2].smallest_seconds  # passages, twice the training
+    assert [s.step for s in plan(timing(train_seconds_per_example=None), 0.5, "x")] == [1]
+
+
+def test_the_plan_command_prints_its_table_without_measuring_candidates(
+    scripted: ScriptedBackend, tiny_task: Path
+) -> None:
+    result = CliRunner().invoke(app, ["plan", str(tiny_task), "--budget", "5m"])
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\s+", " ", result.stdout)
+    assert "prompting" in text and "zero-shot" in text and "smallest useful" in text
+    assert "fine-tuning cannot run here" in text  # the scripted model is not local weights
+    assert "a budget of 5.0 min" in text
+    asked = {m[-1]["content"] for m in scripted.calls}
+    assert len(asked) <= 8  # only the timed answers
