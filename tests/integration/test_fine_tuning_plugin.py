@@ -45,9 +45,11 @@ def test_a_plugin_method_trains_curves_and_exports(
     assert results["learning_curve"]["candidate"] == "ia3"
     assert [p["examples"] for p in results["learning_curve"]["points"]] == [20, 40]
     assert results["recommendation"]["next_step"]["action"]
-    for fmt in ("merged", "openai-jsonl"):
+    for fmt in ("adapter", "openai-jsonl"):
         exported = tunewise("export", str(run_dir), "--candidate", "ia3", "--format", fmt,
                             home=home)  # fmt: skip
         assert exported.returncode == 0, exported.stderr
-    merged = run_dir / "exports"
-    assert any(merged.rglob("*.safetensors")) and any(merged.rglob("train.jsonl"))
+    exports = run_dir / "exports"
+    config = next(exports.rglob("adapter_config.json"))
+    assert json.loads(config.read_text())["peft_type"] == "IA3"
+    assert any(exports.rglob("train.jsonl"))

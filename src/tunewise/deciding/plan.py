@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from tunewise.deciding.ladder import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE
 from tunewise.evaluation.sequential import FIRST_LOOK
+from tunewise.strategies.catalog import first_in_ladder
 
 REDRAW_EXAMPLES = 60  # few-shot's demo re-draws answer this many examples per extra draw
 
@@ -78,9 +79,11 @@ def plan(timing: Timing, target: float | None, metric: str) -> list[PlannedStep]
             )
         )  # fmt: skip
     if timing.train_seconds_per_example is not None:
-        steps.append(_trained(timing, 3, "fine-tuning", "lora", timing.zero_shot_tokens, goal))
+        tuned = first_in_ladder("fine-tuning")
+        steps.append(_trained(timing, 3, "fine-tuning", tuned, timing.zero_shot_tokens, goal))
         if timing.rag_tokens is not None:
-            steps.append(_trained(timing, 4, "hybrid", "hybrid", timing.rag_tokens, goal, 2.0))
+            both = first_in_ladder("hybrid")
+            steps.append(_trained(timing, 4, "hybrid", both, timing.rag_tokens, goal, 2.0))
     return steps
 
 
