@@ -1,10 +1,11 @@
 """How an OpenAI-compatible endpoint scores labels, the most faithful way it allows; each
 answer records which (`LabelScores.scoring`):
 
-- `likelihood`: the server echoes completion logprobs (vLLM, llama-cpp-python's server): every
-  label is scored whole, as the local backend scores it (models/likelihood.py). Found out once
-  per endpoint with the first conversation, and the template that matched is remembered on
-  disk for the next run; so is an echo too slow to pay for every label of every input.
+- `likelihood`: the server has `/v1/completions` and its chat template is one tunewise knows:
+  every label is scored whole, as the local backend scores it, from echoed completions (vLLM;
+  models/likelihood.py) or, where the echo is too slow to pay for every label of every input
+  (llama-cpp-python), from the label's tokens forced one at a time (models/token_forcing.py).
+  Found out once per endpoint with the first conversation, and remembered on disk.
 - `constrained`: chat only, but the server honours a constraint: a choice among the labels
   (llama.cpp's `grammar`, vLLM's `guided_choice`), else a JSON schema whose one field is an
   enum of the labels (`response_format`, as OpenAI honours it). The label's probabilities are
