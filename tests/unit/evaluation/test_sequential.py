@@ -14,9 +14,7 @@ from tunewise.evaluation.sequential import (
 )
 
 
-def measure_sequentially(
-    draws: np.ndarray, target: float
-) -> tuple[float, float, int, str]:
+def measure_sequentially(draws: np.ndarray, target: float) -> tuple[float, float, int, str]:
     """The ladder's loop on one candidate's pre-drawn per-example scores."""
     planned = looks(len(draws))
     level = look_confidence(len(planned))
@@ -56,7 +54,7 @@ def test_reported_intervals_cover_the_truth_over_1000_candidates(kind: str) -> N
 def test_a_candidate_far_below_the_target_costs_a_few_dozen_answers() -> None:
     draws = np.array([1.0] * 10 + [0.0] * 290)  # accuracy 0.03
     np.random.default_rng(0).shuffle(draws)
-    low, high, n, reason = measure_sequentially(draws, 0.9)
+    _, high, n, reason = measure_sequentially(draws, 0.9)
     assert (n, reason) == (24, "below the target") and high < 0.9
 
 
