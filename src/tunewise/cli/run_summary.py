@@ -85,7 +85,7 @@ def render_table(results: Mapping[str, Any] | RunRecord) -> Group:
         f"{run.task.name}: {data.test_examples} test examples, "
         f"{data.train_examples} train, seed {run.seed}, model {', '.join(models)}"
     )
-    table = Table(title=title, caption="metric: value [95% bootstrap CI], n = test examples")
+    table = Table(title=title, caption="metric: value [95% CI], n = test examples answered")
     table.add_column("")
     for candidate in candidates:
         marked = candidate.name == recommendation.candidate

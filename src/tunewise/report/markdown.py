@@ -124,7 +124,13 @@ def _plots(run: RunRecord, report: Report) -> list[str]:
 
 
 def _candidates(report: Report) -> list[str]:
-    lines = ["## Candidates", "", "metric: value [95% bootstrap CI] (n = test examples)", ""]
+    lines = [
+        "## Candidates",
+        "",
+        "metric: value [95% CI] (bootstrap; the target metric of a candidate measured in "
+        "rounds: anytime-valid) (n = test examples answered)",
+        "",
+    ]
     lines += table(report.candidates)
     if report.skipped:
         skipped = (f"- **{escape(name)}**: {escape(reason)}" for name, reason in report.skipped)
