@@ -25,6 +25,12 @@ TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
 CURVE_TRAINING = 1.75  # a subsample's training plus a half and a quarter of it, for the curve
 
 
+def answering_estimate(ladder: Ladder, factor: float = 1.0) -> float:
+    """Seconds for a trained candidate to answer the test sample: the baseline's per-answer
+    compute, times `factor` for a longer prompt (a hybrid's passages)."""
+    return len(ladder.test) * ladder.per_answer.get(ladder.baseline, 0.0) * factor
+
+
 def training_estimate(
     ladder: Ladder, examples: int, epochs: int, factor: float = 1.0, name: str | None = None
 ) -> float:
@@ -86,7 +92,7 @@ def _fit_training(
     more data open); None (recorded as not run, with the command that runs it) when even the
     smallest useful subsample does not fit."""
     n = min(ladder.train_examples, spec.max_train_examples or ladder.train_examples)
-    answering = len(ladder.test) * ladder.per_answer.get(ladder.baseline, 0.0) * factor
+    answering = answering_estimate(ladder, factor)
 
     def left_out(estimate: float) -> None:
         why = f"{gate}; about {estimate:.0f} s needed, {max(ladder.left(), 0):.0f} s left"
@@ -159,7 +165,7 @@ def forecast_full_size(
     predicted = forecast(points, full, seed=task.seed)
     if predicted is None:
         return
-    answering = len(ladder.test) * ladder.per_answer.get(ladder.baseline, 0.0) * factor
+    answering = answering_estimate(ladder, factor)
     seconds = training_estimate(ladder, full, epochs, factor, strategy.name) + answering
     command = ladder.command(strategies_for(strategy.name))
     ladder.forecast = LadderForecast(
