@@ -1,13 +1,22 @@
-"""The OpenAI chat-completions shapes `tunewise serve` reads and answers with: the request, the
-task input taken from its last message, errors in OpenAI's shape, and a label candidate's
-probabilities as logprobs."""
+"""The OpenAI chat-completions shapes `tunewise serve` and `tunewise fine-tuning-server` read
+and answer with: the request (read within a size limit), the task input taken from its last
+message, the completion, errors in OpenAI's shape (and the handlers that answer with them), the
+bearer-key and request-size guard, and label probabilities as logprobs."""
 
 from __future__ import annotations
 
 import math
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException
 
 from tunewise.inference.predict import Prediction
 
@@ -33,6 +42,8 @@ class ChatRequest(BaseModel):
     stream: bool = False
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # vLLM's choice constraint; the fine-tuning server answers with the most likely choice.
+    guided_choice: list[str] | None = Field(default=None, min_length=1)
 
 
 class ApiError(Exception):
@@ -76,11 +87,113 @@ def label_logprobs(p: Prediction, top: int | None) -> dict[str, Any] | None:
     generated text (per-token log-probs are not kept)."""
     if not p.probabilities:
         return None
+    return choice_logprobs(p.output, p.probabilities, top)
+
+
+def choice_logprobs(
+    chosen: str, probabilities: Mapping[str, float], top: int | None
+) -> dict[str, Any]:
+    """Probabilities of whole choices (labels) as OpenAI logprobs, each choice one "token"."""
 
     def entry(label: str, probability: float) -> dict[str, Any]:
         return {"token": label, "logprob": math.log(max(probability, 1e-300)), "bytes": None}
 
-    ranked = sorted(p.probabilities.items(), key=lambda item: -item[1])
+    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
     alternatives = [entry(label, prob) for label, prob in ranked[: top or 0]]
-    chosen = entry(p.output, p.probabilities.get(p.output, 0.0))
-    return {"content": [{**chosen, "top_logprobs": alternatives}], "refusal": None}
+    picked = entry(chosen, probabilities.get(chosen, 0.0))
+    return {"content": [{**picked, "top_logprobs": alternatives}], "refusal": None}
+
+
+def completion_body(
+    model: str,
+    choice: Mapping[str, Any],
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
+    """A chat.completion object with one choice ({message, finish_reason, logprobs}) and usage."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, **choice}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def check_single_answer(request: ChatRequest) -> None:
+    """Answers are greedy and whole: no streaming, one choice."""
+    if request.stream:
+        raise ApiError(
+            400, "streaming is not supported; send stream: false", "unsupported", "stream"
+        )
+    if request.n != 1:
+        raise ApiError(400, "only n=1 is supported (answers are greedy)", "unsupported", "n")
+
+
+# ---- the HTTP plumbing both servers share ----------------------------------------------------
+
+
+def answer_errors_as_openai(app: FastAPI) -> None:
+    """Every error, ours, Starlette's and a malformed request's, in OpenAI's error shape."""
+    app.exception_handler(ApiError)(_api_error)
+    app.exception_handler(HTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_invalid)
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    error = ApiError(exc.status_code, str(exc.detail), "http_error")
+    return JSONResponse(error.body(), exc.status_code)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse(ApiError(400, str(exc), "invalid_request").body(), 400)
+
+
+Middleware = Callable[[Request, Callable[[Request], Awaitable[Any]]], Awaitable[Any]]
+
+
+def key_and_size_guard(api_key: str | None, limit: Callable[[Request], int]) -> Middleware:
+    """Middleware: the bearer key on /v1/ routes (when there is one), and the declared size of
+    every request within `limit(request)` bytes."""
+
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        if request.url.path.startswith("/v1/") and api_key is not None:
+            given = request.headers.get("authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                error = ApiError(401, "missing or incorrect API key", "invalid_api_key")
+                return JSONResponse(error.body(), status_code=401)
+        declared = request.headers.get("content-length")
+        most = limit(request)
+        if declared is not None and declared.isdigit() and int(declared) > most:
+            return JSONResponse(too_large(most).body(), status_code=413)
+        return await call_next(request)
+
+    return guard
+
+
+async def read_chat_request(request: Request, max_bytes: int) -> ChatRequest:
+    """The request's body, read within `max_bytes` even without a Content-Length, parsed."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise too_large(max_bytes)
+    try:
+        return ChatRequest.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ApiError(400, f"{where}: {first['msg']}", "invalid_request", where) from None
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the request is larger than {limit:,} bytes", "request_too_large")

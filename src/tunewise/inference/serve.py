@@ -11,27 +11,32 @@ the shared response cache, so an input the run measured is answered exactly as m
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import validate
 from tunewise.home import tunewise_home
 from tunewise.inference.cache import ResponseCache
-from tunewise.inference.chat_api import ApiError, ChatRequest, label_logprobs, task_input
+from tunewise.inference.chat_api import (
+    ApiError,
+    ChatRequest,
+    answer_errors_as_openai,
+    check_single_answer,
+    completion_body,
+    key_and_size_guard,
+    label_logprobs,
+    read_chat_request,
+    task_input,
+)
 from tunewise.inference.predict import Prediction, predict
 from tunewise.inference.repair import repair, repairs_for
 from tunewise.models.constrained import ConstrainedModel
@@ -170,22 +175,12 @@ def _restore_adapter(run_dir: Path, name: str, entry: dict[str, Any]) -> None:
 def completion(served: ServedCandidate, request: ChatRequest, p: Prediction) -> dict[str, Any]:
     """The chat.completion response for one answer, with usage and the candidate's sources."""
     choice: dict[str, Any] = {
-        "index": 0,
         "message": {"role": "assistant", "content": p.output},
         "finish_reason": p.finish_reason,
         "logprobs": label_logprobs(p, request.top_logprobs) if request.logprobs else None,
     }
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": served.name,
-        "choices": [choice],
-        "usage": {
-            "prompt_tokens": p.input_tokens,
-            "completion_tokens": p.output_tokens,
-            "total_tokens": p.input_tokens + p.output_tokens,
-        },
+        **completion_body(served.name, choice, p.input_tokens, p.output_tokens),
         "tunewise": {
             "strategy": served.predictor.strategy,
             "sources": list(p.sources),
@@ -217,10 +212,8 @@ def create_app(
     """The FastAPI application serving one candidate."""
     app = FastAPI(title=f"tunewise: {served.name}", docs_url=None, redoc_url=None)
     app.state.serving = _Serving(served, api_key, max_request_bytes, max_input_chars)
-    app.exception_handler(ApiError)(_api_error)
-    app.exception_handler(HTTPException)(_http_error)
-    app.exception_handler(RequestValidationError)(_invalid)
-    app.middleware("http")(_guard)
+    answer_errors_as_openai(app)
+    app.middleware("http")(key_and_size_guard(api_key, lambda _: max_request_bytes))
     app.get("/health")(health)
     app.get("/v1/models")(models)
     app.get("/v1/models/{model_id}")(model)
@@ -231,33 +224,6 @@ def create_app(
 def _serving(request: Request) -> _Serving:
     serving: _Serving = request.app.state.serving
     return serving
-
-
-async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
-
-
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    error = ApiError(exc.status_code, str(exc.detail), "http_error")
-    return JSONResponse(error.body(), exc.status_code)
-
-
-async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse(ApiError(400, str(exc), "invalid_request").body(), 400)
-
-
-async def _guard(request: Request, call_next: Any) -> Any:
-    """The key on /v1/ routes, and the declared size of every request."""
-    serving = _serving(request)
-    if request.url.path.startswith("/v1/") and serving.api_key is not None:
-        given = request.headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {serving.api_key}".encode()):
-            error = ApiError(401, "missing or incorrect API key", "invalid_api_key")
-            return JSONResponse(error.body(), status_code=401)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > serving.max_request_bytes:
-        return JSONResponse(_too_large(serving.max_request_bytes).body(), status_code=413)
-    return await call_next(request)
 
 
 def health(request: Request) -> dict[str, Any]:
@@ -279,14 +245,9 @@ async def chat(request: Request) -> JSONResponse:
     """One chat completion: the last user message is the task input, answered as measured."""
     serving = _serving(request)
     served = serving.served
-    parsed = await _chat_request(request, serving.max_request_bytes)
+    parsed = await read_chat_request(request, serving.max_request_bytes)
     _check_model(served, parsed.model)
-    if parsed.stream:
-        raise ApiError(
-            400, "streaming is not supported; send stream: false", "unsupported", "stream"
-        )
-    if parsed.n != 1:
-        raise ApiError(400, "only n=1 is supported (answers are greedy)", "unsupported", "n")
+    check_single_answer(parsed)
     text = task_input(parsed, serving.max_input_chars)
     budget = parsed.max_completion_tokens or parsed.max_tokens
     try:
@@ -294,25 +255,6 @@ async def chat(request: Request) -> JSONResponse:
     except TunewiseError as exc:
         raise ApiError(502, str(exc), "model_error") from None
     return JSONResponse(completion(served, parsed, answer))
-
-
-async def _chat_request(request: Request, max_bytes: int) -> ChatRequest:
-    """The request's body, read within `max_bytes` even without a Content-Length, parsed."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > max_bytes:
-            raise _too_large(max_bytes)
-    try:
-        return ChatRequest.model_validate_json(bytes(body))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ApiError(400, f"{where}: {first['msg']}", "invalid_request", where) from None
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"the request is larger than {limit:,} bytes", "request_too_large")
 
 
 def _check_model(served: ServedCandidate, model_id: str) -> None:
