@@ -22,15 +22,41 @@ from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.loading import load_task, task_schema
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
-BUILT_IN = ("zero-shot", "few-shot", "optimized-prompt", "rag", "lora", "qlora", "hybrid")
+BUILT_IN = (
+    "zero-shot",
+    "few-shot",
+    "optimized-prompt",
+    "rag",
+    "lora",
+    "qlora",
+    "hosted-fine-tuning",
+    "hybrid",
+    "hosted-hybrid",
+)
 
 
 def test_the_families_and_sets_derive_from_one_record_per_strategy() -> None:
     assert strategy_names() == BUILT_IN
     assert names_where(family="prompting") == {"zero-shot", "few-shot", "optimized-prompt"}
-    assert names_where(retrieves=True) == {"rag", "hybrid"}
-    assert names_where(trains=True) == {"lora", "qlora", "hybrid"}
-    assert [catalog.strategy_named(n).step for n in BUILT_IN] == [1, 1, 1, 2, 3, 3, 4]
+    assert names_where(retrieves=True) == {"rag", "hybrid", "hosted-hybrid"}
+    assert names_where(trains=True) == {
+        "lora",
+        "qlora",
+        "hybrid",
+        "hosted-fine-tuning",
+        "hosted-hybrid",
+    }
+    assert [catalog.strategy_named(n).step for n in BUILT_IN] == [1, 1, 1, 2, 3, 3, 3, 4, 4]
+    # Trained here, the methods need local weights; trained by a service, an endpoint for it.
+    assert {n for n in BUILT_IN if "local-weights" in catalog.strategy_named(n).needs} == {
+        "lora",
+        "qlora",
+        "hybrid",
+    }
+    assert {n for n in BUILT_IN if catalog.strategy_named(n).trains_remotely} == {
+        "hosted-fine-tuning",
+        "hosted-hybrid",
+    }
     # The documented schema lists the built-in strategies; load_schema adds registered ones.
     text = (Path(catalog.__file__).parents[1] / "schemas" / "results.schema.json").read_text()
     documented = json.loads(text)["$defs"]["candidate"]["properties"]["strategy"]["enum"]

@@ -26,6 +26,16 @@ class BarProgress:
         task_id = self._progress.add_task(description, total=total)
         return lambda n: self._progress.advance(task_id, n)
 
+    def status_stage(self, description: str) -> Callable[[str, int, int | None], None]:
+        """A bar whose total is learnt as the work runs, its status beside the description."""
+        task_id = self._progress.add_task(description, total=None)
+
+        def update(status: str, done: int, total: int | None) -> None:
+            text = f"{description}: {status}"
+            self._progress.update(task_id, description=text, completed=done, total=total)
+
+        return update
+
 
 def progress_bars() -> Progress:
     return Progress(

@@ -56,8 +56,10 @@ def user_errors(verbose: bool) -> Iterator[None]:
         # The message quotes user data; print it as literal text, never as rich markup.
         errors.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        errors.print("interrupted; finished answers are cached, re-run the command to resume")
+    except KeyboardInterrupt as exc:
+        # Work that outlives the process (a fine-tuning service's job) says what it left.
+        said = str(exc) or "interrupted; finished answers are cached, re-run the command to resume"
+        errors.print(Text(said), soft_wrap=True)
         raise typer.Exit(130) from None
     except Exception as exc:
         if verbose:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tunewise.deciding.amounts import _json_number, _money, _seconds, _sig
 from tunewise.strategies.catalog import names_where
 
 _SECONDS_PER_HOUR = 3600.0
@@ -26,6 +27,7 @@ class TokenPrice:
 
     input_per_million: float
     output_per_million: float
+    training_per_million: float | None = None  # a fine-tuning service's, per trained token
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class PriceList:
 
     compute_usd_per_hour: float | None = None
     labelling_usd_per_example: float | None = None
-    tokens: Mapping[str, TokenPrice] = field(default_factory=dict)  # keyed by model spec
+    # Keyed by model spec; "BASE+fine-tuned" prices the models fine-tuned from BASE.
+    tokens: Mapping[str, TokenPrice] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class CostInputs:
     teacher_seconds: float = 0.0
     teacher_tokens_input: float = 0.0
     teacher_tokens_output: float = 0.0
+    # A fine-tuning service's job: the tokens it trained (and bills), at the base model's
+    # training price; its wall time is the service's, not compute here.
+    trained_tokens: float = 0.0
 
     @property
     def setup_seconds(self) -> float:
@@ -183,6 +189,8 @@ def setup_cost(c: CostInputs, prices: PriceList) -> PricedAmount:
             formula = "setup " + _tokens_detail(tokens_in, tokens_out, price)
             formula += _base_note(key, c.model)
             parts.append(("tokens", _tokens_usd(tokens_in, tokens_out, price), formula))
+    if c.trained_tokens > 0:
+        _trained_part(c, prices, parts, unpriced)
     if c.teacher_model and (c.teacher_tokens_input > 0 or c.teacher_tokens_output > 0):
         teacher = _token_price(c.teacher_model, prices)
         tokens_in, tokens_out = c.teacher_tokens_input, c.teacher_tokens_output
@@ -205,6 +213,25 @@ def setup_cost(c: CostInputs, prices: PriceList) -> PricedAmount:
         detail += "; not priced: " + ", ".join(unpriced)
     total = sum(usd for _, usd, _ in parts)
     return PricedAmount(total, "+".join(basis for basis, _, _ in parts), detail)
+
+
+def _trained_part(
+    c: CostInputs,
+    prices: PriceList,
+    parts: list[tuple[str, float, str]],
+    unpriced: list[str],
+) -> None:
+    """A fine-tuning job's trained tokens at its base model's training price."""
+    base = c.model.split("+", 1)[0]
+    price = prices.tokens.get(base)
+    rate = price.training_per_million if price is not None else None
+    if rate is None:
+        unpriced.append(
+            f"{_sig(c.trained_tokens)} trained tokens (no training_per_million for {base})"
+        )
+        return
+    formula = f"{_sig(c.trained_tokens)} trained tokens at {_money(rate)} per 1M"
+    parts.append(("training-tokens", c.trained_tokens * rate / _PER_MILLION, formula))
 
 
 def monthly_cost(per_request_usd: float, requests_per_month: float) -> float:
@@ -341,8 +368,11 @@ def _break_even(
 
 
 def _token_price(model: str, prices: PriceList) -> tuple[str, TokenPrice] | None:
-    """The model's own token price, else its base model's ('BASE+lora:abc123' -> 'BASE')."""
-    for key in (model, model.split("+", 1)[0]):
+    """The model's own token price, else, for a model fine-tuned from BASE ('BASE+lora:abc123'),
+    the price of BASE's fine-tuned models ('BASE+fine-tuned'), else BASE's."""
+    base = model.split("+", 1)[0]
+    tuned = (f"{base}+fine-tuned",) if base != model else ()
+    for key in (model, *tuned, base):
         price = prices.tokens.get(key)
         if price is not None:
             return key, price
@@ -365,33 +395,3 @@ def _tokens_detail(tokens_in: float, tokens_out: float, price: TokenPrice) -> st
 
 def _base_note(key: str, model: str) -> str:
     return "" if key == model else f" ({key}'s price)"
-
-
-def _sig(x: float, digits: int = 3) -> str:
-    """`digits` significant figures in plain notation (no exponent), whole numbers kept whole:
-    0.41234 -> '0.412', 8.0 -> '8', 767.4 -> '767', 4512.3 -> '4,512'."""
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    text = f"{x:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _seconds(x: float) -> str:
-    return f"{_sig(x)} s"
-
-
-def _money(x: float) -> str:
-    """Cents for amounts from $1, three significant figures below: '$1.20', '$0.60', '$0.000065'."""
-    if abs(x) >= 1 or x == 0:
-        return f"${x:,.2f}"
-    text = _sig(x)
-    whole, _, decimals = text.partition(".")
-    return f"${whole}.{decimals.ljust(2, '0')}"
-
-
-def _json_number(x: float | None) -> float | None:
-    """Six significant figures for JSON; None for unpriced or never (inf)."""
-    if x is None or not math.isfinite(x):
-        return None
-    return float(f"{x:.6g}")

@@ -12,21 +12,25 @@ from tunewise.deciding.verdict import CandidateSummary, Recommendation
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset
+from tunewise.task.endpoints import TokenPrices
 
 
 def price_list(task: Task) -> PriceList:
     """The task's prices as the cost model reads them; a `models:` entry's prices count as
     token prices of its name."""
     prices = task.prices
-    tokens = {
-        spec: TokenPrice(p.input_per_million, p.output_per_million)
-        for spec, p in prices.tokens.items()
-    }
+    tokens = {spec: _price(p) for spec, p in prices.tokens.items()}
     for name, endpoint in task.models.items():
         if endpoint.prices is not None and name not in tokens:
-            p = endpoint.prices
-            tokens[name] = TokenPrice(p.input_per_million, p.output_per_million)
+            tokens[name] = _price(endpoint.prices)
+        tuned = f"{name}+fine-tuned"
+        if endpoint.fine_tuned_prices is not None and tuned not in tokens:
+            tokens[tuned] = _price(endpoint.fine_tuned_prices)
     return PriceList(prices.compute_usd_per_hour, prices.labelling_usd_per_example, tokens)
+
+
+def _price(p: TokenPrices) -> TokenPrice:
+    return TokenPrice(p.input_per_million, p.output_per_million, p.training_per_million)
 
 
 def decide_from(

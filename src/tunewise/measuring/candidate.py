@@ -96,7 +96,9 @@ class CandidateResult:
             input_tokens_per_request=self.usage["input_tokens_per_request"],
             output_tokens_per_request=self.usage["output_tokens_per_request"],
             compute_seconds_per_request=self.compute_seconds_per_request,
-            training_seconds=training.seconds,
+            # A service's job is priced by its trained tokens; its wall time is not our compute.
+            training_seconds=0.0 if training.remote else training.seconds,
+            trained_tokens=float(training.trained_tokens) if training.remote else 0.0,
             index_seconds=index.seconds,
             search_seconds=0.0 if self.remote else search.seconds,
             setup_tokens_input=float(tokens[0]) if self.remote else 0.0,

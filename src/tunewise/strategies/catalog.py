@@ -42,9 +42,11 @@ LadderRole = Literal["baseline", "measured", "if-it-fits"]
 the step (one per ladder: the first prompting one); `measured` runs whenever its step does;
 `if-it-fits` runs when its `fit_to_budget` hook finds room next to the later steps' reserve."""
 
-Requirement = Literal["documents", "labelled-data", "local-weights", "cuda"]
+Requirement = Literal["documents", "labelled-data", "local-weights", "cuda", "fine-tuning-endpoint"]
 """What a strategy needs to run: the task's documents, labelled training examples, a model
-whose weights are on this machine (transformers), a CUDA GPU."""
+whose weights are on this machine (transformers), a CUDA GPU, an endpoint that runs fine-tuning
+jobs (OpenAI's fine-tuning API). A strategy that trains needs local weights unless it requires
+a fine-tuning endpoint: then the service trains, and nothing is trained here."""
 
 HOOKS: dict[str, str] = {
     "redraws": "(task, spec, *, name, backend, train, measured, test, cache, progress, metric, "
@@ -93,7 +95,7 @@ class Strategy:
     requires: frozenset[Requirement] = frozenset()  # beyond documents (retrieves) and labels
     ladder: LadderRole | None = None  # how the default ladder uses it; None: only when named
     rank: int = 100  # its place within its step: built-in ones first, then plugins
-    trainer: TrainingMethod | None = None  # a training strategy's PEFT method
+    trainer: TrainingMethod | None = None  # a training strategy's PEFT method (trained here)
     hooks: Mapping[str, str | Callable[..., Any]] = field(default_factory=dict)  # see HOOKS
 
     @property
@@ -105,8 +107,16 @@ class Strategy:
         """Every requirement, the documents and labelled data of retrieving and training
         strategies included."""
         implied = {"documents"} if self.retrieves else set()
-        implied |= {"labelled-data", "local-weights"} if self.trains else set()
+        if self.trains:
+            implied |= (
+                {"labelled-data"} if self.trains_remotely else {"labelled-data", "local-weights"}
+            )
         return frozenset(self.requires | implied)
+
+    @property
+    def trains_remotely(self) -> bool:
+        """Trained by a fine-tuning service (it requires a fine-tuning endpoint), not here."""
+        return self.trains and "fine-tuning-endpoint" in self.requires
 
     def prepare_function(self) -> Prepare:
         return typing.cast(Prepare, _imported(self.prepare))
@@ -131,8 +141,11 @@ def register_strategy(strategy: Strategy) -> None:
             f"strategy '{strategy.name}': family '{strategy.family}' is not one of "
             f"{', '.join(STEP_OF_FAMILY)}"
         )
-    if strategy.trains and strategy.trainer is None:
-        raise TunewiseError(f"strategy '{strategy.name}' trains, so its record needs a trainer")
+    if strategy.trains and strategy.trainer is None and not strategy.trains_remotely:
+        raise TunewiseError(
+            f"strategy '{strategy.name}' trains, so its record needs a trainer (or requires a "
+            "fine-tuning-endpoint, which trains it)"
+        )
     unknown = set(strategy.hooks) - set(HOOKS)
     if unknown:
         raise TunewiseError(

@@ -24,10 +24,13 @@ class SetupPart(BaseModel):
 
 
 class Training(SetupPart):
-    """An adapter's training run (or the cached one it reuses)."""
+    """An adapter's training run (or the cached one it reuses), or a fine-tuning service's job
+    (`remote`: its seconds are the job's wall time, not compute here; it bills trained_tokens)."""
 
     examples: int = 0
     validation_examples: int = 0
+    remote: bool = False
+    trained_tokens: int = 0
 
 
 class IndexBuild(SetupPart):

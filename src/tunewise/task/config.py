@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tunewise.strategies.catalog import Candidate, names_where
+from tunewise.task.endpoints import ModelEndpoint, TokenPrices
 from tunewise.task.judge_config import Judge
 from tunewise.task.sources import ColumnName, DataSource
 from tunewise.task.strict import Strict as _Strict
+from tunewise.task.training_processes import TrainingProcesses
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -217,13 +219,6 @@ class Usage(_Strict):
     horizon_months: int = Field(default=12, ge=1)
 
 
-class TokenPrices(_Strict):
-    """An API model's price per million tokens, in USD."""
-
-    input_per_million: float = Field(ge=0)
-    output_per_million: float = Field(ge=0)
-
-
 class Prices(_Strict):
     """What compute, labelling and API tokens cost, so measurements become money (USD). A price
     left out is unknown, not free: the cost it would decide is reported as unpriced."""
@@ -237,31 +232,6 @@ class Prices(_Strict):
     tokens: dict[str, TokenPrices] = Field(
         default_factory=dict, description="Token prices per model spec (hosted APIs)."
     )
-
-
-class ModelEndpoint(_Strict):
-    """A model on an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp server), under a
-    name that `model:` (task or candidate) and --model can use."""
-
-    model: str = Field(min_length=1, description="The server's model id.")
-    base_url: str = Field(
-        default="https://api.openai.com/v1",
-        pattern=r"^https?://\S+$",
-        description="The server's /v1 URL, e.g. http://127.0.0.1:8000/v1 for vLLM.",
-    )
-    api_key_env: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="Environment variable holding the API key (default OPENAI_API_KEY for "
-        "api.openai.com, none otherwise); the key itself never goes in a file.",
-    )
-    prices: TokenPrices | None = Field(default=None, description="USD per million tokens.")
-    concurrency: int = Field(default=8, ge=1, le=256, description="Requests in flight at once.")
-    timeout_s: float = Field(default=60, gt=0, description="Seconds per attempt.")
-    deadline_s: float = Field(
-        default=300, gt=0, description="Seconds per request, all retries and waits included."
-    )
-    max_retries: int = Field(default=5, ge=0, le=20)
 
 
 class Task(_Strict):
@@ -312,6 +282,10 @@ class Task(_Strict):
         description="More representative datasets besides data: every candidate is measured on "
         "each; results per dataset and macro-averaged, and the decision flags a candidate that "
         "wins on one dataset but loses on others.",
+    )
+    training: TrainingProcesses = Field(
+        default_factory=TrainingProcesses,
+        description="How many processes train each adapter (accelerate launch), and its config.",
     )
 
     # The task file's folder, where user metrics' modules are looked up first (set by load_task).
