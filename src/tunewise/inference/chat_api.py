@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from tunewise.inference.predict import Prediction
+from tunewise.models.backend import Message
 
 
 class _Message(BaseModel):
@@ -80,6 +81,26 @@ def task_input(request: ChatRequest, max_chars: int) -> str:
             "messages",
         )
     return content
+
+
+def conversation(request: ChatRequest) -> list[Message]:
+    """The request's messages as chat turns (a developer message is a system one), text only."""
+    roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+    turns: list[Message] = []
+    for index, message in enumerate(request.messages):
+        role = roles.get(message.role)
+        if role is None:
+            raise ApiError(
+                400, f"messages[{index}]: role '{message.role}' is not supported; use "
+                "system, developer, user or assistant", "unsupported_role", f"messages.{index}",
+            )  # fmt: skip
+        content = message.content or ""
+        if isinstance(content, list):
+            if any(part.get("type") != "text" for part in content):
+                raise ApiError(400, "only text content parts are supported", "unsupported_content")
+            content = "".join(str(part.get("text", "")) for part in content)
+        turns.append({"role": role, "content": content})  # type: ignore[typeddict-item]
+    return turns
 
 
 def label_logprobs(p: Prediction, top: int | None) -> dict[str, Any] | None:
