@@ -11,6 +11,7 @@ import typer
 
 from tunewise import __version__
 from tunewise.cli.bars import BarProgress, progress_bars
+from tunewise.cli.fine_tuning_command import fine_tuning_server
 from tunewise.cli.ledger_commands import record_run, register
 from tunewise.cli.plan_command import plan
 from tunewise.cli.run_summary import render_table
@@ -327,6 +328,7 @@ def serve(
 register(app)  # the ledger's commands: runs, diff, gate, approve
 register_tracking(app)  # log
 app.command()(plan)
+app.command()(fine_tuning_server)
 
 
 @app.command()
