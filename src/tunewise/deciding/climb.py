@@ -87,8 +87,8 @@ def _prompting(ladder: Ladder) -> str | None:
     _fit_test(ladder, per_answer)
     for strategy in walked:
         result = _measure_prompting(ladder, strategy)
-        if strategy is not baseline:
-            ladder.per_answer[strategy.name] = _seconds_per_answer(result, ladder)
+        # Over the whole round, not the first few answers: those carry the first calls' warm-up.
+        ladder.per_answer[strategy.name] = _seconds_per_answer(result, ladder)
     recommendation = ladder.decision()
     reason = verdict_text(recommendation, 1)
     names = tuple(s.name for s in walked)

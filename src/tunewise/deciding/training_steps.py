@@ -121,8 +121,9 @@ def _fit_training(
         room = ladder.left() - FIXED_SECONDS - answering
         per_example = max(estimate(1, 1) - FIXED_SECONDS, 1e-9)
         examples = min(n, math.floor(room / per_example / 10) * 10)
-        # With the curve's two smaller trainings (a half and a quarter) and their answers.
-        curved = math.floor((room - 2 * answering) / per_example / CURVE_TRAINING / 10) * 10
+        # With the curve's two smaller trainings (a half and a quarter), their loads and answers.
+        smaller = 2 * (answering + FIXED_SECONDS)
+        curved = math.floor((room - smaller) / per_example / CURVE_TRAINING / 10) * 10
         if ladder.scores is not None and MIN_TRAIN_SUBSAMPLE <= curved < n:
             examples, curve = curved, True
         if examples < min(MIN_TRAIN_SUBSAMPLE, n):
@@ -134,6 +135,9 @@ def _fit_training(
             ladder.reduce(step, name, "max_train_examples", n, examples)
     subsample = examples if examples < n else spec.max_train_examples
     fitted = spec.model_copy(update={"epochs": epochs, "max_train_examples": subsample})
+    if curve:  # the subsample, a half and a quarter of it, each loaded and answering
+        trainings = estimate(round(examples * CURVE_TRAINING), epochs) + 2 * FIXED_SECONDS
+        return fitted, trainings + 3 * answering, curve
     return fitted, estimate(examples, epochs) + answering, curve
 
 
