@@ -223,6 +223,7 @@ def climb_ladder(run: RunContext) -> Measured:
         test=run.test,
         train_examples=len(run.dataset.train),
         trainable=isinstance(trainer, LocalModel),
+        tunes_remotely=tunes_remotely(task, options),
         measure=partial(measure, run),
         decide=lambda measured: decide_from(task, run.dataset, measured),
         train_seconds=partial(warm_up_training, run),
@@ -235,6 +236,12 @@ def climb_ladder(run: RunContext) -> Measured:
     record = walk(ladder)
     names = [r.name for r in ladder.results]
     return Measured(ladder.specs, names, ladder.results, ladder.test, record, ladder.curve)
+
+
+def tunes_remotely(task: Task, options: RunOptions) -> bool:
+    """Whether the run's model is a `models:` endpoint whose service fine-tunes."""
+    endpoint = task.models.get(options.model or task.model)
+    return endpoint is not None and endpoint.fine_tuning
 
 
 def measure_pinned(run: RunContext, specs: list[CandidateSpec]) -> Measured:

@@ -373,3 +373,32 @@ def test_the_api_key_is_in_no_written_file(
     written = [p for folder in (home, run_dir) for p in folder.rglob("*") if p.is_file()]
     assert any(p.name == "job.json" for p in written)
     assert not [p for p in written if KEY.encode() in p.read_bytes()]
+
+
+# ---- the ladder ------------------------------------------------------------------------------
+
+
+def test_the_ladder_fine_tunes_on_the_service_of_an_endpoint_that_can(
+    service: FakeService, home: Path, tmp_path: Path
+) -> None:
+    path = task_file(tmp_path, service, "  []\n")
+    path.write_text(path.read_text().replace("    prices:", "    fine_tuning: true\n    prices:"))
+    write_jsonl(path.parent / "data" / "train.jsonl", SENTIMENT_TRAIN * 5)  # past the 50 minimum
+    result = run_task(load_task(path), RunOptions(budget=None))
+    assert result.ladder is not None
+    (step,) = [s for s in result.ladder.steps if s.step == 3]
+    assert (step.status, step.candidates) == ("run", ("hosted-fine-tuning",))
+    assert "fine-tuned on the service" in step.reason and service.created == 1
+    assert [c.strategy for c in result.candidates][-1] == "hosted-fine-tuning"
+
+
+def test_without_fine_tuning_the_ladder_starts_no_job(
+    service: FakeService, home: Path, tmp_path: Path
+) -> None:
+    path = task_file(tmp_path, service, "  []\n")
+    write_jsonl(path.parent / "data" / "train.jsonl", SENTIMENT_TRAIN * 5)
+    result = run_task(load_task(path), RunOptions(budget=None))
+    assert result.ladder is not None
+    (step,) = [s for s in result.ladder.steps if s.step == 3]
+    assert step.status == "skipped" and "fine_tuning: true" in step.reason
+    assert service.created == 0

@@ -191,6 +191,8 @@ def _stop_after(ladder: Ladder, recommendation: Recommendation, step: int) -> st
     if recommendation.verdict != "meets-target":
         return None
     winner = next(r for r in ladder.results if r.name == recommendation.candidate)
+    if ladder.tunes_remotely and not ladder.trainable:
+        return f"step {step} meets the target, so no fine-tuning job (paid) is started"
     if not ladder.trainable or ladder.train_examples < MIN_LADDER_TRAINING:
         return f"step {step} meets the target, and fine-tuning cannot run here"
     baseline = next(
@@ -276,12 +278,14 @@ def _fine_tuning(ladder: Ladder) -> str | None:
     """Step 3: each fine-tuning method the ladder walks, on the training split, fitted to the
     budget; stops at the first that meets the target."""
     n = ladder.train_examples
-    if not ladder.trainable:
+    methods = [s for s in ladder_strategies("fine-tuning") if ladder.can_train(s)]
+    if not methods:
         ladder.record(
             3,
             "fine-tuning",
             "skipped",
-            "the model is not a local transformers model, so it cannot be fine-tuned here",
+            "the model is not a local transformers model, so it cannot be fine-tuned here, nor "
+            "an endpoint with fine_tuning: true, whose service could fine-tune it",
         )
         return None
     if n < MIN_LADDER_TRAINING:
@@ -298,7 +302,7 @@ def _fine_tuning(ladder: Ladder) -> str | None:
         else f"measured below the framework's {MIN_FINE_TUNING_EXAMPLES}-example gate "
         f"({n} examples) because the budget allows"
     )
-    for strategy in ladder_strategies("fine-tuning"):
+    for strategy in methods:
         stopped = trained_step(ladder, 3, strategy, gate)
         if stopped is not None:
             return stopped
@@ -336,7 +340,7 @@ def _hybrid(ladder: Ladder) -> str | None:
             return None
         gate = "RAG and LoRA each beat prompting"
     assert rag is not None
-    for strategy in ladder_strategies("hybrid"):
+    for strategy in (s for s in ladder_strategies("hybrid") if ladder.can_train(s)):
         # It answers and ranks the way the better RAG candidate did (unless the task says).
         spec = ladder.settings(strategy.name)
         use = rag.retrieval or RetrievalUse()

@@ -31,7 +31,12 @@ from tunewise.evaluation.sequential import (
     settled,
 )
 from tunewise.measuring.candidate import CandidateResult
-from tunewise.strategies.catalog import first_in_ladder, ladder_strategies, strategy_named
+from tunewise.strategies.catalog import (
+    Strategy,
+    first_in_ladder,
+    ladder_strategies,
+    strategy_named,
+)
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Example
@@ -187,6 +192,9 @@ class Ladder:
     budget: float | None
     settings: Callable[[str], CandidateSpec]  # strategy -> the task's settings, else defaults
     clock: Callable[[], float] = time.perf_counter
+    # The model is an endpoint whose service runs fine-tuning jobs (`fine_tuning: true`): the
+    # strategies that train there (their record requires a fine-tuning-endpoint) can run.
+    tunes_remotely: bool = False
     started: float = field(default=0.0)
     spent: float = 0.0  # recorded compute seconds of what the ladder measured
     results: list[CandidateResult] = field(default_factory=list)
@@ -291,6 +299,11 @@ class Ladder:
 
     def decision(self) -> Recommendation:
         return self.decide([r for r in self.results if r.measured])
+
+    def can_train(self, strategy: Strategy) -> bool:
+        """Whether a training strategy can train for this model: on its endpoint's service
+        when its record requires one, else here (local weights)."""
+        return self.tunes_remotely if strategy.trains_remotely else self.trainable
 
     def measured(self, strategies: frozenset[str]) -> list[CandidateResult]:
         return [r for r in self.results if r.measured and r.strategy in strategies]

@@ -16,6 +16,7 @@ from tunewise.deciding.ladder import (
     verdict_text,
 )
 from tunewise.deciding.learning_curve import CurvePoint, estimate_examples, forecast
+from tunewise.deciding.service_steps import service_step
 from tunewise.evaluation.stats import MetricValue
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.strategies.catalog import Strategy, default_candidate
@@ -54,6 +55,8 @@ def trained_step(
     run with its estimate and command. `factor`: the step's prompt length against the short
     prompt's (a hybrid trains and answers with passages)."""
     chosen = spec if spec is not None else ladder.settings(strategy.name)
+    if strategy.trains_remotely:  # nothing trains here: no warm-up, no fitting to the budget
+        return service_step(ladder, step, strategy, gate, chosen)
     if not isinstance(chosen, FineTuningOptions):
         return None
     name, title = strategy.name, TITLES[step]
