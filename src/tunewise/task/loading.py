@@ -56,6 +56,7 @@ def task_hash(task: Task) -> str:
     for entry, key, unset in later:
         if key in entry and entry[key] == unset:
             del entry[key]
+    document.pop("training", None)  # where training runs; the adapter's key has what it changes
     blob = json.dumps(document, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -144,4 +145,7 @@ def _resolve_paths(task: Task, base: Path) -> Task:
         update["judge"] = task.judge.model_copy(
             update={"grades": (base / task.judge.grades).resolve()}
         )
+    if task.training.accelerate_config is not None:
+        config = (base / task.training.accelerate_config).resolve()
+        update["training"] = task.training.model_copy(update={"accelerate_config": config})
     return task.model_copy(update=update)
