@@ -343,9 +343,10 @@ def following_step(
 def train_only(
     task: Task, options: RunOptions, progress: Progress | None = None
 ) -> list[tuple[str, Path]]:
-    """Train (or find in the cache) the adapters of the task's fine-tuning candidates."""
+    """Train (or find in the cache) the adapters of the task's fine-tuning candidates (those
+    trained here: a service's job starts with `tunewise run`)."""
     progress = progress or SilentProgress()
-    training = names_where(trains=True)
+    training = names_where(trains=True, trains_remotely=False)
     specs = [s for s in candidate_specs(task, options) if s.strategy in training]
     if not specs:
         methods = ", ".join(sorted(training))
