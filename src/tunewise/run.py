@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -13,9 +13,10 @@ from tunewise import __version__
 from tunewise.checks import check_task
 from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from, price_list
-from tunewise.deciding.ladder import Ladder, LadderRecord
+from tunewise.deciding.ladder import MIN_LADDER_TRAINING, Ladder, LadderRecord
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.next_step import next_step
+from tunewise.deciding.plan import LadderPlan, ShowsPlan, checked, ladder_plan
 from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.errors import DataError, TunewiseError
 from tunewise.home import tunewise_home
@@ -35,6 +36,7 @@ from tunewise.measuring.selection import (
     pinned,
     suggested_command,
 )
+from tunewise.measuring.timing import time_task, warm_up_spec
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
@@ -233,9 +235,31 @@ def climb_ladder(run: RunContext) -> Measured:
         scores=answer_scores(task),
         metric=primary_metric(task),
     )
-    record = walk(ladder)
+    trains = ladder.trainable and ladder.train_examples >= MIN_LADDER_TRAINING
+    planned = plan_ladder(run, settings, trains)
+    record = replace(walk(ladder), plan=checked(planned, ladder.results))
     names = [r.name for r in ladder.results]
     return Measured(ladder.specs, names, ladder.results, ladder.test, record, ladder.curve)
+
+
+def plan_ladder(
+    run: RunContext, settings: Callable[[str], CandidateSpec], trains: bool
+) -> LadderPlan:
+    """Time the task's own examples (cached for the ladder), plan its steps, and show the plan
+    before the ladder spends anything."""
+
+    def warm_up(strategy: str) -> tuple[float, int]:
+        return warm_up_training(run, warm_up_spec(strategy), f"{strategy} warm-up")
+
+    timing = time_task(
+        run.task, run.dataset, run.test, settings,
+        backend=run.backends.for_spec(settings(first_in_ladder("prompting"))),
+        measure=partial(measure, run), warm_up=warm_up if trains else None,
+    )  # fmt: skip
+    planned = ladder_plan(run.task, timing)
+    if isinstance(run.progress, ShowsPlan):
+        run.progress.planned(planned, run.options.budget)
+    return planned
 
 
 def tunes_remotely(task: Task, options: RunOptions) -> bool:

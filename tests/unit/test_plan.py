@@ -11,7 +11,11 @@ from conftest import ScriptedBackend
 from typer.testing import CliRunner
 
 from tunewise.cli.main import app
-from tunewise.deciding.plan import Timing, plan
+from tunewise.deciding.plan import FIXED_SECONDS, LadderPlan, checked, plan
+from tunewise.inference.predict import Prediction
+from tunewise.measuring.candidate import CandidateResult
+from tunewise.measuring.timing import Timing
+from tunewise.strategies.setup import Setup, Training
 
 pytestmark = pytest.mark.usefixtures("contained_environment")
 
@@ -58,3 +62,39 @@ def test_the_plan_command_prints_its_table_without_measuring_candidates(
     assert "a budget of 5.0 min" in text
     asked = {m[-1]["content"] for m in scripted.calls}
     assert len(asked) <= 8  # only the timed answers
+
+
+def measured(
+    strategy: str, answers: int, seconds_each: float, tokens: float, trained: int = 0
+) -> CandidateResult:
+    """A candidate that answered `answers` examples in `seconds_each` each, and trained on
+    `trained` examples (one epoch) at a second each."""
+    predictions = [
+        Prediction(strategy, str(i), "a", tokens, 1, 1.0, (), False, "stop",
+                   compute_ms=seconds_each * 1000)
+        for i in range(answers)
+    ]  # fmt: skip
+    usage = {"input_tokens_per_request": tokens, "output_tokens_per_request": 1.0}
+    training = Training(seconds=float(trained), examples=trained, validation_examples=0)
+    setup = Setup(seconds=float(trained), training=training) if trained else Setup()
+    params = {"epochs": 1} if trained else {}
+    return CandidateResult(strategy, strategy, "m", "f", params, {}, usage, setup, predictions)
+
+
+def test_each_step_that_ran_carries_the_plans_estimate_of_its_work_beside_its_cost() -> None:
+    rates = timing(train_seconds_per_example=0.8)
+    steps = LadderPlan(rates, tuple(plan(rates, 0.9, "accuracy")))
+    ran = [
+        measured("zero-shot", 24, 0.12, 100.0),
+        measured("few-shot", 48, 0.5, 400.0),
+        measured("lora", 97, 0.15, 100.0, trained=120),
+    ]
+    prompting, tuning = checked(steps, ran).steps
+    # The per-token rate (1 ms) times each candidate's own prompt tokens and answers.
+    assert prompting.estimated_seconds == pytest.approx(24 * 0.1 + 48 * 0.4)
+    assert prompting.actual_seconds == pytest.approx(24 * 0.12 + 48 * 0.5)
+    # Its answers, and its training at the warm-up's rate per example, plus the loads.
+    assert tuning.estimated_seconds == pytest.approx(97 * 0.1 + 120 * 0.8 + FIXED_SECONDS)
+    assert tuning.actual_seconds == pytest.approx(97 * 0.15 + 120)
+    untouched = checked(steps, ran[:1]).steps[1]
+    assert untouched.estimated_seconds is None and untouched.actual_seconds is None

@@ -25,6 +25,10 @@ def test_run_write_and_load_a_task(
     assert document["recommendation"]["candidate"] == result.recommendation.candidate
     assert document["recommendation"]["next_step"]["command"]
     assert document["ladder"]["steps"][0]["title"] == "prompting"
+    # The plan it started from, and step 1's estimate beside what it cost.
+    planned = document["ladder"]["plan"]["steps"][0]
+    assert planned["title"] == "prompting" and planned["full_seconds"] > 0
+    assert planned["estimated_seconds"] > 0 and planned["actual_seconds"] > 0
 
 
 def test_load_run_names_what_is_wrong(tmp_path: Path) -> None:

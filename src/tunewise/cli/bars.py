@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
@@ -13,14 +14,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from tunewise.cli.plan_command import show_plan
 from tunewise.cli.terminal import errors
+
+if TYPE_CHECKING:
+    from tunewise.deciding.plan import LadderPlan
+    from tunewise.task.config import Task
 
 
 class BarProgress:
     """The library's Progress protocol, drawn with rich progress bars and an ETA."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, task: Task | None = None) -> None:
         self._progress = progress
+        self._task = task  # whose plan it shows
 
     def stage(self, description: str, total: int) -> Callable[[int], None]:
         task_id = self._progress.add_task(description, total=total)
@@ -35,6 +42,12 @@ class BarProgress:
             self._progress.update(task_id, description=text, completed=done, total=total)
 
         return update
+
+    def planned(self, plan: LadderPlan, budget: float | None) -> None:
+        """The ladder's plan, printed above the bars before it spends anything."""
+        name = self._task.name if self._task else "the task"
+        price = self._task.prices.compute_usd_per_hour if self._task else None
+        show_plan(self._progress.console, name, plan, budget, price)
 
 
 def progress_bars() -> Progress:

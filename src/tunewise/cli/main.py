@@ -138,7 +138,7 @@ def run(
             task_file, strategies, model, limit, strict, learning_curve, dtype, repeats, budget
         )
         with progress_bars() as bars:
-            result = run_task(task, options, BarProgress(bars))
+            result = run_task(task, options, BarProgress(bars, task))
         folder = _write_and_show(result, out)
         log_written(folder, loggers)
 

@@ -1,19 +1,57 @@
-"""`tunewise plan`: what the ladder would run, and what each step costs on this machine."""
+"""`tunewise plan`: what the ladder would run, and what each step costs on this machine; the
+same table `tunewise run` prints before its ladder spends anything."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from tunewise.cli.terminal import console, quiet_libraries, user_errors
 from tunewise.deciding.budget import DEFAULT_BUDGET
 
+if TYPE_CHECKING:
+    from tunewise.deciding.plan import LadderPlan
+
 
 def _time(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def show_plan(
+    out: Console, name: str, plan: LadderPlan, budget: float | None, price: float | None
+) -> None:
+    """The plan's step table and its totals, with the timing it rests on."""
+    table = Table(title=f"{name}: the ladder's plan on this machine")
+    for column in ("step", "runs", "smallest useful", "full size", "stops the ladder if"):
+        table.add_column(column)
+    for step in plan.steps:
+        usd = step.usd(price)
+        cost = f" (${usd[0]:.4f} / ${usd[1]:.4f})" if usd else ""
+        table.add_row(
+            f"{step.step}. {step.title}", step.runs, _time(step.smallest_seconds),
+            _time(step.full_seconds) + cost, step.stops_if,
+        )  # fmt: skip
+    out.print(table)
+    timing = plan.timing
+    smallest = sum(s.smallest_seconds for s in plan.steps)
+    full = sum(s.full_seconds for s in plan.steps)
+    room = "no budget" if budget is None else f"a budget of {_time(budget)}"
+    training = (
+        f", {timing.train_seconds_per_example:.2f} s per training example."
+        if timing.train_seconds_per_example is not None
+        else "; fine-tuning cannot run here."
+    )
+    out.print(
+        f"Every step at its smallest useful size: about {_time(smallest)}; all at full size: "
+        f"about {_time(full)}; with {room}. Timed on {timing.test_examples:,} test and "
+        f"{timing.train_examples:,} training examples: "
+        f"{timing.seconds_per_token * 1000:.3f} ms per prompt token{training}",
+        markup=False,
+    )
 
 
 def plan(
@@ -39,32 +77,7 @@ def plan(
         from tunewise.task.loading import load_task
 
         task = load_task(task_file)
-        seconds = parse_budget(budget)
-        timing, steps = plan_task(task, RunOptions(model=model, limit=limit))
-        price = task.prices.compute_usd_per_hour
-        table = Table(title=f"{task.name}: the ladder's plan on this machine")
-        for column in ("step", "runs", "smallest useful", "full size", "stops the ladder if"):
-            table.add_column(column)
-        for step in steps:
-            usd = step.usd(price)
-            cost = f" (${usd[0]:.4f} / ${usd[1]:.4f})" if usd else ""
-            table.add_row(
-                f"{step.step}. {step.title}", step.runs, _time(step.smallest_seconds),
-                _time(step.full_seconds) + cost, step.stops_if,
-            )  # fmt: skip
-        console.print(table)
-        smallest = sum(s.smallest_seconds for s in steps)
-        full = sum(s.full_seconds for s in steps)
-        room = "no budget" if seconds is None else f"a budget of {_time(seconds)}"
-        console.print(
-            f"Every step at its smallest useful size: about {_time(smallest)}; all at full size: "
-            f"about {_time(full)}; with {room}. Timed on {timing.test_examples:,} test and "
-            f"{timing.train_examples:,} training examples: "
-            f"{timing.seconds_per_token * 1000:.3f} ms per prompt token"
-            + (
-                f", {timing.train_seconds_per_example:.2f} s per training example."
-                if timing.train_seconds_per_example is not None
-                else "; fine-tuning cannot run here."
-            ),
-            markup=False,
+        planned = plan_task(task, RunOptions(model=model, limit=limit))
+        show_plan(
+            console, task.name, planned, parse_budget(budget), task.prices.compute_usd_per_hour
         )

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from tunewise.deciding.learning_curve import CurveFit, CurvePoint, Forecast
+from tunewise.deciding.plan import LadderPlan
 from tunewise.deciding.verdict import Recommendation
 from tunewise.evaluation.sequential import (
     SequentialStop,
@@ -31,6 +32,7 @@ from tunewise.evaluation.sequential import (
     settled,
 )
 from tunewise.measuring.candidate import CandidateResult
+from tunewise.measuring.timing import WARM_UP_EXAMPLES
 from tunewise.strategies.catalog import (
     Strategy,
     first_in_ladder,
@@ -41,11 +43,7 @@ from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 
-WARM_UP_EXAMPLES = 8  # answers timed before a step; they are cached, so the step reuses them
-WARM_UP_TRAINING = 40  # examples of the short training that times a step 3 or 4
-MIN_TRAIN_SUBSAMPLE = 100  # a smaller fine-tuning subsample says little about the full set
 MIN_LADDER_TRAINING = 50  # fewer labelled examples: step 3 is not measured at all
-FIXED_SECONDS = 20.0  # per trained candidate: base model and adapter loads, validation passes
 _Z95 = 1.959964
 _HALF_WIDTH = 0.1
 
@@ -121,6 +119,7 @@ class LadderRecord:
     seconds: float  # wall time of the walk
     compute_seconds: float  # what the budget counted: the measurements' recorded compute
     forecast: LadderForecast | None = None
+    plan: LadderPlan | None = None  # the plan it started from, checked against each step's cost
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -133,6 +132,7 @@ class LadderRecord:
         document["compute_seconds"] = round(self.compute_seconds, 2)
         if self.forecast is not None:
             document["forecast"] = self.forecast.to_dict()
+        document["plan"] = self.plan.to_dict() if self.plan is not None else None
         return document
 
 
@@ -157,17 +157,8 @@ def verdict_text(recommendation: Recommendation, step: int) -> str:
 
 
 def compute_of(result: CandidateResult) -> float:
-    """The compute a measurement recorded: its answers, its setup (training, prompt search),
-    and its demo redraws."""
-    if not result.measured:
-        return 0.0
-    per_answer = result.compute_seconds_per_request if result.predictions else 0.0
-    answers = per_answer * len(result.predictions)
-    redraws = 0.0
-    if result.consistency is not None:
-        extra = (len(result.consistency.draws) - 1) * result.consistency.examples
-        redraws = extra * per_answer
-    return answers + result.setup.seconds + redraws
+    """The compute a measurement recorded (what the budget counts)."""
+    return result.compute_seconds
 
 
 Measure = Callable[[CandidateSpec, str, Sequence[Example]], CandidateResult]

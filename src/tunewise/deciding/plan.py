@@ -9,31 +9,19 @@ training measured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol, runtime_checkable
 
-from tunewise.deciding.ladder import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE
 from tunewise.evaluation.sequential import FIRST_LOOK
-from tunewise.strategies.catalog import first_in_ladder
+from tunewise.measuring.candidate import CandidateResult, primary_metric
+from tunewise.measuring.timing import Timing
+from tunewise.strategies.catalog import first_in_ladder, strategy_named
+from tunewise.task.config import Task
 
 REDRAW_EXAMPLES = 60  # few-shot's demo re-draws answer this many examples per extra draw
-
-
-@dataclass(frozen=True)
-class Timing:
-    """What a short timing measured on the task's own examples."""
-
-    seconds_per_token: float  # answering compute per prompt token (zero-shot's answers)
-    zero_shot_tokens: float  # mean prompt tokens of each way of answering
-    few_shot_tokens: float
-    rag_tokens: float | None  # None: the task has no documents
-    train_seconds_per_example: float | None  # None: fine-tuning cannot run here
-    train_examples: int
-    test_examples: int
-    epochs: int = 2  # the fine-tuning candidate's epochs
-    redraws: int = 3  # few-shot's demo draws
-
-    def answers(self, tokens: float, n: int) -> float:
-        return self.seconds_per_token * tokens * n
+MIN_TRAIN_SUBSAMPLE = 100  # a smaller fine-tuning subsample says little about the full set
+FIXED_SECONDS = 20.0  # per trained candidate: base model and adapter loads, validation passes
 
 
 @dataclass(frozen=True)
@@ -46,6 +34,10 @@ class PlannedStep:
     smallest_seconds: float  # its smallest useful size: the first round of answers, a subsample
     full_seconds: float  # every test example, the whole training set and its epochs
     stops_if: str  # the result that would end the ladder here
+    # Once the ladder ran: the plan's rates applied to the work the step's candidates did
+    # (their answers and training), beside the compute they recorded. None: not run.
+    estimated_seconds: float | None = None
+    actual_seconds: float | None = None
 
     def usd(self, compute_usd_per_hour: float | None) -> tuple[float, float] | None:
         if compute_usd_per_hour is None:
@@ -106,3 +98,70 @@ def _trained(
         + timing.answers(tokens, timing.test_examples),
         f"{name}'s interval clears {goal}, and no cheaper step does",
     )
+
+
+@dataclass(frozen=True)
+class LadderPlan:
+    """The plan the ladder started from: the timing, and each step's estimates (after the
+    walk, beside what the steps actually cost)."""
+
+    timing: Timing
+    steps: tuple[PlannedStep, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        def rounded(row: dict[str, Any]) -> dict[str, Any]:
+            return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+
+        return {
+            "timing": rounded(asdict(self.timing)),
+            "steps": [rounded(asdict(step)) for step in self.steps],
+        }
+
+
+@runtime_checkable
+class ShowsPlan(Protocol):
+    """A progress that shows the ladder's plan before the ladder spends anything."""
+
+    def planned(self, plan: LadderPlan, budget: float | None) -> None: ...
+
+
+def ladder_plan(task: Task, timing: Timing) -> LadderPlan:
+    """The plan for a timing of the task, against its target."""
+    target = task.target.min if task.target else None
+    return LadderPlan(timing, tuple(plan(timing, target, primary_metric(task))))
+
+
+def checked(ladder_plan: LadderPlan, results: Iterable[CandidateResult]) -> LadderPlan:
+    """Each planned step with the estimate of the work its candidates did, at the plan's
+    rates, and the compute they recorded: the check that the plan's estimates hold."""
+    estimated: dict[int, float] = {}
+    actual: dict[int, float] = {}
+    for result in results:
+        if not result.measured:
+            continue
+        step = strategy_named(result.strategy).step
+        estimated[step] = estimated.get(step, 0.0) + estimate_of(ladder_plan.timing, result)
+        actual[step] = actual.get(step, 0.0) + result.compute_seconds
+    steps = tuple(
+        replace(s, estimated_seconds=estimated.get(s.step), actual_seconds=actual.get(s.step))
+        for s in ladder_plan.steps
+    )
+    return replace(ladder_plan, steps=steps)
+
+
+def estimate_of(timing: Timing, result: CandidateResult) -> float:
+    """What the plan's rates say a measured candidate costs: its answers (demo re-draws
+    included) at the per-token rate, and its training at the warm-up's rate per example,
+    scaled by its prompt's length against zero-shot's."""
+    tokens = result.usage.get("input_tokens_per_request", timing.zero_shot_tokens)
+    answers = len(result.predictions)
+    if result.consistency is not None:
+        answers += (len(result.consistency.draws) - 1) * result.consistency.examples
+    seconds = timing.answers(tokens, answers)
+    training = result.setup.training
+    if training is not None and timing.train_seconds_per_example is not None:
+        longer = tokens / max(timing.zero_shot_tokens, 1.0)
+        rate = timing.train_seconds_per_example * max(longer, 1.0)
+        epochs = int(result.params.get("epochs", 1))  # a training strategy's settings
+        seconds += training.examples * epochs * rate + FIXED_SECONDS
+    return seconds

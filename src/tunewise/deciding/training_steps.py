@@ -7,19 +7,18 @@ from __future__ import annotations
 import math
 
 from tunewise.deciding.ladder import (
-    FIXED_SECONDS,
-    MIN_TRAIN_SUBSAMPLE,
-    WARM_UP_TRAINING,
     Ladder,
     LadderForecast,
     strategies_for,
     verdict_text,
 )
 from tunewise.deciding.learning_curve import CurvePoint, estimate_examples, forecast
+from tunewise.deciding.plan import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE
 from tunewise.deciding.service_steps import service_step
 from tunewise.evaluation.stats import MetricValue
 from tunewise.measuring.candidate import CandidateResult
-from tunewise.strategies.catalog import Strategy, default_candidate
+from tunewise.measuring.timing import warm_up_spec
+from tunewise.strategies.catalog import Strategy
 from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
@@ -186,10 +185,7 @@ def _point(examples: int, value: MetricValue) -> CurvePoint:
 
 def _warm_up(ladder: Ladder, name: str) -> None:
     """A short training of the method's default settings times it per example."""
-    warm = default_candidate(name).model_copy(
-        update={"max_train_examples": WARM_UP_TRAINING, "epochs": 1}
-    )
-    trained, examples = ladder.train_seconds(warm, f"{name} warm-up")
+    trained, examples = ladder.train_seconds(warm_up_spec(name), f"{name} warm-up")
     ladder.spent += trained
     rate = trained / max(1, examples)
     ladder.per_answer[f"train:{name}"] = rate

@@ -77,6 +77,18 @@ class CandidateResult:
         )
         return total / len(self.predictions) / 1000
 
+    @property
+    def compute_seconds(self) -> float:
+        """The compute this measurement recorded: its answers, its setup (training, prompt
+        search) and its demo re-draws; a cached answer keeps the time it took."""
+        if not self.measured:
+            return 0.0
+        per_answer = self.compute_seconds_per_request if self.predictions else 0.0
+        answers = len(self.predictions)
+        if self.consistency is not None:
+            answers += (len(self.consistency.draws) - 1) * self.consistency.examples
+        return per_answer * answers + self.setup.seconds
+
     def cost_inputs(self) -> CostInputs:
         """What the cost model prices: measured usage per request and the setup's parts."""
         training = self.setup.training or Training()

@@ -1,0 +1,99 @@
+"""A short timing of the task's own examples on this machine, before anything is measured: a few
+zero-shot answers (the first one loads the model, so it is not counted), the prompt lengths of
+each way of answering, and a short warm-up training. `tunewise plan` and `tunewise run` plan
+from it; the answers and the warm-up adapter land in the caches, so the run reuses them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+
+from tunewise.measuring.candidate import CandidateResult
+from tunewise.models.backend import Backend
+from tunewise.strategies.catalog import default_candidate, first_in_ladder, ladder_strategies
+from tunewise.strategies.prepare import prepare_candidate
+from tunewise.strategies.specs import CandidateSpec
+from tunewise.task.config import Task
+from tunewise.task.data import Dataset, Example
+
+WARM_UP_EXAMPLES = 8  # answers timed before a step; they are cached, so the step reuses them
+WARM_UP_TRAINING = 40  # examples of the short training that times a step 3 or 4
+
+Measure = Callable[[CandidateSpec, str, Sequence[Example]], CandidateResult]
+WarmUp = Callable[[str], tuple[float, int]]  # strategy -> (training seconds, examples x epochs)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What a short timing measured on the task's own examples."""
+
+    seconds_per_token: float  # answering compute per prompt token (zero-shot's answers)
+    zero_shot_tokens: float  # mean prompt tokens of each way of answering
+    few_shot_tokens: float
+    rag_tokens: float | None  # None: the task has no documents
+    train_seconds_per_example: float | None  # None: fine-tuning cannot run here
+    train_examples: int
+    test_examples: int
+    epochs: int = 2  # the fine-tuning candidate's epochs
+    redraws: int = 3  # few-shot's demo draws
+
+    def answers(self, tokens: float, n: int) -> float:
+        return self.seconds_per_token * tokens * n
+
+
+def warm_up_spec(strategy: str) -> CandidateSpec:
+    """The short training that times a training method: its defaults on a few examples."""
+    return default_candidate(strategy).model_copy(
+        update={"max_train_examples": WARM_UP_TRAINING, "epochs": 1}
+    )
+
+
+def time_task(
+    task: Task,
+    dataset: Dataset,
+    test: Sequence[Example],
+    settings: Callable[[str], CandidateSpec],
+    *,
+    backend: Backend,
+    measure: Measure,
+    warm_up: WarmUp | None,
+) -> Timing:
+    """Time answers and training on the task's own inputs. `warm_up` is None where fine-tuning
+    cannot run (then the timing has no training rate)."""
+    baseline = settings(first_in_ladder("prompting"))
+    # One answer first loads the model; the next ones time answering alone.
+    for asked in (test[:1], test[1 : WARM_UP_EXAMPLES + 1] or test[:1]):
+        timed = measure(baseline, baseline.strategy, asked)
+    tokens = timed.usage.get("input_tokens_per_request", 0.0)
+    few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
+    rate = None
+    if warm_up is not None:
+        seconds, examples = warm_up(first_in_ladder("fine-tuning"))
+        rate = seconds / max(1, examples)
+    return Timing(
+        seconds_per_token=timed.compute_seconds_per_request / max(tokens, 1.0),
+        zero_shot_tokens=tokens,
+        few_shot_tokens=_prompt_tokens(task, few, dataset, asked, backend),
+        rag_tokens=_rag_tokens(task, settings),
+        train_seconds_per_example=rate,
+        train_examples=len(dataset.train),
+        test_examples=len(test),
+        epochs=getattr(settings(first_in_ladder("fine-tuning")), "epochs", 1),
+        redraws=getattr(few, "redraws", 1),
+    )
+
+
+def _prompt_tokens(
+    task: Task, spec: CandidateSpec, dataset: Dataset, asked: Sequence[Example], backend: Backend
+) -> float:
+    """Mean prompt tokens of a prompting strategy's requests for the timed inputs."""
+    predictor = prepare_candidate(task, spec, train=dataset.train, backend=backend, name="plan")
+    return fmean(backend.count_tokens(predictor.request(e).messages) for e in asked)
+
+
+def _rag_tokens(task: Task, settings: Callable[[str], CandidateSpec]) -> float | None:
+    """RAG's prompt: its token budget (passages fill it), None without documents."""
+    if task.data.documents is None:
+        return None
+    return float(getattr(settings(first_in_ladder("retrieval")), "context_tokens", 0))
