@@ -13,7 +13,7 @@ from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
 from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.measuring.selection import ladder_settings, model_for
-from tunewise.measuring.timing import time_task, warm_up_spec
+from tunewise.measuring.timing import time_answers, warm_up_spec, with_training_rate
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
@@ -50,12 +50,10 @@ def plan_task(task: Task, options: RunOptions, progress: Progress | None = None)
         training = prepared.setup.training
         return (0.0, 0) if training is None else (training.seconds, training.examples)
 
-    trains = isinstance(backend, LocalModel) and len(dataset.train) >= MIN_LADDER_TRAINING
     try:
-        timing = time_task(
-            task, dataset, test, settings, backend=backend, measure=measure,
-            warm_up=warm_up if trains else None,
-        )  # fmt: skip
+        timing = time_answers(task, dataset, test, settings, backend=backend, measure=measure)
+        if isinstance(backend, LocalModel) and len(dataset.train) >= MIN_LADDER_TRAINING:
+            timing = with_training_rate(timing, warm_up)
     finally:
         cache.close()
     return ladder_plan(task, timing)

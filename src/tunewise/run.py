@@ -16,7 +16,13 @@ from tunewise.deciding.from_results import decide_from, price_list
 from tunewise.deciding.ladder import MIN_LADDER_TRAINING, Ladder, LadderRecord
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.next_step import next_step
-from tunewise.deciding.plan import LadderPlan, ShowsPlan, checked, ladder_plan
+from tunewise.deciding.plan import (
+    LadderPlan,
+    ShowsPlan,
+    checked,
+    ladder_plan,
+    smallest_training_fits,
+)
 from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.errors import DataError, TunewiseError
 from tunewise.home import tunewise_home
@@ -36,7 +42,7 @@ from tunewise.measuring.selection import (
     pinned,
     suggested_command,
 )
-from tunewise.measuring.timing import time_task, warm_up_spec
+from tunewise.measuring.timing import time_answers, warm_up_spec, with_training_rate
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
@@ -251,11 +257,13 @@ def plan_ladder(
     def warm_up(strategy: str) -> tuple[float, int]:
         return warm_up_training(run, warm_up_spec(strategy), f"{strategy} warm-up")
 
-    timing = time_task(
+    timing = time_answers(
         run.task, run.dataset, run.test, settings,
         backend=run.backends.for_spec(settings(first_in_ladder("prompting"))),
-        measure=partial(measure, run), warm_up=warm_up if trains else None,
+        measure=partial(measure, run),
     )  # fmt: skip
+    if trains and smallest_training_fits(timing, run.options.budget):
+        timing = with_training_rate(timing, warm_up)
     planned = ladder_plan(run.task, timing)
     if isinstance(run.progress, ShowsPlan):
         run.progress.planned(planned, run.options.budget)

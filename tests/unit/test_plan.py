@@ -11,7 +11,13 @@ from conftest import ScriptedBackend
 from typer.testing import CliRunner
 
 from tunewise.cli.main import app
-from tunewise.deciding.plan import FIXED_SECONDS, LadderPlan, checked, plan
+from tunewise.deciding.plan import (
+    FIXED_SECONDS,
+    LadderPlan,
+    checked,
+    plan,
+    smallest_training_fits,
+)
 from tunewise.inference.predict import Prediction
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.timing import Timing
@@ -98,3 +104,10 @@ def test_each_step_that_ran_carries_the_plans_estimate_of_its_work_beside_its_co
     assert tuning.actual_seconds == pytest.approx(97 * 0.15 + 120)
     untouched = checked(steps, ran[:1]).steps[1]
     assert untouched.estimated_seconds is None and untouched.actual_seconds is None
+
+
+def test_no_warm_up_training_is_spent_where_even_the_smallest_training_cannot_fit() -> None:
+    rates = timing()  # 0.1 s per zero-shot answer: about 0.3 s per training example untimed
+    assert smallest_training_fits(rates, None)
+    assert smallest_training_fits(rates, 100 * 0.3 + FIXED_SECONDS)
+    assert not smallest_training_fits(rates, 30.0)

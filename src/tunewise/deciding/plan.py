@@ -131,6 +131,16 @@ def ladder_plan(task: Task, timing: Timing) -> LadderPlan:
     return LadderPlan(timing, tuple(plan(timing, target, primary_metric(task))))
 
 
+def smallest_training_fits(timing: Timing, budget: float | None) -> bool:
+    """Whether the smallest useful training could fit the budget at all, before a warm-up
+    has timed it (about three forward passes per example): else no warm-up is spent on it."""
+    if budget is None:
+        return True
+    per_example = 3 * timing.seconds_per_token * timing.zero_shot_tokens
+    smallest = min(MIN_TRAIN_SUBSAMPLE, timing.train_examples)
+    return smallest * per_example + FIXED_SECONDS <= budget
+
+
 def checked(ladder_plan: LadderPlan, results: Iterable[CandidateResult]) -> LadderPlan:
     """Each planned step with the estimate of the work its candidates did, at the plan's
     rates, and the compute they recorded: the check that the plan's estimates hold."""

@@ -6,7 +6,7 @@ from it; the answers and the warm-up adapter land in the caches, so the run reus
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import fmean
 
 from tunewise.measuring.candidate import CandidateResult
@@ -49,7 +49,7 @@ def warm_up_spec(strategy: str) -> CandidateSpec:
     )
 
 
-def time_task(
+def time_answers(
     task: Task,
     dataset: Dataset,
     test: Sequence[Example],
@@ -57,31 +57,32 @@ def time_task(
     *,
     backend: Backend,
     measure: Measure,
-    warm_up: WarmUp | None,
 ) -> Timing:
-    """Time answers and training on the task's own inputs. `warm_up` is None where fine-tuning
-    cannot run (then the timing has no training rate)."""
+    """Time answers on the task's own inputs and count each prompt's tokens; no training rate
+    yet (`with_training_rate` adds it)."""
     baseline = settings(first_in_ladder("prompting"))
     # One answer first loads the model; the next ones time answering alone.
     for asked in (test[:1], test[1 : WARM_UP_EXAMPLES + 1] or test[:1]):
         timed = measure(baseline, baseline.strategy, asked)
     tokens = timed.usage.get("input_tokens_per_request", 0.0)
     few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
-    rate = None
-    if warm_up is not None:
-        seconds, examples = warm_up(first_in_ladder("fine-tuning"))
-        rate = seconds / max(1, examples)
     return Timing(
         seconds_per_token=timed.compute_seconds_per_request / max(tokens, 1.0),
         zero_shot_tokens=tokens,
         few_shot_tokens=_prompt_tokens(task, few, dataset, asked, backend),
         rag_tokens=_rag_tokens(task, settings),
-        train_seconds_per_example=rate,
+        train_seconds_per_example=None,
         train_examples=len(dataset.train),
         test_examples=len(test),
         epochs=getattr(settings(first_in_ladder("fine-tuning")), "epochs", 1),
         redraws=getattr(few, "redraws", 1),
     )
+
+
+def with_training_rate(timing: Timing, warm_up: WarmUp) -> Timing:
+    """The timing with the first fine-tuning method's rate from its warm-up training."""
+    seconds, examples = warm_up(first_in_ladder("fine-tuning"))
+    return replace(timing, train_seconds_per_example=seconds / max(1, examples))
 
 
 def _prompt_tokens(
