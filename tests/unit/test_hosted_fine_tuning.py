@@ -402,3 +402,25 @@ def test_without_fine_tuning_the_ladder_starts_no_job(
     (step,) = [s for s in result.ladder.steps if s.step == 3]
     assert step.status == "skipped" and "fine_tuning: true" in step.reason
     assert service.created == 0
+
+
+def test_the_hosted_hybrid_trains_with_the_passages_it_answers_with(
+    service: FakeService, home: Path, tmp_path: Path, fake_embedder: Any
+) -> None:
+    hybrid = "  - {strategy: hosted-hybrid, retriever: bm25, top_k: 1, poll_seconds: 0.01}\n"
+    path = task_file(tmp_path, service, hybrid)
+    documents = path.parent / "docs.jsonl"
+    notes = {"id": "notes", "title": "Review notes", "text": "A blender is a kitchen machine."}
+    documents.write_text(json.dumps(notes) + "\n")
+    text = path.read_text().replace(
+        "test: data/test.jsonl}", "test: data/test.jsonl, documents: docs.jsonl}"
+    )
+    path.write_text(text)
+    result = run_task(load_task(path), RunOptions())
+    (hosted,) = result.candidates
+    assert hosted.measured, hosted.skipped
+    assert hosted.model == "base+hosted-hybrid:ftjob-1" and hosted.params["top_k"] == 1
+    trained = service.files[service.jobs["ftjob-1"]["training_file"]].decode().splitlines()
+    # "I love this blender" finds the note: the passage is in the prompt it trains on.
+    line = next(line for line in trained if "I love this blender" in line)
+    assert "A blender is a kitchen machine." in line
