@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tunewise.core.progress import Progress, SilentProgress
 from tunewise.deciding.ladder import MIN_LADDER_TRAINING
 from tunewise.deciding.plan import LadderPlan, ladder_plan
 from tunewise.home import tunewise_home
 from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
-from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.measuring.selection import ladder_settings, model_for
 from tunewise.measuring.timing import time_answers, warm_up_spec, with_training_rate
 from tunewise.models.local import LocalModel

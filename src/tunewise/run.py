@@ -9,8 +9,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tunewise import __version__
 from tunewise.checks import check_task
+from tunewise.core.progress import Progress, SilentProgress
+from tunewise.core.version import __version__
 from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from, price_list
 from tunewise.deciding.ladder import MIN_LADDER_TRAINING, Ladder, LadderRecord
@@ -33,7 +34,6 @@ from tunewise.measuring.candidate import CandidateResult, measure_candidate, pri
 from tunewise.measuring.curve import learning_curve
 from tunewise.measuring.drift import drift
 from tunewise.measuring.judge import run_judgement
-from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.measuring.selection import (
     candidate_names,
     candidate_specs,

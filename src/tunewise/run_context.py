@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tunewise.core.progress import Progress
 from tunewise.deciding.ladder import LadderRecord
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
 from tunewise.measuring.judge import ModelJudge
-from tunewise.measuring.progress import Progress
 from tunewise.measuring.selection import model_for
 from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend

@@ -67,7 +67,7 @@ def test_changing_one_document_re_embeds_only_that_document(
     news_task: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The run's own index build (load_knowledge), with the real embedder, three times."""
-    from tunewise.measuring.progress import SilentProgress
+    from tunewise.core.progress import SilentProgress
     from tunewise.retrieval.knowledge import load_knowledge
     from tunewise.task.loading import load_task
 

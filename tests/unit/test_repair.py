@@ -250,8 +250,8 @@ def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
     with that question as a miss."""
     from dataclasses import dataclass, field
 
+    from tunewise.core.progress import SilentProgress
     from tunewise.measuring.candidate import _evaluate
-    from tunewise.measuring.progress import SilentProgress
     from tunewise.strategies.predictor import Request
     from tunewise.task.config import Task
 

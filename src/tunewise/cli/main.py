@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from tunewise import __version__
 from tunewise.cli.bars import BarProgress, progress_bars
 from tunewise.cli.fine_tuning_command import fine_tuning_server
 from tunewise.cli.ledger_commands import record_run, register
@@ -18,6 +17,7 @@ from tunewise.cli.run_summary import render_table
 from tunewise.cli.terminal import api_key_from, console, errors, quiet_libraries, user_errors
 from tunewise.cli.tracking_commands import LOG_HELP, log_written, trackers
 from tunewise.cli.tracking_commands import register as register_tracking
+from tunewise.core.version import __version__
 from tunewise.deciding.budget import DEFAULT_BUDGET, parse_budget
 from tunewise.errors import TunewiseError
 from tunewise.options import RunOptions

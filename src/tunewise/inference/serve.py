@@ -101,7 +101,7 @@ def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
 def rebuild_candidate(run_dir: Path, name: str) -> tuple[Task, CandidateSpec, Predictor]:
     """Candidate `name` of the run in `run_dir` as it was measured (its model is not loaded
     yet): `tunewise serve` answers with it, `tunewise export` writes its prompt."""
-    from tunewise.measuring.progress import SilentProgress
+    from tunewise.core.progress import SilentProgress
     from tunewise.models.registry import load_backend
     from tunewise.retrieval.knowledge import load_knowledge
     from tunewise.run import RunOptions, load_data

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from tunewise.core.progress import Progress
 from tunewise.deciding.costs import CostInputs
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation import MetricValue, score, validate
@@ -28,7 +29,6 @@ from tunewise.inference.repair import RepairRecord, repair, repairs_for
 from tunewise.measuring.consistency import Consistency
 from tunewise.measuring.flakiness import SUBSET, Flakiness, measure_flakiness
 from tunewise.measuring.judge import JudgeOutcome
-from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.models.constrained import ConstrainedModel
 from tunewise.retrieval.knowledge import Knowledge

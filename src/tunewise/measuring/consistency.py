@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from tunewise.core.progress import Progress
 from tunewise.evaluation import MetricValue
 from tunewise.evaluation.graded import Judging, metric_value
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
-from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.strategies.few_shot import FewShotCandidate
 from tunewise.strategies.few_shot import demos as few_shot

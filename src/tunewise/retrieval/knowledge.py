@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tunewise.core.progress import Progress
 from tunewise.home import tunewise_home
-from tunewise.measuring.progress import Progress
 from tunewise.retrieval.documents import apply_patch, documents_hash, load_documents
 from tunewise.retrieval.index import Index, build_index
 from tunewise.task.config import Task

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tunewise.core.progress import Progress
 from tunewise.errors import CandidateSkipped
-from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.models.constrained import ConstrainedModel, grammar_for
 from tunewise.models.local import LocalModel

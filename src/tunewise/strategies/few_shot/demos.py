@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from tunewise.measuring.progress import Progress
+from tunewise.core.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.strategies.few_shot import FewShotCandidate
 from tunewise.strategies.predictor import PromptPredictor

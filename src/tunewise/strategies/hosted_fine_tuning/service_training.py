@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tunewise.core.progress import Progress
 from tunewise.errors import TunewiseError
 from tunewise.home import tunewise_home
-from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend, Message
 from tunewise.models.openai_compat import OpenAICompatible
 from tunewise.retrieval.index import Index

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from tunewise.measuring.progress import Progress
+from tunewise.core.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot.demos import stratified_demos

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunewise import __version__
+from tunewise.core.progress import Progress
+from tunewise.core.version import __version__
 from tunewise.errors import CandidateSkipped, TunewiseError
 from tunewise.finetune.examples import (
     encode_example,
@@ -26,7 +27,6 @@ from tunewise.finetune.examples import (
 from tunewise.finetune.method import TrainingMethod
 from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
 from tunewise.inference.cache import cache_key
-from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
 from tunewise.strategies.catalog import strategy_named

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tunewise.core.progress import Progress, SilentProgress
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.metrics import load_json
 from tunewise.evaluation.stats import mean_with_ci
@@ -26,7 +27,6 @@ from tunewise.evaluation.validators import validate
 from tunewise.home import tunewise_home
 from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
-from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend
 from tunewise.strategies.few_shot.demos import stratified_demos

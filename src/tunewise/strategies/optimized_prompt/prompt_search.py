@@ -23,12 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tunewise.core.progress import Progress, SilentProgress
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.graded import JUDGE, Judging, metric_scores, metric_value
 from tunewise.home import tunewise_home
 from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
-from tunewise.measuring.progress import Progress, SilentProgress
 from tunewise.models.backend import Backend, Sampling
 from tunewise.models.registry import load_backend
 from tunewise.strategies.optimized_prompt import OptimizedPromptCandidate

@@ -22,7 +22,7 @@ from tunewise.task.config import Task
 from tunewise.task.data import Example
 
 if TYPE_CHECKING:
-    from tunewise.measuring.progress import Progress
+    from tunewise.core.progress import Progress
     from tunewise.retrieval.index import Index
     from tunewise.strategies.rag.retrieving import RagPredictor
 

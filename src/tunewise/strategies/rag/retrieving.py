@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tunewise.core.progress import Progress
 from tunewise.errors import TunewiseError
-from tunewise.measuring.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
 from tunewise.retrieval.index import Index

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tunewise.measuring.progress import Progress
+from tunewise.core.progress import Progress
 from tunewise.models.backend import Backend
 from tunewise.strategies.predictor import Predictor, PromptPredictor
 from tunewise.strategies.zero_shot import ZeroShotCandidate, prompt_file
