@@ -112,7 +112,7 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"
 def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The distributions under tests/plugins (a prompting strategy, a fine-tuning method) on
     sys.path, as pip would install them."""
-    from tunewise.strategies import catalog
+    from tunewise.core import catalog
 
     monkeypatch.syspath_prepend(str(PLUGINS))
     catalog.reload_strategies()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tunewise.core.catalog import first_in_ladder
 from tunewise.core.progress import Progress, SilentProgress
+from tunewise.core.specs import CandidateSpec
 from tunewise.deciding.ladder import MIN_LADDER_TRAINING
 from tunewise.deciding.plan import LadderPlan, ladder_plan
 from tunewise.home import tunewise_home
@@ -18,9 +20,7 @@ from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
 from tunewise.run import load_data, with_answer_budget
-from tunewise.strategies.catalog import first_in_ladder
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.checks import check_task
+from tunewise.core.catalog import first_in_ladder, names_where
 from tunewise.core.progress import Progress, SilentProgress
+from tunewise.core.specs import CandidateSpec
 from tunewise.core.version import __version__
 from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from, price_list
@@ -56,9 +58,7 @@ from tunewise.run_context import (
     measure,
     warm_up_training,
 )
-from tunewise.strategies.catalog import first_in_ladder, names_where
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import ExtraDataset, Task
 from tunewise.task.data import (
     Dataset,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tunewise.core.progress import Progress
+from tunewise.core.specs import CandidateSpec, FineTuningOptions
 from tunewise.deciding.ladder import LadderRecord
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.inference.cache import ResponseCache
@@ -18,7 +19,6 @@ from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
 from tunewise.retrieval.knowledge import Knowledge
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
 

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tunewise.finetune.method import TrainingMethod
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import FineTuningOptions
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import FineTuningOptions
+from tunewise.core.training_method import TrainingMethod
 
 
 class IA3Candidate(FineTuningOptions):

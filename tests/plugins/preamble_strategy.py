@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import CandidateSpec
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import CandidateSpec
 
 if TYPE_CHECKING:
     from tunewise.models.backend import Backend

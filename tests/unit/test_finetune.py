@@ -18,6 +18,7 @@ from conftest import SENTIMENT_TRAIN, ScriptedBackend, tiny_llama
 from safetensors.torch import load_file
 from transformers import LlamaForCausalLM
 
+from tunewise.core.catalog import strategy_named
 from tunewise.errors import TunewiseError
 from tunewise.finetune.batches import computed_tokens, shared_prefix
 from tunewise.finetune.examples import (
@@ -38,7 +39,6 @@ from tunewise.finetune.train import (
     train_adapter,
 )
 from tunewise.models.local import LocalModel
-from tunewise.strategies.catalog import strategy_named
 from tunewise.strategies.lora import LORA, QLORA, LoraCandidate
 from tunewise.strategies.lora import adapter as lora
 from tunewise.strategies.prompts import build_messages

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TEXT_TASK
 
+from tunewise.core.specs import CandidateSpec, FineTuningOptions, RetrievalOptions
 from tunewise.deciding.budget import parse_budget
 from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from
@@ -24,7 +25,6 @@ from tunewise.measuring.selection import ladder_settings, suggested_command
 from tunewise.run import RunOptions
 from tunewise.strategies.predictor import RetrievalUse
 from tunewise.strategies.setup import Setup, Training
-from tunewise.strategies.specs import CandidateSpec, FineTuningOptions, RetrievalOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
 from tunewise.task.loading import load_task

@@ -83,8 +83,8 @@ def test_no_import_cycle() -> None:
 # prompting mode (`teacher_prompt: zero-shot | few-shot`) and the hybrid adapter's training
 # recipe label, part of its cache key. A family's name ("hybrid") is not checked at all.
 NOT_STRATEGY_REFERENCES = {
-    ("strategies/specs.py", "zero-shot"),
-    ("strategies/specs.py", "few-shot"),
+    ("core/specs.py", "zero-shot"),
+    ("core/specs.py", "few-shot"),
     ("strategies/lora/teacher.py", "zero-shot"),
     ("strategies/lora/teacher.py", "few-shot"),
     ("report/distill.py", "few-shot"),
@@ -96,7 +96,7 @@ def built_in_homes() -> dict[str, str]:
     """Each built-in strategy's name -> its folder, from tunewise's own entry points."""
     from importlib import metadata
 
-    from tunewise.strategies.catalog import ENTRY_POINTS, STEP_OF_FAMILY
+    from tunewise.core.catalog import ENTRY_POINTS, STEP_OF_FAMILY
 
     homes: dict[str, str] = {}
     for entry in metadata.entry_points(group=ENTRY_POINTS):
@@ -128,7 +128,7 @@ def test_no_built_in_strategy_is_named_outside_its_folder_and_the_registry() -> 
             value = getattr(node, "value", None) if isinstance(node, ast.Constant) else None
             if value not in homes or id(node) in docstrings:
                 continue
-            if where.startswith(homes[value]) or where == "strategies/catalog.py":
+            if where.startswith(homes[value]) or where == "core/catalog.py":
                 continue
             if (where, value) not in NOT_STRATEGY_REFERENCES:
                 found.append(f"{where}:{node.lineno}: {value!r}")

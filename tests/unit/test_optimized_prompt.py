@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from conftest import TASK_YAML, ScriptedBackend, keyword_rule, measure, read_run, write_jsonl
 
+from tunewise.core.catalog import default_candidate
 from tunewise.deciding.decide import decide
 from tunewise.deciding.verdict import CandidateSummary
 from tunewise.errors import TaskError, TunewiseError
@@ -21,7 +22,6 @@ from tunewise.models.backend import Message
 from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions
-from tunewise.strategies.catalog import default_candidate
 from tunewise.strategies.optimized_prompt import OptimizedPromptCandidate
 from tunewise.strategies.optimized_prompt.optimized_prompt_trials import (
     PROPOSER_SYSTEM,

@@ -241,7 +241,7 @@ def test_task_json_round_trips_with_fine_tuning_candidates(
 
     from pydantic import TypeAdapter
 
-    from tunewise.strategies.specs import CandidateSpec
+    from tunewise.core.specs import CandidateSpec
     from tunewise.task.config import Task
 
     text = tiny_task.read_text(encoding="utf-8")

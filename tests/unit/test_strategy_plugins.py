@@ -13,12 +13,12 @@ from typing import Literal
 import pytest
 from conftest import ScriptedBackend
 
+from tunewise.core import catalog
+from tunewise.core.catalog import Strategy, names_where, register_strategy, strategy_names
+from tunewise.core.specs import CandidateSpec
 from tunewise.errors import TaskError, TunewiseError
 from tunewise.records.results import load_run, load_schema, write_run
 from tunewise.run import RunOptions, run_task
-from tunewise.strategies import catalog
-from tunewise.strategies.catalog import Strategy, names_where, register_strategy, strategy_names
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.loading import load_task, task_schema
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import math
 
+from tunewise.core.catalog import (
+    Strategy,
+    ladder_strategies,
+    names_where,
+)
+from tunewise.core.specs import CandidateSpec
 from tunewise.deciding.decide import MIN_FINE_TUNING_EXAMPLES
 from tunewise.deciding.ladder import (
     MIN_LADDER_TRAINING,
@@ -21,14 +27,8 @@ from tunewise.deciding.ladder import (
 from tunewise.deciding.training_steps import TITLES, trained_step, training_estimate
 from tunewise.deciding.verdict import Recommendation
 from tunewise.measuring.candidate import CandidateResult, primary_metric
-from tunewise.strategies.catalog import (
-    Strategy,
-    ladder_strategies,
-    names_where,
-)
 from tunewise.strategies.predictor import RetrievalUse
 from tunewise.strategies.rag.extractive import answer_mode
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.data import sample_examples, stratify_by_label
 
 # Step 2's reranked variant: ten passages scored per question, about three times an answer's

@@ -21,6 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from tunewise.core.catalog import (
+    Strategy,
+    first_in_ladder,
+    ladder_strategies,
+    strategy_named,
+)
+from tunewise.core.specs import CandidateSpec, FineTuningOptions
 from tunewise.deciding.learning_curve import CurveFit, CurvePoint, Forecast
 from tunewise.deciding.plan import LadderPlan
 from tunewise.deciding.verdict import Recommendation
@@ -33,13 +40,6 @@ from tunewise.evaluation.sequential import (
 )
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.timing import WARM_UP_EXAMPLES
-from tunewise.strategies.catalog import (
-    Strategy,
-    first_in_ladder,
-    ladder_strategies,
-    strategy_named,
-)
-from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

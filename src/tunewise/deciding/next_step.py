@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from tunewise.core.catalog import family_of, first_in_ladder
 from tunewise.deciding.decide import MIN_FINE_TUNING_EXAMPLES
 from tunewise.deciding.ladder import LadderRecord, StepOutcome, strategies_for
 from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.evaluation import MetricValue
-from tunewise.strategies.catalog import family_of, first_in_ladder
 from tunewise.task.config import Target
 
 LARGER_MODEL = "hf:HuggingFaceTB/SmolLM2-360M-Instruct"

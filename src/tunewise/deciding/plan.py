@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
+from tunewise.core.catalog import first_in_ladder, strategy_named
 from tunewise.evaluation.sequential import FIRST_LOOK
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.measuring.timing import Timing
-from tunewise.strategies.catalog import first_in_ladder, strategy_named
 from tunewise.task.config import Task
 
 REDRAW_EXAMPLES = 60  # few-shot's demo re-draws answer this many examples per extra draw

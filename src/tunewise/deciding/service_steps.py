@@ -5,9 +5,9 @@ measured, and only its answers count against the budget."""
 
 from __future__ import annotations
 
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import CandidateSpec
 from tunewise.deciding.ladder import Ladder, verdict_text
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import CandidateSpec
 
 TITLES = {3: "fine-tuning", 4: "hybrid"}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import CandidateSpec, FineTuningOptions
 from tunewise.deciding.ladder import (
     Ladder,
     LadderForecast,
@@ -18,8 +20,6 @@ from tunewise.deciding.service_steps import service_step
 from tunewise.evaluation.stats import MetricValue
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.timing import warm_up_spec
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import CandidateSpec, FineTuningOptions
 
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
 CURVE_TRAINING = 1.75  # a subsample's training plus a half and a quarter of it, for the curve

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from tunewise.core.catalog import family_of, strategy_named
 from tunewise.evaluation import MetricValue
-from tunewise.strategies.catalog import family_of, strategy_named
 from tunewise.task.config import Target
 
 

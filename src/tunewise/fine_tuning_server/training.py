@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from tunewise.core.specs import FineTuningOptions
 from tunewise.fine_tuning_server.files import Conversation
 from tunewise.finetune.checkpoints import checkpoints
 from tunewise.finetune.examples import (
@@ -30,7 +31,6 @@ from tunewise.finetune.train import TrainingConfig, train_adapter
 from tunewise.inference.chat_api import ApiError
 from tunewise.models.local import LocalModel
 from tunewise.strategies.lora import LORA
-from tunewise.strategies.specs import FineTuningOptions
 from tunewise.task.data import Example
 
 _DEFAULTS = FineTuningOptions.model_fields

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.core.training_method import TrainingMethod, lora_settings, peft_config
 from tunewise.finetune.batches import (
     collate,
     completion_loss,
@@ -28,7 +29,6 @@ from tunewise.finetune.batches import (
 )
 from tunewise.finetune.checkpoints import TrainingState, checkpoint, resume, save_adapter
 from tunewise.finetune.examples import IGNORE, TrainingSequence
-from tunewise.finetune.method import TrainingMethod, lora_settings, peft_config
 from tunewise.finetune.training_record import overfitting as overfitting
 from tunewise.finetune.training_record import training_record
 

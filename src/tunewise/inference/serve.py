@@ -22,6 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from tunewise.core.catalog import parse_candidate, strategy_named
+from tunewise.core.specs import CandidateSpec
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import validate
 from tunewise.home import tunewise_home
@@ -41,10 +43,8 @@ from tunewise.inference.predict import Prediction, predict
 from tunewise.inference.repair import repair, repairs_for
 from tunewise.models.constrained import ConstrainedModel
 from tunewise.models.local import LocalModel
-from tunewise.strategies.catalog import parse_candidate, strategy_named
 from tunewise.strategies.predictor import Predictor
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from tunewise.core.catalog import strategy_named
 from tunewise.core.progress import Progress
+from tunewise.core.specs import CandidateSpec
 from tunewise.deciding.costs import CostInputs
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation import MetricValue, score, validate
@@ -32,11 +34,9 @@ from tunewise.measuring.judge import JudgeOutcome
 from tunewise.models.backend import Backend
 from tunewise.models.constrained import ConstrainedModel
 from tunewise.retrieval.knowledge import Knowledge
-from tunewise.strategies.catalog import strategy_named
 from tunewise.strategies.predictor import Predictor, RetrievalUse, Retrieving
 from tunewise.strategies.prepare import prepare_candidate
 from tunewise.strategies.setup import IndexBuild, PromptSearch, Setup, Training
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import METRICS_BY_FORMAT, Task
 from tunewise.task.data import Dataset, Example
 

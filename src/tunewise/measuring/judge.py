@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tunewise.core.catalog import first_in_ladder
 from tunewise.deciding.costs import CostInputs, PriceList, request_cost
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation.judging import (
@@ -36,7 +37,6 @@ from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, Spent, predict
 from tunewise.models.backend import Backend, Message
-from tunewise.strategies.catalog import first_in_ladder
 from tunewise.strategies.predictor import Request
 from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract, LabelFormat, TextFormat

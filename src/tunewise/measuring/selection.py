@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from tunewise.core.catalog import default_candidate, names_where, strategy_named
+from tunewise.core.specs import CandidateSpec
 from tunewise.errors import TunewiseError
 from tunewise.options import RunOptions
-from tunewise.strategies.catalog import default_candidate, names_where, strategy_named
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import Task
 
 

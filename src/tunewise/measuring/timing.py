@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from statistics import fmean
 
+from tunewise.core.catalog import default_candidate, first_in_ladder, ladder_strategies
+from tunewise.core.specs import CandidateSpec
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.models.backend import Backend
-from tunewise.strategies.catalog import default_candidate, first_in_ladder, ladder_strategies
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.specs import CandidateSpec
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
 

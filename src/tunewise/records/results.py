@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 
+from tunewise.core.catalog import strategy_named, strategy_names
 from tunewise.deciding.costs import (
     BreakEven,
     break_even_table,
@@ -38,7 +39,6 @@ from tunewise.measuring.selection import model_for
 from tunewise.report import write_report
 from tunewise.retrieval.index import Index
 from tunewise.run import RunResult, sample_size
-from tunewise.strategies.catalog import strategy_named, strategy_names
 
 SCHEMA_VERSION = 1
 

@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from tunewise.strategies.catalog import Candidate, names_where
+from tunewise.core.catalog import Candidate, names_where
+from tunewise.core.strict import Strict as _Strict
 from tunewise.task.endpoints import ModelEndpoint, TokenPrices
 from tunewise.task.judge_config import Judge
 from tunewise.task.sources import ColumnName, DataSource
-from tunewise.task.strict import Strict as _Strict
 from tunewise.task.training_processes import TrainingProcesses
 
 DEFAULT_MODEL = "smollm2-135m-instruct"

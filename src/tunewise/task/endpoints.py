@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tunewise.task.strict import Strict as _Strict
+from tunewise.core.strict import Strict as _Strict
 
 
 class TokenPrices(_Strict):

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tunewise.strategies.catalog import first_in_ladder
-from tunewise.task.strict import Strict
+from tunewise.core.catalog import first_in_ladder
+from tunewise.core.strict import Strict
 
 
 class Judge(Strict):

@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tunewise.core.catalog import strategy_names
 from tunewise.errors import TaskError
 from tunewise.evaluation.user_metric import UserMetricError, is_user_metric, load_user_metric
-from tunewise.strategies.catalog import strategy_names
 from tunewise.task.config import DataFiles, ExtraDataset, Task
 from tunewise.task.error_messages import explain, key_lines
 from tunewise.task.sources import is_hub

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tunewise.task.strict import Strict
+from tunewise.core.strict import Strict
 
 if TYPE_CHECKING:
     from tunewise.task.config import Task

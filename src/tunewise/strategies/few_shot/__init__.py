@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import CandidateSpec
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import CandidateSpec
 
 
 class FewShotCandidate(CandidateSpec):

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import CandidateSpec, RetrievalOptions
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import CandidateSpec, RetrievalOptions
 
 Auto = Literal["auto"]
 

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from tunewise.strategies.catalog import Strategy
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import FineTuningOptions, RetrievalOptions
 from tunewise.strategies.lora import LORA
-from tunewise.strategies.specs import FineTuningOptions, RetrievalOptions
 
 
 class HybridCandidate(FineTuningOptions, RetrievalOptions):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from tunewise.finetune.method import TrainingMethod, lora_settings
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import FineTuningOptions
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import FineTuningOptions
+from tunewise.core.training_method import TrainingMethod, lora_settings
 
 LORA = TrainingMethod("LORA", lora_settings)
 QLORA = TrainingMethod("LORA", lora_settings, quantize_4bit=True)

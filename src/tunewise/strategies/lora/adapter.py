@@ -1,5 +1,5 @@
 """Step 3 of the framework: an adapter trained on the train split, by the PEFT method the
-strategy's record names (LoRA, QLoRA, or a plugin's; see finetune/method.py).
+strategy's record names (LoRA, QLoRA, or a plugin's; see core/training_method.py).
 
 The adapter answers with the short prompt (contract system prompt + input, no demos), so its
 tokens per request are a fraction of few-shot's. Adapters are cached by a content hash of
@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.core.catalog import strategy_named
 from tunewise.core.progress import Progress
+from tunewise.core.specs import FineTuningOptions
+from tunewise.core.training_method import TrainingMethod
 from tunewise.core.version import __version__
 from tunewise.errors import CandidateSkipped, TunewiseError
 from tunewise.finetune.examples import (
@@ -24,18 +27,15 @@ from tunewise.finetune.examples import (
     lint_template,
     training_messages,
 )
-from tunewise.finetune.method import TrainingMethod
 from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
 from tunewise.inference.cache import cache_key
 from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
-from tunewise.strategies.catalog import strategy_named
 from tunewise.strategies.lora import LoraCandidate
 from tunewise.strategies.lora.teacher import teacher_labels
 from tunewise.strategies.predictor import PromptPredictor
 from tunewise.strategies.prompts import build_messages, system_prompt
 from tunewise.strategies.setup import Distillation, Setup, Training
-from tunewise.strategies.specs import FineTuningOptions
 from tunewise.task.config import Task
 from tunewise.task.data import (
     Example,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.core.progress import Progress, SilentProgress
+from tunewise.core.specs import FineTuningOptions
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.metrics import load_json
 from tunewise.evaluation.stats import mean_with_ci
@@ -31,7 +32,6 @@ from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend
 from tunewise.strategies.few_shot.demos import stratified_demos
 from tunewise.strategies.predictor import PromptPredictor
-from tunewise.strategies.specs import FineTuningOptions
 from tunewise.task.config import OutputFormat, Task
 from tunewise.task.data import Example, read_inputs, sample_examples
 

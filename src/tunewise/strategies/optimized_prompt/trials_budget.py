@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tunewise.strategies.catalog import Fitted
+from tunewise.core.catalog import Fitted
 from tunewise.strategies.optimized_prompt import OptimizedPromptCandidate
 
 MIN_TRIALS = 2  # one trial is just the few-shot prompt again

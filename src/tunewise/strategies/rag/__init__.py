@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from tunewise.strategies.catalog import Strategy
-from tunewise.strategies.specs import RetrievalOptions
+from tunewise.core.catalog import Strategy
+from tunewise.core.specs import RetrievalOptions
 
 
 class RagCandidate(RetrievalOptions):

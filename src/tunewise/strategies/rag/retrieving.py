@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tunewise.core.progress import Progress
+from tunewise.core.specs import RetrievalOptions
 from tunewise.errors import TunewiseError
 from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
@@ -24,7 +25,6 @@ from tunewise.strategies.rag import RagCandidate
 from tunewise.strategies.rag.extractive import answer_mode, extractive, verbatim_share
 from tunewise.strategies.rag.rerank import Reranker, reranker
 from tunewise.strategies.setup import IndexBuild, Setup
-from tunewise.strategies.specs import RetrievalOptions
 from tunewise.task.config import Contract, Task
 from tunewise.task.data import Example
 

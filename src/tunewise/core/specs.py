@@ -1,5 +1,5 @@
 """The candidates a task file can list: one spec class per built-in strategy, validated at the
-edge like the rest of the task (unknown keys rejected); strategies/catalog.py registers them."""
+edge like the rest of the task (unknown keys rejected); core/catalog.py registers them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tunewise.task.strict import Strict as _Strict
+from tunewise.core.strict import Strict as _Strict
 
 
 class CandidateSpec(_Strict):

@@ -9,7 +9,7 @@ Every strategy, built-in or not, is one folder (or module) and one entry point i
     my-strategy = "my_package.my_strategy:STRATEGY"
 
 The module is imported while task files are being validated, so at its top it imports only
-`tunewise.strategies.catalog`, `tunewise.strategies.specs` and `tunewise.finetune.method`;
+`tunewise.core.catalog`, `tunewise.core.specs` and `tunewise.core.training_method`;
 `prepare` and the hooks are "module:function" strings, imported on first use.
 """
 
@@ -20,17 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import import_module, metadata
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, TypeAdapter
 from pydantic_core import core_schema
 
+from tunewise.core import specs
+from tunewise.core.training_method import TrainingMethod
 from tunewise.errors import TunewiseError
-from tunewise.finetune.method import TrainingMethod
-from tunewise.strategies import specs
-
-if TYPE_CHECKING:
-    from tunewise.strategies.predictor import Predictor
 
 Family = Literal["prompting", "retrieval", "fine-tuning", "hybrid"]
 # The framework's four steps: prompting, adding RAG, fine-tuning, and both.
@@ -68,9 +65,10 @@ class Fitted:
     why_not: str = ""  # when spec is None: why, for the ladder's record ("": it does not apply)
 
 
-# prepare(task, spec, train, backend, name, progress[, index=...]) -> Predictor; the retrieving
-# strategies also receive the run's document index.
-Prepare = Callable[..., "Predictor"]
+# prepare(task, spec, train, backend, name, progress[, index=...]) -> Predictor (the Protocol in
+# inference/requests.py, a layer above this one); the retrieving strategies also receive the
+# run's document index.
+Prepare = Callable[..., Any]
 
 
 def _imported(target: str | Callable[..., Any]) -> Callable[..., Any]:
@@ -185,7 +183,7 @@ def _load() -> None:
             if not isinstance(strategy, Strategy):
                 raise TunewiseError(
                     f"strategy plugin '{entry.name}' ({entry.value}) is not a "
-                    "tunewise.strategies.catalog.Strategy"
+                    "tunewise.core.catalog.Strategy"
                 )
             register_strategy(strategy)
 
