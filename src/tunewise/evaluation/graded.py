@@ -20,11 +20,10 @@ import numpy as np
 from tunewise.evaluation.metrics import field_counts, field_f1_from_counts, macro_f1
 from tunewise.evaluation.scoring import example_scores
 from tunewise.evaluation.stats import MetricValue, mean_with_ci
-from tunewise.evaluation.user_metric import is_user_metric, load_user_metric, user_scores
+from tunewise.retrieval.embedders import Embedder, load_embedder
+from tunewise.task.user_metric import is_user_metric, load_user_metric, user_scores
 
 if TYPE_CHECKING:
-    from tunewise.measuring.judge import JudgeOutcome
-    from tunewise.retrieval.embedders import Embedder
     from tunewise.task.config import Task
     from tunewise.task.data import Example
 
@@ -40,12 +39,18 @@ class GradedMetric(Protocol):
     def scores(self, outputs: Sequence[str], examples: Sequence[Example]) -> list[float]: ...
 
 
+class Judgement(Protocol):
+    """What the graded metrics read of a judge's outcome (inference/judge.py's JudgeOutcome)."""
+
+    scores: list[float]
+
+
 class Judging(Protocol):
-    """The run's model judge (tunewise.measuring.judge.ModelJudge)."""
+    """The run's model judge (inference/judge.py's ModelJudge)."""
 
     def grade(
         self, candidate: str, outputs: Sequence[str], examples: Sequence[Example]
-    ) -> JudgeOutcome: ...
+    ) -> Judgement: ...
 
 
 @dataclass
@@ -54,7 +59,7 @@ class Graded:
 
     metrics: dict[str, MetricValue]
     rows: list[dict[str, float]]
-    judged: JudgeOutcome | None = None
+    judged: Judgement | None = None
 
 
 def embedding_similarity(
@@ -85,8 +90,6 @@ class EmbeddingSimilarity:
     name: str = EMBEDDING_SIMILARITY
 
     def scores(self, outputs: Sequence[str], examples: Sequence[Example]) -> list[float]:
-        from tunewise.retrieval.embedders import load_embedder
-
         references = [e.output for e in examples]
         return embedding_similarity(load_embedder(self.embedder), outputs, references)
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
 from tunewise.evaluation.metrics import load_json
-
-if TYPE_CHECKING:
-    # Types only: tunewise.task.config may import check_schema; a runtime import would be circular.
-    from tunewise.task.config import JsonFormat, LabelFormat, OutputFormat, TextFormat
+from tunewise.task.config import JsonFormat, LabelFormat, OutputFormat, TextFormat
 
 
 def validate(output_format: OutputFormat, text: str) -> str | None:
@@ -63,12 +59,3 @@ def _validate_text(output_format: TextFormat, text: str) -> str | None:
         return f"does not match the pattern {pattern}"
     return None
 
-
-def check_schema(schema: dict[str, Any]) -> str | None:
-    """None when schema is a valid JSON Schema (2020-12 unless $schema says otherwise)."""
-    cls = validator_for(schema, default=Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
-        return f"invalid JSON Schema at {exc.json_path}: {exc.message}"
-    return None

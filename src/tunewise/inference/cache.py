@@ -1,4 +1,5 @@
-"""A sqlite cache of model answers, keyed by sha256 of everything that decides the answer.
+"""A sqlite cache of model answers, keyed by sha256 of everything that decides the answer
+(core/keys.py).
 
 Each answer is committed as soon as it exists, so a run killed at any point resumes without
 recomputing finished work. API keys are never part of a key or a value.
@@ -6,17 +7,10 @@ recomputing finished work. API keys are never part of a key or a value.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
-
-
-def cache_key(**parts: Any) -> str:
-    """sha256 of the canonical JSON of the parts (model, weights hash, prompt, parameters)."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 class ResponseCache:

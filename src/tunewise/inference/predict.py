@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
-from tunewise.inference.cache import ResponseCache, cache_key
+from tunewise.core.keys import cache_key
+from tunewise.inference.cache import ResponseCache
 from tunewise.models.backend import Backend, BatchIncomplete, Sampling
 from tunewise.strategies.predictor import Predictor, Request
 from tunewise.task.config import OutputFormat

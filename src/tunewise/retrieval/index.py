@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tunewise.core.keys import cache_key
 from tunewise.errors import DataError
-from tunewise.inference.cache import cache_key
 from tunewise.retrieval.chunking import Chunk, chunk_documents
 from tunewise.retrieval.documents import Document, documents_hash
 from tunewise.retrieval.embedders import Embedder, chunk_tokenizer, load_embedder

@@ -10,6 +10,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tunewise.core.catalog import Candidate, names_where
@@ -39,6 +42,16 @@ class LabelFormat(_Strict):
         return stripped
 
 
+def check_schema(schema: dict[str, Any]) -> str | None:
+    """None when schema is a valid JSON Schema (2020-12 unless $schema says otherwise)."""
+    cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        return f"invalid JSON Schema at {exc.json_path}: {exc.message}"
+    return None
+
+
 class JsonFormat(_Strict):
     """The answer is one JSON value that validates against a JSON Schema."""
 
@@ -50,8 +63,6 @@ class JsonFormat(_Strict):
     @field_validator("json_schema")
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        from tunewise.evaluation.validators import check_schema
-
         problem = check_schema(schema)
         if problem:
             raise ValueError(problem)

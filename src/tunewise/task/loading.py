@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from tunewise.core.catalog import strategy_names
 from tunewise.errors import TaskError
-from tunewise.evaluation.user_metric import UserMetricError, is_user_metric, load_user_metric
 from tunewise.task.config import DataFiles, ExtraDataset, Task
 from tunewise.task.error_messages import explain, key_lines
 from tunewise.task.sources import is_hub
+from tunewise.task.user_metric import UserMetricError, is_user_metric, load_user_metric
 
 
 def union_tags() -> frozenset[str]:

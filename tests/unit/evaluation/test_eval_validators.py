@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tunewise.evaluation.validators import check_schema, validate
-from tunewise.task.config import JsonFormat, LabelFormat, TextFormat
+from tunewise.evaluation.validators import validate
+from tunewise.task.config import JsonFormat, LabelFormat, TextFormat, check_schema
 
 LABELS = LabelFormat(type="label", labels=["positive", "negative", "neutral"])
 PERSON = JsonFormat.model_validate(

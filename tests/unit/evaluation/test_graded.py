@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from tunewise.cli.main import app
 from tunewise.errors import TaskError
 from tunewise.evaluation.graded import embedding_similarity, graded_metrics, metric_scores
-from tunewise.evaluation.user_metric import UserMetricError, load_user_metric, user_scores
 from tunewise.retrieval.embedders import load_embedder
 from tunewise.run import RunOptions, run_task
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
+from tunewise.task.user_metric import UserMetricError, load_user_metric, user_scores
 
 QUESTIONS = [
     ("What colour is the sky?", "blue"),

@@ -25,9 +25,9 @@ from typing import Any
 
 import httpx
 
+from tunewise.core.keys import cache_key
 from tunewise.core.progress import Progress, StatusProgress, StatusUpdate
 from tunewise.errors import CandidateSkipped
-from tunewise.inference.cache import cache_key
 from tunewise.strategies.hosted_fine_tuning.service_api import FineTuningService, Job, ServiceError
 
 JOB_FORMAT = 1  # bump when the same inputs would make another job

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.core.catalog import strategy_named
+from tunewise.core.keys import cache_key
 from tunewise.core.progress import Progress
 from tunewise.core.specs import FineTuningOptions
 from tunewise.core.training_method import TrainingMethod
@@ -28,7 +29,6 @@ from tunewise.finetune.examples import (
     training_messages,
 )
 from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
-from tunewise.inference.cache import cache_key
 from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
 from tunewise.strategies.lora import LoraCandidate

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, cast
 
+from tunewise.core.keys import cache_key
 from tunewise.errors import TunewiseError
 from tunewise.home import tunewise_home
-from tunewise.inference.cache import ResponseCache, cache_key
+from tunewise.inference.cache import ResponseCache
 from tunewise.models.backend import Backend
 from tunewise.retrieval.index import Hit
 
