@@ -409,6 +409,23 @@ def test_sequential_rounds_stop_far_candidates_early_and_keep_the_budget_for_ste
     assert [n for name, n, *_ in world.asked if name in {"zero-shot", "few-shot"}][-2:] == [24, 24]
 
 
+def test_a_candidate_whose_next_round_does_not_fit_stops_with_a_valid_interval(
+    task: Task,
+) -> None:
+    # LoRA sits on the target, so no round settles it, and its answers cost five times the
+    # baseline's: its training leaves room for two rounds, and the ladder stops it there
+    # instead of overrunning the budget.
+    world = World({"zero-shot": 0.1, "few-shot": 0.15, "lora": 0.6}, drawn=True,
+                  per_answer={"zero-shot": 0.2, "few-shot": 0.2, "lora": 1.0})  # fmt: skip
+    ladder, record = climb(task, world, budget=1080, train=1000, test=300)
+    lora = next(r for r in ladder.results if r.name == "lora")
+    assert lora.sequential is not None and lora.sequential.reason == "budget spent"
+    assert lora.sequential.n < lora.sequential.planned
+    interval = lora.metrics["accuracy"]
+    assert interval.n == lora.sequential.n and interval.ci_low < 0.6 < interval.ci_high
+    assert record.compute_seconds <= 1080
+
+
 def test_few_shot_close_to_the_target_gets_its_demo_redraws(task: Task) -> None:
     world = World({"zero-shot": 0.1, "few-shot": 0.6, "lora": 0.62}, drawn=True)
     ladder, _ = climb(task, world, train=600, test=300)

@@ -245,19 +245,25 @@ class Ladder:
         each round charges only its new answers (the earlier ones come from the cache)."""
         assert self.scores is not None
         level = look_confidence(len(planned))
-        charged = 0.0
+        charged, asked, per_answer = 0.0, 0, 0.0
         for n in planned:
+            if asked and not self.fits((n - asked) * per_answer):
+                reason = "budget spent"  # the interval holds at any look, this one included
+                break
             result = self.measure(spec, name, self.test[:n])
             cost = compute_of(result)
             self.spent += cost - charged
-            charged = cost
+            charged, asked = cost, n
             if not result.measured:
                 return result
+            per_answer = result.compute_seconds_per_request
             interval = bounded_mean_interval(self.scores(result, self.test[:n]), level)
             reason = settled(interval, target)
             if reason is not None:
                 break
-        stop = SequentialStop(n, len(self.test), len(planned), level, reason or "sample exhausted")
+        stop = SequentialStop(
+            asked, len(self.test), len(planned), level, reason or "sample exhausted"
+        )
         metrics = {**result.metrics, self.metric: interval}
         return replace(result, metrics=metrics, sequential=stop)
 

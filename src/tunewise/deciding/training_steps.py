@@ -15,6 +15,7 @@ from tunewise.deciding.ladder import (
     verdict_text,
 )
 from tunewise.deciding.learning_curve import CurvePoint, estimate_examples, forecast
+from tunewise.evaluation.sequential import looks
 from tunewise.deciding.plan import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE
 from tunewise.deciding.service_steps import service_step
 from tunewise.evaluation.stats import MetricValue
@@ -23,12 +24,17 @@ from tunewise.measuring.timing import warm_up_spec
 
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
 CURVE_TRAINING = 1.75  # a subsample's training plus a half and a quarter of it, for the curve
+RESERVED_LOOKS = 2  # rounds of answers a trained candidate's estimate reserves
 
 
-def answering_estimate(ladder: Ladder, factor: float = 1.0) -> float:
-    """Seconds for a trained candidate to answer the test sample: the baseline's per-answer
-    compute, times `factor` for a longer prompt (a hybrid's passages)."""
-    return len(ladder.test) * ladder.per_answer.get(ladder.baseline, 0.0) * factor
+def answering_estimate(ladder: Ladder, factor: float = 1.0, whole: bool = False) -> float:
+    """Seconds for a trained candidate to answer its first two rounds of the test sample (it
+    stops there when its interval is clear of the target, or for want of budget), or the
+    `whole` sample: the baseline's per-answer compute, times `factor` for a longer prompt (a
+    hybrid's passages)."""
+    planned = looks(len(ladder.test))
+    n = len(ladder.test) if whole or ladder.scores is None else planned[:RESERVED_LOOKS][-1]
+    return n * ladder.per_answer.get(ladder.baseline, 0.0) * factor
 
 
 def training_estimate(
@@ -171,7 +177,7 @@ def forecast_full_size(
     predicted = forecast(points, full, seed=task.seed)
     if predicted is None:
         return
-    answering = answering_estimate(ladder, factor)
+    answering = answering_estimate(ladder, factor, whole=True)
     seconds = training_estimate(ladder, full, epochs, factor, strategy.name) + answering
     command = ladder.command(strategies_for(strategy.name))
     ladder.forecast = LadderForecast(

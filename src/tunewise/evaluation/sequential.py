@@ -24,7 +24,7 @@ from scipy.stats import beta
 from tunewise.evaluation.stats import MetricValue
 
 FIRST_LOOK = 24  # answers before the first look: fewer say little about a rate
-Settled = Literal["above the target", "below the target", "sample exhausted"]
+Settled = Literal["above the target", "below the target", "sample exhausted", "budget spent"]
 
 
 @dataclass(frozen=True)

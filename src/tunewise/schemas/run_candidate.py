@@ -253,7 +253,7 @@ class SequentialRecord:
     planned: int
     looks: int
     confidence: float
-    reason: str  # above the target | below the target | sample exhausted
+    reason: str  # above the target | below the target | sample exhausted | budget spent
 
 
 @dataclass(frozen=True)
