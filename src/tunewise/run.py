@@ -17,7 +17,6 @@ from tunewise.core.version import __version__
 from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from, price_list
 from tunewise.deciding.ladder import MIN_LADDER_TRAINING, Ladder, LadderRecord
-from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.next_step import next_step
 from tunewise.deciding.plan import (
     LadderPlan,
@@ -36,6 +35,7 @@ from tunewise.measuring.candidate import CandidateResult, measure_candidate, pri
 from tunewise.measuring.curve import learning_curve
 from tunewise.measuring.drift import drift
 from tunewise.measuring.judge import run_judgement
+from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import (
     candidate_names,
     candidate_specs,

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from tunewise.core.progress import Progress
 from tunewise.core.specs import CandidateSpec, FineTuningOptions
 from tunewise.deciding.ladder import LadderRecord
-from tunewise.deciding.learning_curve import CurveFit
 from tunewise.inference.cache import ResponseCache
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
 from tunewise.measuring.judge import ModelJudge
+from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import model_for
 from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend

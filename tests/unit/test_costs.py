@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tunewise.deciding.costs import (
+from tunewise.core.costs import (
     BreakEven,
     CostInputs,
     PriceList,

@@ -24,7 +24,7 @@ from conftest import (
     write_jsonl,
 )
 
-from tunewise.deciding.costs import CostInputs, PriceList, TokenPrice, setup_cost
+from tunewise.core.costs import CostInputs, PriceList, TokenPrice, setup_cost
 from tunewise.errors import DataError, TaskError, TunewiseError
 from tunewise.models.backend import LabelScores, Message
 from tunewise.models.registry import register_backend, unregister_backend

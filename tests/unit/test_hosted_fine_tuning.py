@@ -21,7 +21,7 @@ from conftest import SENTIMENT_TEST, SENTIMENT_TRAIN, keyword_rule, write_jsonl
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tunewise.deciding.costs import break_even_table
+from tunewise.core.costs import break_even_table
 from tunewise.deciding.from_results import price_list
 from tunewise.models.endpoint import Endpoint
 from tunewise.records.results import write_run

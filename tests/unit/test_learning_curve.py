@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tunewise.deciding.learning_curve import CurvePoint, estimate_examples, fit_curve
+from tunewise.measuring.learning_curve import CurvePoint, estimate_examples, fit_curve
 
 CEILING, SCALE, RATE = 0.9, 2.0, 0.5
 SIZES = (50, 100, 250, 500, 1000)

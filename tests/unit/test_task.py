@@ -547,7 +547,7 @@ model: qwen-vllm
 
 
 def test_models_section_names_endpoints_and_their_prices(tmp_path: Path) -> None:
-    from tunewise.deciding.costs import TokenPrice
+    from tunewise.core.costs import TokenPrice
     from tunewise.deciding.from_results import price_list
 
     task = load_task(write_task(tmp_path, BASE + ENDPOINTS))

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tunewise.deciding.costs import PriceList, TokenPrice, request_cost, setup_cost
+from tunewise.core.costs import PriceList, TokenPrice, request_cost, setup_cost
 from tunewise.deciding.decide import decide
-from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.verdict import CandidateSummary, Recommendation
 from tunewise.measuring.candidate import CandidateResult, primary_metric
+from tunewise.measuring.learning_curve import CurveFit
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset
 from tunewise.task.endpoints import TokenPrices

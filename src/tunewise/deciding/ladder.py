@@ -28,7 +28,6 @@ from tunewise.core.catalog import (
     strategy_named,
 )
 from tunewise.core.specs import CandidateSpec, FineTuningOptions
-from tunewise.deciding.learning_curve import CurveFit, CurvePoint, Forecast
 from tunewise.deciding.plan import LadderPlan
 from tunewise.deciding.verdict import Recommendation
 from tunewise.evaluation.sequential import (
@@ -38,7 +37,9 @@ from tunewise.evaluation.sequential import (
     looks,
     settled,
 )
+from tunewise.measuring.answer_scores import Scores
 from tunewise.measuring.candidate import CandidateResult
+from tunewise.measuring.learning_curve import CurveFit, CurvePoint, Forecast
 from tunewise.measuring.timing import WARM_UP_EXAMPLES
 from tunewise.task.config import Task
 from tunewise.task.data import Example
@@ -163,7 +164,6 @@ def compute_of(result: CandidateResult) -> float:
 
 Measure = Callable[[CandidateSpec, str, Sequence[Example]], CandidateResult]
 Decide = Callable[[Sequence[CandidateResult]], Recommendation]
-Scores = Callable[[CandidateResult, Sequence[Example]], Sequence[float]]
 TrainSeconds = Callable[[FineTuningOptions, str], tuple[float, int]]
 """Trains (or reuses) a short warm-up adapter; returns its training seconds and examples."""
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from tunewise.core.catalog import family_of, first_in_ladder
 from tunewise.deciding.decide import MIN_FINE_TUNING_EXAMPLES
 from tunewise.deciding.ladder import LadderRecord, StepOutcome, strategies_for
-from tunewise.deciding.learning_curve import CurveFit
 from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.evaluation import MetricValue
+from tunewise.measuring.learning_curve import CurveFit
 from tunewise.task.config import Target
 
 LARGER_MODEL = "hf:HuggingFaceTB/SmolLM2-360M-Instruct"

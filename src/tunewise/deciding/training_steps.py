@@ -14,12 +14,12 @@ from tunewise.deciding.ladder import (
     strategies_for,
     verdict_text,
 )
-from tunewise.deciding.learning_curve import CurvePoint, estimate_examples, forecast
-from tunewise.evaluation.sequential import looks
 from tunewise.deciding.plan import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE
 from tunewise.deciding.service_steps import service_step
+from tunewise.evaluation.sequential import looks
 from tunewise.evaluation.stats import MetricValue
 from tunewise.measuring.candidate import CandidateResult
+from tunewise.measuring.learning_curve import CurvePoint, estimate_examples, forecast
 from tunewise.measuring.timing import warm_up_spec
 
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from tunewise.deciding.costs import break_even_requests
+from tunewise.core.costs import break_even_requests
 from tunewise.deciding.verdict import (
     CandidateSummary,
     Evidence,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from tunewise.deciding.ladder import Scores
 from tunewise.evaluation.graded import JUDGE, graded_metrics, metric_scores
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.task.config import Task
@@ -14,6 +13,9 @@ from tunewise.task.data import Example
 # field F1), paid per call (the judge), or a user's function on an unknown scale; candidates
 # measured on them answer the whole sample at once.
 NOT_SEQUENTIAL = frozenset({"macro_f1", "field_f1", JUDGE})
+
+Scores = Callable[[CandidateResult, Sequence[Example]], Sequence[float]]
+"""A measured candidate's score per answer on the target's metric (the ladder's rounds)."""
 
 
 def answer_scores(task: Task) -> Scores | None:

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from tunewise.core.catalog import strategy_named
+from tunewise.core.costs import CostInputs
 from tunewise.core.progress import Progress
 from tunewise.core.specs import CandidateSpec
-from tunewise.deciding.costs import CostInputs
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation import MetricValue, score, validate
 from tunewise.evaluation.graded import Judging, measure_graded

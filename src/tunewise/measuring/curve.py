@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 
 from tunewise.core.catalog import names_where, strategy_named
 from tunewise.core.specs import CandidateSpec
-from tunewise.deciding.learning_curve import CurveFit, CurvePoint, estimate_examples
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.measuring.candidate import CandidateResult, primary_metric
+from tunewise.measuring.learning_curve import CurveFit, CurvePoint, estimate_examples
 from tunewise.task.config import Task
 
 

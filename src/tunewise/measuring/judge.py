@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.core.catalog import first_in_ladder
-from tunewise.deciding.costs import CostInputs, PriceList, request_cost
+from tunewise.core.costs import CostInputs, PriceList, request_cost
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation.judging import (
     FIRST,

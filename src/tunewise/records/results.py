@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 
 from tunewise.core.catalog import strategy_named, strategy_names
-from tunewise.deciding.costs import (
+from tunewise.core.costs import (
     BreakEven,
     break_even_table,
     candidate_costs,

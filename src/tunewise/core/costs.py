@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tunewise.core.amounts import _json_number, _money, _seconds, _sig
 from tunewise.core.catalog import names_where
-from tunewise.deciding.amounts import _json_number, _money, _seconds, _sig
 
 _SECONDS_PER_HOUR = 3600.0
 _PER_MILLION = 1e6
