@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tunewise.deciding.budget import DEFAULT_BUDGET, parse_budget
+from tunewise.core.budget import DEFAULT_BUDGET, parse_budget
 
 DEFAULT_BUDGET_SECONDS = parse_budget(DEFAULT_BUDGET)
 

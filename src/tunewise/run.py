@@ -29,12 +29,12 @@ from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.errors import DataError, TunewiseError
 from tunewise.home import tunewise_home
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.judge import run_judgement
 from tunewise.measuring.across_datasets import PRIMARY, DatasetResult, dataset_table, disagreements
 from tunewise.measuring.answer_scores import answer_scores
 from tunewise.measuring.candidate import CandidateResult, measure_candidate, primary_metric
 from tunewise.measuring.curve import learning_curve
 from tunewise.measuring.drift import drift
-from tunewise.measuring.judge import run_judgement
 from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import (
     candidate_names,

@@ -10,8 +10,8 @@ from tunewise.core.progress import Progress
 from tunewise.core.specs import CandidateSpec, FineTuningOptions
 from tunewise.deciding.ladder import LadderRecord
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.judge import ModelJudge
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
-from tunewise.measuring.judge import ModelJudge
 from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import model_for
 from tunewise.models.backend import Backend

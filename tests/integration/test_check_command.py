@@ -174,7 +174,7 @@ def test_run_survives_hostile_inputs_and_special_tokens_stay_text(
     assert answers["long"]["input_tokens"] > 8192  # past the context window
     model = LocalModel(EMBEDDED_NAME, converted_home / "models" / EMBEDDED_NAME, converted_home)
     task = json.loads((run / "task.json").read_text(encoding="utf-8"))["task"]
-    from tunewise.strategies.prompts import build_messages
+    from tunewise.inference.prompts import build_messages
     from tunewise.task.config import Contract
 
     messages = build_messages(Contract.model_validate(task["contract"]), hostile[1])

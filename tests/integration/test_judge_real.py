@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tunewise.inference.cache import ResponseCache
-from tunewise.measuring.judge import ModelJudge
+from tunewise.inference.judge import ModelJudge
 from tunewise.models.local import LocalModel
 from tunewise.models.weights import EMBEDDED_NAME
 from tunewise.task.config import Contract

@@ -10,8 +10,8 @@ from tunewise.core.catalog import Strategy
 from tunewise.core.specs import CandidateSpec
 
 if TYPE_CHECKING:
+    from tunewise.inference.predictor import PromptPredictor
     from tunewise.models.backend import Backend
-    from tunewise.strategies.predictor import PromptPredictor
     from tunewise.task.config import Task
     from tunewise.task.data import Example
 
@@ -29,7 +29,7 @@ def prepare(
     name: str,
     progress: object = None,
 ) -> PromptPredictor:
-    from tunewise.strategies.predictor import PromptPredictor
+    from tunewise.inference.predictor import PromptPredictor
 
     objective = f"{spec.preamble} {task.contract.objective}"
     contract = task.contract.model_copy(update={"objective": objective})

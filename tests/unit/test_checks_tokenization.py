@@ -28,9 +28,9 @@ from tunewise.checks.tokenization import (
 )
 from tunewise.checks.tokenizers import LoadedTokenizer, load_tokenizer
 from tunewise.errors import ModelError
+from tunewise.inference.prompts import build_messages
 from tunewise.models.rendering import render_prompt, special_strings
 from tunewise.run import RunOptions, load_data
-from tunewise.strategies.prompts import build_messages
 from tunewise.strategies.zero_shot import ZeroShotCandidate
 from tunewise.task.config import Contract, LabelFormat
 from tunewise.task.loading import load_task

@@ -25,6 +25,7 @@ from conftest import (
 )
 
 from tunewise.core.costs import CostInputs, PriceList, TokenPrice, setup_cost
+from tunewise.core.setup import Setup
 from tunewise.errors import DataError, TaskError, TunewiseError
 from tunewise.models.backend import LabelScores, Message
 from tunewise.models.registry import register_backend, unregister_backend
@@ -32,7 +33,6 @@ from tunewise.records.results import load_schema, write_run
 from tunewise.strategies.lora import LoraCandidate
 from tunewise.strategies.lora import adapter as lora
 from tunewise.strategies.lora import teacher as labelling
-from tunewise.strategies.setup import Setup
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
 

@@ -38,10 +38,10 @@ from tunewise.finetune.train import (
     overfitting,
     train_adapter,
 )
+from tunewise.inference.prompts import build_messages
 from tunewise.models.local import LocalModel
 from tunewise.strategies.lora import LORA, QLORA, LoraCandidate
 from tunewise.strategies.lora import adapter as lora
-from tunewise.strategies.prompts import build_messages
 from tunewise.task.config import Contract, LabelFormat
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task

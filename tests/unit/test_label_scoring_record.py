@@ -6,8 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from tunewise.inference.predict import _prediction
+from tunewise.inference.predictor import Request
 from tunewise.records.results import _label_scoring
-from tunewise.strategies.predictor import Request
 from tunewise.task.data import Example
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import TEXT_TASK
 
+from tunewise.core.budget import parse_budget
+from tunewise.core.setup import Setup, Training
 from tunewise.core.specs import CandidateSpec, FineTuningOptions, RetrievalOptions
-from tunewise.deciding.budget import parse_budget
 from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from
 from tunewise.deciding.ladder import Ladder, LadderRecord, min_test_examples
@@ -20,11 +21,10 @@ from tunewise.deciding.next_step import next_step
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.inference.predict import Prediction
+from tunewise.inference.predictor import RetrievalUse
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.selection import ladder_settings, suggested_command
 from tunewise.run import RunOptions
-from tunewise.strategies.predictor import RetrievalUse
-from tunewise.strategies.setup import Setup, Training
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
 from tunewise.task.loading import load_task

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from tunewise.errors import ModelError
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.predictor import PromptPredictor
 from tunewise.models.backend import BatchIncomplete, Message
 from tunewise.models.openai_compat import (
     OPENAI_BASE_URL,
@@ -33,7 +34,6 @@ from tunewise.models.openai_compat import (
     OpenAICompatible,
     parse_spec,
 )
-from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task.config import Contract
 from tunewise.task.data import Example
 

@@ -11,6 +11,7 @@ from conftest import ScriptedBackend
 from typer.testing import CliRunner
 
 from tunewise.cli.main import app
+from tunewise.core.setup import Setup, Training
 from tunewise.deciding.plan import (
     FIXED_SECONDS,
     LadderPlan,
@@ -21,7 +22,6 @@ from tunewise.deciding.plan import (
 from tunewise.inference.predict import Prediction
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.timing import Timing
-from tunewise.strategies.setup import Setup, Training
 
 pytestmark = pytest.mark.usefixtures("contained_environment")
 

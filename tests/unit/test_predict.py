@@ -12,8 +12,8 @@ from conftest import SENTIMENT_TEST, ScriptedBackend
 
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.predictor import PromptPredictor
 from tunewise.models.backend import Message
-from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task.config import Contract
 from tunewise.task.data import Example
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from tunewise.cli.main import app
 from tunewise.errors import TunewiseError
+from tunewise.inference.prompts import system_prompt
 from tunewise.records.prompt_export import (
     MeasuredPrompt,
     check_format,
@@ -24,7 +25,6 @@ from tunewise.records.prompt_export import (
     promptfoo_prompt,
 )
 from tunewise.records.results import write_run
-from tunewise.strategies.prompts import system_prompt
 from tunewise.strategies.zero_shot.prompt_file import parse_messages
 from tunewise.task.loading import load_task
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tunewise.strategies.prompts import build_messages, format_instruction, system_prompt
+from tunewise.inference.prompts import build_messages, format_instruction, system_prompt
 from tunewise.task.config import Contract, JsonFormat, TextFormat
 from tunewise.task.data import Example
 

@@ -10,12 +10,7 @@ import pytest
 from conftest import FakeEmbedder, ScriptedBackend
 
 from tunewise.errors import TunewiseError
-from tunewise.models.backend import Message
-from tunewise.retrieval.documents import Document
-from tunewise.retrieval.index import Index, build_index
-from tunewise.strategies.hybrid import HybridCandidate
-from tunewise.strategies.hybrid import rag_trained as hybrid
-from tunewise.strategies.prompts import (
+from tunewise.inference.prompts import (
     Passage,
     assemble,
     build_messages,
@@ -23,6 +18,11 @@ from tunewise.strategies.prompts import (
     system_prompt,
     with_passages,
 )
+from tunewise.models.backend import Message
+from tunewise.retrieval.documents import Document
+from tunewise.retrieval.index import Index, build_index
+from tunewise.strategies.hybrid import HybridCandidate
+from tunewise.strategies.hybrid import rag_trained as hybrid
 from tunewise.strategies.rag import RagCandidate
 from tunewise.strategies.rag import retrieving as rag
 from tunewise.strategies.rag.retrieving import RANKED_FOR_METRICS, RagPredictor

@@ -12,17 +12,17 @@ import pytest
 from conftest import ScriptedBackend, write_jsonl
 from fastapi.testclient import TestClient
 
+from tunewise.core.setup import Setup
 from tunewise.evaluation import validate
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import predict
+from tunewise.inference.predictor import PromptPredictor
+from tunewise.inference.prompts import system_prompt
 from tunewise.inference.repair import repair, repair_message
 from tunewise.inference.serve import create_app, load_candidate
 from tunewise.models.backend import Message
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
-from tunewise.strategies.predictor import PromptPredictor
-from tunewise.strategies.prompts import system_prompt
-from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract, TextFormat
 from tunewise.task.data import Example
 from tunewise.task.loading import load_task
@@ -251,8 +251,8 @@ def test_an_empty_ranking_counts_as_a_retrieval_miss(tmp_path: Path) -> None:
     from dataclasses import dataclass, field
 
     from tunewise.core.progress import SilentProgress
+    from tunewise.inference.predictor import Request
     from tunewise.measuring.candidate import _evaluate
-    from tunewise.strategies.predictor import Request
     from tunewise.task.config import Task
 
     @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tunewise.core.setup import Setup, Training
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import MetricValue
 from tunewise.measuring.candidate import CandidateResult
@@ -18,7 +19,6 @@ from tunewise.models.registry import register_backend, unregister_backend
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
 from tunewise.strategies.lora import LoraCandidate
-from tunewise.strategies.setup import Setup, Training
 from tunewise.task.config import Task
 from tunewise.task.loading import load_task
 

@@ -91,8 +91,8 @@ def model_specs(task: Task, override: str | None = None) -> list[str]:
 def model_findings(task: Task, spec: str, texts: Sequence[Text]) -> dict[str, Any]:
     """The tokenizer checks for one model; "skipped" with the reason when it has no local
     tokenizer. Prompts are the zero-shot prompts the local backend builds."""
+    from tunewise.inference.prompts import build_messages
     from tunewise.models.rendering import render_prompt, special_strings
-    from tunewise.strategies.prompts import build_messages
 
     loaded = load_tokenizer(spec, task.models)
     if isinstance(loaded, str):

@@ -17,9 +17,9 @@ from tunewise.cli.run_summary import render_table
 from tunewise.cli.terminal import api_key_from, console, errors, quiet_libraries, user_errors
 from tunewise.cli.tracking_commands import LOG_HELP, log_written, trackers
 from tunewise.cli.tracking_commands import register as register_tracking
+from tunewise.core.budget import DEFAULT_BUDGET, parse_budget
 from tunewise.core.catalog import declared_names, first_in_ladder, strategies
 from tunewise.core.version import __version__
-from tunewise.deciding.budget import DEFAULT_BUDGET, parse_budget
 from tunewise.errors import TunewiseError
 from tunewise.options import RunOptions
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tunewise.cli.terminal import console, quiet_libraries, user_errors
-from tunewise.deciding.budget import DEFAULT_BUDGET
+from tunewise.core.budget import DEFAULT_BUDGET
 
 if TYPE_CHECKING:
     from tunewise.deciding.plan import LadderPlan
@@ -71,7 +71,7 @@ def plan(
     full size, with the result that would stop the ladder there."""
     quiet_libraries(verbose)
     with user_errors(verbose):
-        from tunewise.deciding.budget import parse_budget
+        from tunewise.core.budget import parse_budget
         from tunewise.options import RunOptions
         from tunewise.planning import plan_task
         from tunewise.task.loading import load_task

@@ -66,7 +66,7 @@ class Fitted:
 
 
 # prepare(task, spec, train, backend, name, progress[, index=...]) -> Predictor (the Protocol in
-# inference/requests.py, a layer above this one); the retrieving strategies also receive the
+# inference/predictor.py, a layer above this one); the retrieving strategies also receive the
 # run's document index.
 Prepare = Callable[..., Any]
 

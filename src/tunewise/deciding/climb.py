@@ -26,8 +26,8 @@ from tunewise.deciding.ladder import (
 )
 from tunewise.deciding.training_steps import TITLES, trained_step, training_estimate
 from tunewise.deciding.verdict import Recommendation
+from tunewise.inference.predictor import RetrievalUse
 from tunewise.measuring.candidate import CandidateResult, primary_metric
-from tunewise.strategies.predictor import RetrievalUse
 from tunewise.strategies.rag.extractive import answer_mode
 from tunewise.task.data import sample_examples, stratify_by_label
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from tunewise.core.keys import cache_key
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predictor import Predictor, Request
 from tunewise.models.backend import Backend, BatchIncomplete, Sampling
-from tunewise.strategies.predictor import Predictor, Request
 from tunewise.task.config import OutputFormat
 from tunewise.task.data import Example
 

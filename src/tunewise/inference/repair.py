@@ -12,14 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tunewise.core.setup import Setup
 from tunewise.core.specs import CandidateSpec
 from tunewise.evaluation.validators import validate
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.predictor import Predictor, Request
+from tunewise.inference.prompts import format_instruction
 from tunewise.models.backend import Backend, Message
-from tunewise.strategies.predictor import Predictor, Request
-from tunewise.strategies.prompts import format_instruction
-from tunewise.strategies.setup import Setup
 from tunewise.task.config import OutputFormat, Task
 from tunewise.task.data import Example
 

@@ -40,10 +40,10 @@ from tunewise.inference.chat_api import (
     task_input,
 )
 from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.predictor import Predictor
 from tunewise.inference.repair import repair, repairs_for
 from tunewise.models.constrained import ConstrainedModel
 from tunewise.models.local import LocalModel
-from tunewise.strategies.predictor import Predictor
 from tunewise.strategies.prepare import prepare_candidate
 from tunewise.task.config import Task
 from tunewise.task.data import Example

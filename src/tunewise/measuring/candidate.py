@@ -12,6 +12,7 @@ import numpy as np
 from tunewise.core.catalog import strategy_named
 from tunewise.core.costs import CostInputs
 from tunewise.core.progress import Progress
+from tunewise.core.setup import IndexBuild, PromptSearch, Setup, Training
 from tunewise.core.specs import CandidateSpec
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation import MetricValue, score, validate
@@ -26,17 +27,16 @@ from tunewise.evaluation.grounding import (
 from tunewise.evaluation.sequential import SequentialStop
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.judge import JudgeOutcome
 from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.predictor import Predictor, RetrievalUse, Retrieving
 from tunewise.inference.repair import RepairRecord, repair, repairs_for
 from tunewise.measuring.consistency import Consistency
 from tunewise.measuring.flakiness import SUBSET, Flakiness, measure_flakiness
-from tunewise.measuring.judge import JudgeOutcome
 from tunewise.models.backend import Backend
 from tunewise.models.constrained import ConstrainedModel
 from tunewise.retrieval.knowledge import Knowledge
-from tunewise.strategies.predictor import Predictor, RetrievalUse, Retrieving
 from tunewise.strategies.prepare import prepare_candidate
-from tunewise.strategies.setup import IndexBuild, PromptSearch, Setup, Training
 from tunewise.task.config import METRICS_BY_FORMAT, Task
 from tunewise.task.data import Dataset, Example
 

@@ -22,8 +22,8 @@ from tunewise.evaluation.graded import Judging, metric_value
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, predict
+from tunewise.inference.predictor import Predictor
 from tunewise.models.backend import Sampling
-from tunewise.strategies.predictor import Predictor
 from tunewise.task.config import Task
 from tunewise.task.data import Example, sample_examples, stratify_by_label
 

@@ -32,9 +32,9 @@ from tunewise.deciding.next_step import RUN_DIR
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import per_example, validate
 from tunewise.evaluation.confusion import confusion
+from tunewise.inference.judge import candidate_judgement
 from tunewise.measuring.across_datasets import dataset_table, macro_average
 from tunewise.measuring.candidate import CandidateResult
-from tunewise.measuring.judge import candidate_judgement
 from tunewise.measuring.selection import model_for
 from tunewise.report import write_report
 from tunewise.retrieval.index import Index

@@ -9,11 +9,11 @@ from tunewise.core.catalog import strategy_named
 from tunewise.core.progress import Progress
 from tunewise.core.specs import CandidateSpec
 from tunewise.errors import CandidateSkipped
+from tunewise.inference.predictor import Predictor
 from tunewise.models.backend import Backend
 from tunewise.models.constrained import ConstrainedModel, grammar_for
 from tunewise.models.local import LocalModel
 from tunewise.retrieval.index import Index
-from tunewise.strategies.predictor import Predictor
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tunewise.cli.main import app
 from tunewise.errors import DataError
 from tunewise.evaluation.judging import pairwise_score, pointwise_score, position_stats
-from tunewise.measuring.judge import read_grades
+from tunewise.inference.judge import read_grades
 from tunewise.models.backend import Message
 from tunewise.task.data import Example
 

@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from tunewise.core.progress import Progress
+from tunewise.core.setup import Setup
+from tunewise.inference.predictor import PromptPredictor
 from tunewise.models.backend import Backend
 from tunewise.strategies.few_shot import FewShotCandidate
-from tunewise.strategies.predictor import PromptPredictor
-from tunewise.strategies.setup import Setup
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

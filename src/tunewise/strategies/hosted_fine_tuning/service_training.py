@@ -16,8 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tunewise.core.progress import Progress
+from tunewise.core.setup import Setup, Training
 from tunewise.errors import TunewiseError
 from tunewise.home import tunewise_home
+from tunewise.inference.predictor import PromptPredictor
+from tunewise.inference.prompts import build_messages
 from tunewise.models.backend import Backend, Message
 from tunewise.models.openai_compat import OpenAICompatible
 from tunewise.retrieval.index import Index
@@ -29,8 +32,6 @@ from tunewise.strategies.hosted_fine_tuning import (
 )
 from tunewise.strategies.hosted_fine_tuning.service_api import OpenAIService
 from tunewise.strategies.hosted_fine_tuning.service_jobs import FinishedJob, JobRequest, fine_tune
-from tunewise.strategies.predictor import PromptPredictor
-from tunewise.strategies.prompts import build_messages
 from tunewise.strategies.rag.rerank import reranker
 from tunewise.strategies.rag.retrieving import (
     RagPredictor,
@@ -39,7 +40,6 @@ from tunewise.strategies.rag.retrieving import (
     require_index,
     retrieval_params,
 )
-from tunewise.strategies.setup import Setup, Training
 from tunewise.task.config import Task
 from tunewise.task.data import Example, sample_examples, split_examples, stratify_by_label
 

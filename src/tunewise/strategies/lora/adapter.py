@@ -18,6 +18,7 @@ from typing import Any
 from tunewise.core.catalog import strategy_named
 from tunewise.core.keys import cache_key
 from tunewise.core.progress import Progress
+from tunewise.core.setup import Distillation, Setup, Training
 from tunewise.core.specs import FineTuningOptions
 from tunewise.core.training_method import TrainingMethod
 from tunewise.core.version import __version__
@@ -29,13 +30,12 @@ from tunewise.finetune.examples import (
     training_messages,
 )
 from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
+from tunewise.inference.predictor import PromptPredictor
+from tunewise.inference.prompts import build_messages, system_prompt
 from tunewise.models.backend import Backend, Message
 from tunewise.models.local import LocalModel
 from tunewise.strategies.lora import LoraCandidate
 from tunewise.strategies.lora.teacher import teacher_labels
-from tunewise.strategies.predictor import PromptPredictor
-from tunewise.strategies.prompts import build_messages, system_prompt
-from tunewise.strategies.setup import Distillation, Setup, Training
 from tunewise.task.config import Task
 from tunewise.task.data import (
     Example,

@@ -28,10 +28,10 @@ from tunewise.evaluation.validators import validate
 from tunewise.home import tunewise_home
 from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predictor import PromptPredictor
 from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend
 from tunewise.strategies.few_shot.demos import stratified_demos
-from tunewise.strategies.predictor import PromptPredictor
 from tunewise.task.config import OutputFormat, Task
 from tunewise.task.data import Example, read_inputs, sample_examples
 

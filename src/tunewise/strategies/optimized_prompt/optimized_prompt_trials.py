@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewise.core.setup import Setup
+from tunewise.inference.predictor import Request
+from tunewise.inference.prompts import format_instruction
 from tunewise.models.backend import Backend, Message
 from tunewise.strategies.few_shot.demos import similar_demos, stratified_demos
-from tunewise.strategies.predictor import Request
-from tunewise.strategies.prompts import format_instruction
-from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract
 from tunewise.task.data import Example
 

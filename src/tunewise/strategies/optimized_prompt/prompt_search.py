@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tunewise.core.progress import Progress, SilentProgress
+from tunewise.core.setup import PromptSearch, Setup
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.graded import JUDGE, Judging, metric_scores, metric_value
 from tunewise.home import tunewise_home
 from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predictor import Predictor, PromptPredictor
+from tunewise.inference.prompts import system_prompt
 from tunewise.models.backend import Backend, Sampling
 from tunewise.models.registry import load_backend
 from tunewise.strategies.optimized_prompt import OptimizedPromptCandidate
@@ -46,15 +49,12 @@ from tunewise.strategies.optimized_prompt.optimized_prompt_trials import (
     trial_record,
     winner_record,
 )
-from tunewise.strategies.predictor import Predictor, PromptPredictor
-from tunewise.strategies.prompts import system_prompt
-from tunewise.strategies.setup import PromptSearch, Setup
 from tunewise.task.config import METRICS_BY_FORMAT, Contract, Task, TextFormat
 from tunewise.task.data import Example, sample_examples, stratify_by_label
 
 if TYPE_CHECKING:
+    from tunewise.inference.judge import ModelJudge
     from tunewise.inference.predict import Advance, Spent
-    from tunewise.measuring.judge import ModelJudge
 
 PROPOSAL_TEMPERATURE = 0.9
 PROPOSAL_TOKENS = 80
@@ -280,7 +280,7 @@ def bootstrap(
 def _search_judge(task: Task, backend: Backend, cache: ResponseCache) -> ModelJudge:
     """The task's judge for ranking trials, pointwise: a trial's answers have no baseline
     answers beside them to be compared with."""
-    from tunewise.measuring.judge import ModelJudge
+    from tunewise.inference.judge import ModelJudge
     from tunewise.models.registry import load_backend
 
     assert task.judge is not None

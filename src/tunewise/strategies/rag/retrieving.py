@@ -13,18 +13,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tunewise.core.progress import Progress
+from tunewise.core.setup import IndexBuild, Setup
 from tunewise.core.specs import RetrievalOptions
 from tunewise.errors import TunewiseError
+from tunewise.inference.predictor import Request, RetrievalUse
+from tunewise.inference.prompts import Passage, assemble
 from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
 from tunewise.retrieval.index import Index
 from tunewise.strategies.few_shot.demos import stratified_demos
-from tunewise.strategies.predictor import Request, RetrievalUse
-from tunewise.strategies.prompts import Passage, assemble
 from tunewise.strategies.rag import RagCandidate
 from tunewise.strategies.rag.extractive import answer_mode, extractive, verbatim_share
 from tunewise.strategies.rag.rerank import Reranker, reranker
-from tunewise.strategies.setup import IndexBuild, Setup
 from tunewise.task.config import Contract, Task
 from tunewise.task.data import Example
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tunewise.core.progress import Progress
+from tunewise.inference.predictor import Predictor, PromptPredictor
 from tunewise.models.backend import Backend
-from tunewise.strategies.predictor import Predictor, PromptPredictor
 from tunewise.strategies.zero_shot import ZeroShotCandidate, prompt_file
 from tunewise.task.config import Task
 from tunewise.task.data import Example

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.core.setup import Setup
 from tunewise.errors import TunewiseError
+from tunewise.inference.predictor import Request
 from tunewise.models.backend import Backend, Message
-from tunewise.strategies.predictor import Request
-from tunewise.strategies.setup import Setup
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 

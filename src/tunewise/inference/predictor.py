@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from tunewise.core.setup import Setup
+from tunewise.inference.prompts import build_messages
 from tunewise.models.backend import Backend, Message
-from tunewise.strategies.prompts import build_messages
-from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract
 from tunewise.task.data import Example
 

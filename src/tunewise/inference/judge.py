@@ -17,6 +17,7 @@ import numpy as np
 
 from tunewise.core.catalog import first_in_ladder
 from tunewise.core.costs import CostInputs, PriceList, request_cost
+from tunewise.core.setup import Setup
 from tunewise.errors import DataError, TunewiseError
 from tunewise.evaluation.judging import (
     FIRST,
@@ -36,9 +37,8 @@ from tunewise.evaluation.judging import (
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.predict import Prediction, Spent, predict
+from tunewise.inference.predictor import Request
 from tunewise.models.backend import Backend, Message
-from tunewise.strategies.predictor import Request
-from tunewise.strategies.setup import Setup
 from tunewise.task.config import Contract, LabelFormat, TextFormat
 from tunewise.task.data import Example
 from tunewise.task.judge_config import Judge
