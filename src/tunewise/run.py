@@ -243,6 +243,7 @@ def climb_ladder(run: RunContext) -> Measured:
     )
     trains = ladder.trainable and ladder.train_examples >= MIN_LADDER_TRAINING
     planned = plan_ladder(run, settings, trains)
+    ladder.timing = planned.timing
     record = replace(walk(ladder), plan=checked(planned, ladder.results))
     names = [r.name for r in ladder.results]
     return Measured(ladder.specs, names, ladder.results, ladder.test, record, ladder.curve)

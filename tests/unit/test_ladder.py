@@ -24,6 +24,7 @@ from tunewise.inference.predict import Prediction
 from tunewise.inference.predictor import RetrievalUse
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.selection import ladder_settings, suggested_command
+from tunewise.measuring.timing import Timing
 from tunewise.run import RunOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
@@ -130,6 +131,7 @@ def climb(
     train: int = 1000,
     test: int = 300,
     trainable: bool = True,
+    timing: Timing | None = None,
 ) -> tuple[Ladder, LadderRecord]:
     dataset = Dataset(examples(train, "train"), examples(test, "test"), "file", [])
     options = RunOptions(budget=budget)
@@ -146,6 +148,7 @@ def climb(
         settings=ladder_settings(task),
         clock=world.clock,
         scores=right_answers if world.drawn else None,
+        timing=timing,
     )
     return ladder, walk(ladder)
 
@@ -424,6 +427,24 @@ def test_a_candidate_whose_next_round_does_not_fit_stops_with_a_valid_interval(
     interval = lora.metrics["accuracy"]
     assert interval.n == lora.sequential.n and interval.ci_low < 0.6 < interval.ci_high
     assert record.compute_seconds <= 1080
+
+
+def test_far_below_the_target_a_costly_few_shot_gives_way_to_step_3(task: Task) -> None:
+    # Long inputs: each few-shot answer costs 40x a zero-shot one. Zero-shot is clear below the
+    # target after 24 answers; 48 few-shot answers (about 192 s) would leave too little of 250 s
+    # for 140 training examples and their answers, so step 3 comes first.
+    world = World({"zero-shot": 0.1, "few-shot": 0.2, "lora": 0.5}, drawn=True,
+                  per_answer={"zero-shot": 0.1, "few-shot": 4.0, "lora": 0.1})  # fmt: skip
+    timing = Timing(0.001, 100.0, 4000.0, None, 0.5, 1000, 300)
+    ladder, record = climb(task, world, budget=250, train=1000, test=300, timing=timing)
+    assert "few-shot" not in [r.name for r in ladder.results]
+    step = next(s for s in record.steps if s.title == "few-shot")
+    assert step.status == "not run: budget" and "step 3 first" in step.reason
+    assert step.command == "tunewise run task.yaml --strategies zero-shot,few-shot"
+    assert statuses(record)[3] == "run" and ladder.results[-1].strategy == "lora"
+    # With room for both, few-shot is measured as usual.
+    ladder, _ = climb(task, world, budget=400, train=1000, test=300, timing=timing)
+    assert "few-shot" in [r.name for r in ladder.results]
 
 
 def test_few_shot_close_to_the_target_gets_its_demo_redraws(task: Task) -> None:

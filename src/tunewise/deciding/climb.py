@@ -24,6 +24,7 @@ from tunewise.deciding.ladder import (
     strategies_for,
     verdict_text,
 )
+from tunewise.deciding.room_for_training import gives_way_to_training
 from tunewise.deciding.training_steps import TITLES, trained_step, training_estimate
 from tunewise.deciding.verdict import Recommendation
 from tunewise.inference.predictor import RetrievalUse
@@ -86,12 +87,14 @@ def _prompting(ladder: Ladder) -> str | None:
     per_answer = ladder.timed_answers(ladder.settings(baseline.name), baseline.name)
     _fit_test(ladder, per_answer)
     for strategy in walked:
+        if strategy is not baseline and gives_way_to_training(ladder, strategy):
+            continue
         result = _measure_prompting(ladder, strategy)
         # Over the whole round, not the first few answers: those carry the first calls' warm-up.
         ladder.per_answer[strategy.name] = _seconds_per_answer(result, ladder)
     recommendation = ladder.decision()
     reason = verdict_text(recommendation, 1)
-    names = tuple(s.name for s in walked)
+    names = tuple(r.name for r in ladder.results)
     ladder.record(1, "prompting", "run", reason, candidates=names, seconds=ladder.clock() - began)
     searched = False
     if recommendation.verdict != "meets-target":

@@ -40,7 +40,7 @@ from tunewise.evaluation.sequential import (
 from tunewise.measuring.answer_scores import Scores
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.learning_curve import CurveFit, CurvePoint, Forecast
-from tunewise.measuring.timing import WARM_UP_EXAMPLES
+from tunewise.measuring.timing import WARM_UP_EXAMPLES, Timing
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 
@@ -200,6 +200,7 @@ class Ladder:
     metric: str = "accuracy"  # the target's metric, whose interval sequential rounds report
     curve: CurveFit | None = None  # fitted when a subsampled training left more data open
     forecast: LadderForecast | None = None
+    timing: Timing | None = None  # the plan's timing of this task (None: not planned)
 
     @property
     def baseline(self) -> str:
