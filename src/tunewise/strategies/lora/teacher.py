@@ -26,8 +26,8 @@ from tunewise.evaluation.metrics import load_json
 from tunewise.evaluation.stats import mean_with_ci
 from tunewise.evaluation.validators import validate
 from tunewise.home import tunewise_home
-from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predict import Prediction, predict
 from tunewise.inference.predictor import PromptPredictor
 from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend
@@ -68,7 +68,7 @@ def teacher_labels(
     predictor = teacher_predictor(task, spec, train, teacher, name)
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
     try:
-        answers = prediction.predict(
+        answers = predict(
             predictor,
             asked,
             task.contract.output_format,
@@ -124,7 +124,7 @@ def teacher_predictor(
 def keep_labels(
     output_format: OutputFormat,
     asked: Sequence[Example],
-    answers: Sequence[prediction.Prediction],
+    answers: Sequence[Prediction],
     min_confidence: float,
     human: dict[str, str],
 ) -> Labelled:
@@ -160,7 +160,7 @@ def distillation_record(
     spec: FineTuningOptions,
     teacher: Backend,
     source: str,
-    answers: Sequence[prediction.Prediction],
+    answers: Sequence[Prediction],
     labelled: Labelled,
     seed: int,
 ) -> dict[str, Any]:

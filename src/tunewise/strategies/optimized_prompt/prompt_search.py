@@ -21,15 +21,16 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tunewise.core.progress import Progress, SilentProgress
 from tunewise.core.setup import PromptSearch, Setup
 from tunewise.errors import TunewiseError
 from tunewise.evaluation.graded import JUDGE, Judging, metric_scores, metric_value
 from tunewise.home import tunewise_home
-from tunewise.inference import predict as prediction  # a module: predict imports the strategies
 from tunewise.inference.cache import ResponseCache
+from tunewise.inference.judge import ModelJudge
+from tunewise.inference.predict import Advance, Spent, predict
 from tunewise.inference.predictor import Predictor, PromptPredictor
 from tunewise.inference.prompts import system_prompt
 from tunewise.models.backend import Backend, Sampling
@@ -51,10 +52,6 @@ from tunewise.strategies.optimized_prompt.optimized_prompt_trials import (
 )
 from tunewise.task.config import METRICS_BY_FORMAT, Contract, Task, TextFormat
 from tunewise.task.data import Example, sample_examples, stratify_by_label
-
-if TYPE_CHECKING:
-    from tunewise.inference.judge import ModelJudge
-    from tunewise.inference.predict import Advance, Spent
 
 PROPOSAL_TEMPERATURE = 0.9
 PROPOSAL_TOKENS = 80
@@ -81,7 +78,7 @@ class Search:
         """The model's answers (greedy, no repair) to examples, in order."""
         if not examples:
             return []
-        predictions = prediction.predict(
+        predictions = predict(
             predictor,
             examples,
             self.task.contract.output_format,
@@ -115,7 +112,7 @@ def prepare(
     output_type = task.contract.output_format.type
     metric = task.target.metric if task.target else METRICS_BY_FORMAT[output_type][0]
     cache = ResponseCache(tunewise_home() / "cache.sqlite")
-    search = Search(task, backend, cache, name, metric, prediction.Spent(), prediction.Spent())
+    search = Search(task, backend, cache, name, metric, Spent(), Spent())
     judge = _search_judge(task, backend, cache) if metric == JUDGE and task.judge else None
     search.judge = judge
     try:
@@ -243,7 +240,7 @@ def propose(
         ask = AskOnce(
             search.name, proposer, proposal_messages(task.contract, proposal_examples(pool, seed))
         )
-        [answer] = prediction.predict(
+        [answer] = predict(
             ask,
             [Example(f"proposal-{n}", "", "", "proposal")],
             TextFormat(type="text"),
@@ -280,9 +277,6 @@ def bootstrap(
 def _search_judge(task: Task, backend: Backend, cache: ResponseCache) -> ModelJudge:
     """The task's judge for ranking trials, pointwise: a trial's answers have no baseline
     answers beside them to be compared with."""
-    from tunewise.inference.judge import ModelJudge
-    from tunewise.models.registry import load_backend
-
     assert task.judge is not None
     config = task.judge.model_copy(update={"mode": "pointwise"})
     spec = task.judge.model

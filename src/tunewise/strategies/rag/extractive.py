@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from tunewise.errors import CandidateSkipped
 from tunewise.evaluation.metrics import normalize_answer, token_f1
 from tunewise.home import tunewise_home
+from tunewise.inference.cache import ResponseCache
+from tunewise.inference.predict import predict
 from tunewise.models.backend import Backend
 from tunewise.task.config import Task
 from tunewise.task.data import Example
@@ -73,8 +75,6 @@ def extractive(
 ) -> RagPredictor:
     """The predictor answering by spans, with its abstention calibrated on a seeded sample of
     train (the calibration's compute is part of the setup)."""
-    from tunewise.inference.cache import ResponseCache
-    from tunewise.inference.predict import predict
     from tunewise.models.local import LocalModel
     from tunewise.models.spans import ExtractiveModel
 
