@@ -19,8 +19,9 @@ from tunewise.inference.predict import predict
 from tunewise.inference.predictor import PromptPredictor
 from tunewise.inference.prompts import system_prompt
 from tunewise.inference.repair import repair, repair_message
-from tunewise.inference.serve import create_app, load_candidate
+from tunewise.inference.serve import create_app
 from tunewise.models.backend import Message
+from tunewise.records.rebuild import load_candidate
 from tunewise.records.results import load_schema, write_run
 from tunewise.run import RunOptions, run_task
 from tunewise.task.config import Contract, TextFormat

@@ -12,7 +12,8 @@ from conftest import SENTIMENT_TEST, ScriptedBackend, measure, read_run, write_j
 from fastapi.testclient import TestClient
 
 from tunewise.errors import TunewiseError
-from tunewise.inference.serve import create_app, load_candidate
+from tunewise.inference.serve import create_app
+from tunewise.records.rebuild import load_candidate
 from tunewise.records.results import write_run
 
 KEY = "sk-serve-test-0123456789"
@@ -178,7 +179,7 @@ def test_refuses_to_serve_when_the_training_data_changed(run_dir: Path) -> None:
 def test_a_fine_tuned_candidate_gets_its_adapter_back_from_the_run(
     home: Path, tmp_path: Path
 ) -> None:
-    from tunewise.inference.serve import _restore_adapter
+    from tunewise.records.rebuild import _restore_adapter
 
     run = tmp_path / "run"
     (run / "adapters" / "lora").mkdir(parents=True)

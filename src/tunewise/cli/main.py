@@ -311,7 +311,8 @@ def serve(
     with user_errors(verbose):
         import uvicorn
 
-        from tunewise.inference.serve import create_app, load_candidate
+        from tunewise.inference.serve import create_app
+        from tunewise.records.rebuild import load_candidate
 
         api_key = api_key_from(api_key_env)
         served = load_candidate(run_dir, candidate)

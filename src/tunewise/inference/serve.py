@@ -1,28 +1,23 @@
 """`tunewise serve`: a measured candidate (its prompt assembly, adapter and retriever) as an
 OpenAI-compatible endpoint: /v1/chat/completions, /v1/models and /health.
 
-The candidate is rebuilt from the run folder exactly as it was measured: the task as the run
-used it (task.json), the same training data (checked by hash), the run's own adapter copy, and
-the same document index. The last user message of a request is the task input; the candidate's
+The candidate is rebuilt from the run folder exactly as it was measured (records/rebuild.py:
+the task as the run used it, the same training data, the run's own adapter copy, the same
+document index). The last user message of a request is the task input; the candidate's
 own prompt (contract system prompt, demos, passages) wraps it, as in the run. Answers go through
 the shared response cache, so an input the run measured is answered exactly as measured.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from tunewise.core.catalog import parse_candidate, strategy_named
 from tunewise.core.specs import CandidateSpec
 from tunewise.errors import TunewiseError
 from tunewise.evaluation import validate
@@ -44,7 +39,6 @@ from tunewise.inference.predictor import Predictor
 from tunewise.inference.repair import repair, repairs_for
 from tunewise.models.constrained import ConstrainedModel
 from tunewise.models.local import LocalModel
-from tunewise.strategies.prepare import prepare_candidate
 from tunewise.task.config import Task
 from tunewise.task.data import Example
 
@@ -89,84 +83,13 @@ class ServedCandidate:
         return answers[0]
 
 
-def load_candidate(run_dir: Path, name: str) -> ServedCandidate:
-    """Rebuild candidate `name` of the run in `run_dir`, ready to answer."""
-    task, spec, predictor = rebuild_candidate(run_dir, name)
+def serving(name: str, task: Task, spec: CandidateSpec, predictor: Predictor) -> ServedCandidate:
+    """A rebuilt candidate (records/rebuild.py rebuilds one from its run folder), its model
+    loaded, ready to answer."""
     if isinstance(predictor.backend, (LocalModel, ConstrainedModel)):
         _ = predictor.backend.model  # load now, so the first request is not the slow one
     cache = ResponseCache(tunewise_home() / "cache.sqlite", any_thread=True)
     return ServedCandidate(name, task, predictor, cache, threading.Lock(), repairs_for(task, spec))
-
-
-def rebuild_candidate(run_dir: Path, name: str) -> tuple[Task, CandidateSpec, Predictor]:
-    """Candidate `name` of the run in `run_dir` as it was measured (its model is not loaded
-    yet): `tunewise serve` answers with it, `tunewise export` writes its prompt."""
-    from tunewise.core.progress import SilentProgress
-    from tunewise.models.registry import load_backend
-    from tunewise.retrieval.knowledge import load_knowledge
-    from tunewise.run import RunOptions, load_data
-
-    results, saved = _read(run_dir / "results.json"), _read(run_dir / "task.json")
-    entries = {c["name"]: c for c in results["candidates"]}
-    if name not in entries:
-        raise TunewiseError(f"{run_dir}: no candidate '{name}'; the run has {', '.join(entries)}")
-    entry = entries[name]
-    if entry.get("status") != "measured":
-        raise TunewiseError(
-            f"candidate '{name}' was skipped in this run: {entry['skipped_reason']}"
-        )
-    task = Task.model_validate(saved["task"])
-    spec = parse_candidate(saved["candidates"][name]["spec"])
-    dataset, _ = load_data(task, RunOptions())
-    if dataset.hash != results["data"]["hash"]:
-        raise TunewiseError(
-            f"the training data of {run_dir} changed since the run (hash {dataset.hash[:12]} vs "
-            f"{results['data']['hash'][:12]}); re-run the task, then serve the new run"
-        )
-    index = None
-    if strategy_named(spec.strategy).retrieves:
-        # The index of the documents as they are now: the serving view of "current facts".
-        plain = task.model_copy(update={"data": task.data.model_copy(update={"updates": None})})
-        index = load_knowledge(plain, True, SilentProgress()).index
-    _restore_adapter(run_dir, name, entry)
-    dtype = entry["params"].get("dtype", "float32")  # as measured
-    backend = load_backend(saved["candidates"][name]["model"], task.models, dtype=dtype)
-    predictor = prepare_candidate(
-        task,
-        spec,
-        train=dataset.train,
-        backend=backend,
-        name=name,
-        progress=SilentProgress(),
-        index=index,
-    )
-    return task, spec, predictor
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise TunewiseError(
-            f"{path}: no such file; pass a runs/<run-id> folder written by this version"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise TunewiseError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-
-
-def _restore_adapter(run_dir: Path, name: str, entry: dict[str, Any]) -> None:
-    """Put the run's adapter copy back in the adapter cache, so nothing is retrained."""
-    if "adapter" not in entry.get("setup", {}):
-        return
-    cached = tunewise_home() / "adapters" / entry["params"]["adapter"]
-    if (cached / "training.json").exists():
-        return
-    source = run_dir / entry["setup"]["adapter"]
-    if not (source / "training.json").exists():
-        raise TunewiseError(f"{source}: the run's adapter copy is missing or incomplete")
-    staging = cached.with_name(f".{cached.name}-{uuid.uuid4().hex}")
-    shutil.copytree(source, staging)
-    staging.rename(cached)
 
 
 # ---- the HTTP side ---------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def measured_prompt(run_dir: Path, results: RunRecord, entry: CandidateRecord) -
     """Rebuild the candidate, ask it for the request of `{{input}}`, and check that request
     against what the run recorded (one demo set for every test input, the searched prompt)."""
     from tunewise.inference.repair import repairs_for
-    from tunewise.inference.serve import rebuild_candidate
+    from tunewise.records.rebuild import rebuild_candidate
 
     name = entry.name
     recorded = _recorded_demo_sets(run_dir / "predictions.jsonl", name)
