@@ -27,11 +27,11 @@ INTENTS = ROOT / "tests" / "fixtures" / "support-intents"
 BASE = "smollm2-135m-instruct"
 KEY = "sk-tunewise-hosted-5b7d"
 KEY_ENV = "TUNEWISE_HOSTED_TEST_KEY"
-# The same training on both sides: 24 examples (21 trained, 3 validating), 1 epoch, batch 4,
+# The same training on both sides: 40 examples (36 trained, 4 validating), 1 epoch, batch 4,
 # the lora strategy's learning rate (the server's multiplier 1), the task's seed.
-LORA = "  - {strategy: lora, max_train_examples: 24, epochs: 1, batch_size: 4}\n"
+LORA = "  - {strategy: lora, max_train_examples: 40, epochs: 1, batch_size: 4}\n"
 HOSTED = (
-    "  - {strategy: hosted-fine-tuning, model: ftserver, max_train_examples: 24, n_epochs: 1,"
+    "  - {strategy: hosted-fine-tuning, model: ftserver, max_train_examples: 40, n_epochs: 1,"
     " batch_size: 4, learning_rate_multiplier: 1, poll_seconds: 1}\n"
 )
 

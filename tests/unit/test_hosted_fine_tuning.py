@@ -94,7 +94,7 @@ class FakeService:
             "id": job_id, "object": "fine_tuning.job", "model": body["model"],
             "created_at": 1_000, "finished_at": None, "fine_tuned_model": None,
             "status": "queued", "trained_tokens": None, "error": None,
-            "training_file": body["training_file"], "validation_file": body["validation_file"],
+            "training_file": body["training_file"], "validation_file": body.get("validation_file"),
             "hyperparameters": hyper, "seed": body.get("seed"), "result_files": [],
             "organization_id": "org-fake", "metadata": body.get("metadata"),
             "user_provided_suffix": body.get("suffix"), "method": body["method"],

@@ -32,7 +32,7 @@ def quiet_libraries(verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=errors, show_path=False, show_time=False)],
     )
-    for noisy in ("httpx", "urllib3", "filelock", "bm25s"):
+    for noisy in ("httpx", "openai", "urllib3", "filelock", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

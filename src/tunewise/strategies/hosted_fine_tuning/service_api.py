@@ -57,7 +57,7 @@ class FineTuningService(Protocol):
     def create(
         self,
         model: str,
-        files: tuple[str, str],
+        files: tuple[str, str | None],
         hyperparameters: dict[str, Any],
         seed: int,
         suffix: str,
@@ -103,19 +103,21 @@ class OpenAIService:
     def create(
         self,
         model: str,
-        files: tuple[str, str],
+        files: tuple[str, str | None],
         hyperparameters: dict[str, Any],
         seed: int,
         suffix: str,
         metadata: dict[str, str],
     ) -> Job:
+        import openai
+
         method = {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}
         created = self._call(
             "creating the fine-tuning job",
             lambda: self._client.fine_tuning.jobs.create(
                 model=model,
                 training_file=files[0],
-                validation_file=files[1],
+                validation_file=files[1] if files[1] is not None else openai.omit,
                 method=method,  # type: ignore[arg-type]
                 seed=seed,
                 suffix=suffix,

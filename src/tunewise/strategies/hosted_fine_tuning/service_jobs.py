@@ -163,16 +163,15 @@ def _attached(
 
 def _started(service: FineTuningService, store: JobStore, request: JobRequest) -> Job:
     """Upload the files and create the job; its id is on disk before this returns."""
-    store.put("train.jsonl", request.train)
-    store.put("validation.jsonl", request.validation)
-    files = {
-        split: service.upload(f"{split}.jsonl", text.encode())
-        for split, text in (("train", request.train), ("validation", request.validation))
-    }
+    splits = [("train", request.train), ("validation", request.validation)]
+    splits = [(split, text) for split, text in splits if text]  # too few for a validation slice
+    for split, text in splits:
+        store.put(f"{split}.jsonl", text)
+    files = {split: service.upload(f"{split}.jsonl", text.encode()) for split, text in splits}
     store.write({**_record(request, None, files), "status": "uploaded"})
     job = service.create(
         request.model,
-        (files["train"], files["validation"]),
+        (files["train"], files.get("validation")),
         request.hyperparameters,
         request.seed,
         request.job_suffix(),
