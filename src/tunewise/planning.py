@@ -44,7 +44,7 @@ def plan_task(task: Task, options: RunOptions, progress: Progress | None = None)
     def warm_up(strategy: str) -> tuple[float, int]:
         """The ladder's own warm-up training (the same adapter, cached for the run)."""
         prepared = prepare_candidate(
-            task, warm_up_spec(strategy), train=dataset.train, backend=backend,
+            task, warm_up_spec(settings(strategy)), train=dataset.train, backend=backend,
             name=f"{strategy} warm-up", progress=progress,
         )  # fmt: skip
         training = prepared.setup.training

@@ -256,7 +256,7 @@ def plan_ladder(
     before the ladder spends anything."""
 
     def warm_up(strategy: str) -> tuple[float, int]:
-        return warm_up_training(run, warm_up_spec(strategy), f"{strategy} warm-up")
+        return warm_up_training(run, warm_up_spec(settings(strategy)), f"{strategy} warm-up")
 
     timing = time_answers(
         run.task, run.dataset, run.test, settings,

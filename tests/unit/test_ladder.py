@@ -279,7 +279,9 @@ def test_bad_budgets_name_the_flag(text: str) -> None:
         parse_budget(text)
 
 
-def test_a_subsampled_lora_asks_for_its_learning_curve_on_the_full_set(task: Task) -> None:
+def test_a_subsampled_lora_without_room_for_two_trainings_forecasts_from_its_warm_up(
+    task: Task,
+) -> None:
     world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.5},
                   per_answer={"zero-shot": 0.5, "few-shot": 0.5, "lora": 0.5})  # fmt: skip
     ladder, record = climb(task, world, budget=600, train=1500, test=300)
@@ -291,10 +293,15 @@ def test_a_subsampled_lora_asks_for_its_learning_curve_on_the_full_set(task: Tas
         command=lambda s, **flags: suggested_command(RunOptions(), s, **flags), model="m",
     )  # fmt: skip
     assert recommendation.closest == "lora" and recommendation.closest_step == 3
-    assert "of the 1,500 examples" in following.action
-    assert following.command == (
-        "tunewise run task.yaml --strategies zero-shot,few-shot,lora --learning-curve 375,750"
+    # No room for two smaller trainings: the warm-up adapter (40 examples, the same settings)
+    # answers as the curve's second size, and the curve forecasts all 1,500.
+    trained = [t for name, _, t, _ in world.asked if name.startswith("lora@")]
+    assert trained == [40]
+    assert record.forecast is not None and record.forecast.forecast.examples == 1500
+    assert "learning curve forecasts" in following.action and "at 1,500 examples" in (
+        following.action
     )
+    assert following.command == "tunewise run task.yaml --strategies zero-shot,few-shot,lora"
 
 
 def test_a_large_task_prompting_cannot_reach_measures_lora_and_says_what_next(task: Task) -> None:
@@ -315,7 +322,8 @@ def test_a_large_task_prompting_cannot_reach_measures_lora_and_says_what_next(ta
         model="m",
     )  # fmt: skip
     assert following.command is not None and following.command.startswith("tunewise run")
-    assert "--limit 100" in following.command
+    assert "learning curve forecasts" in following.action
+    assert record.forecast is not None and record.forecast.seconds > 0
 
 
 def test_answers_verbatim_in_the_documents_get_extractive_rag_beside_the_free_one(

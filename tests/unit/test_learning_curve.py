@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from tunewise.measuring.learning_curve import CurvePoint, estimate_examples, fit_curve
+from tunewise.measuring.learning_curve import (
+    PRIOR_RATES,
+    CurvePoint,
+    estimate_examples,
+    fit_curve,
+    forecast,
+)
 
 CEILING, SCALE, RATE = 0.9, 2.0, 0.5
 SIZES = (50, 100, 250, 500, 1000)
@@ -108,17 +114,32 @@ def test_already_reached_reports_smallest_size() -> None:
     assert "250" in fit.summary and "0.774" in fit.summary
 
 
-def test_two_sizes_are_too_few_points() -> None:
-    points = curve(sizes=(100, 250)) + curve(sizes=(100,))  # three points, two sizes
+def test_one_size_is_too_few_points() -> None:
+    points = curve(sizes=(100,)) + curve(sizes=(100,), half_width=0.02)  # two points, one size
     fit = estimate_examples(points, 0.85)
     assert fit.reachable == "too-few-points"
     assert fit.examples_needed is None and fit.examples_needed_high is None
     assert math.isnan(fit.ceiling)
-    assert "measured 2" in fit.summary and "1 more" in fit.summary
+    assert "measured 1" in fit.summary and "1 more" in fit.summary
     with pytest.raises(ValueError, match="no curve"):
         fit.predict(1000)
     with pytest.raises(ValueError, match="distinct"):
         fit_curve(points)
+    assert forecast(points, 2000) is None
+
+
+def test_two_sizes_forecast_with_the_rates_prior_and_cover_the_truth() -> None:
+    # Two sizes cannot pin the rate: each refit draws it from PRIOR_RATES, so the forecast's
+    # interval is wide, and it holds the true curve's value (rate 0.5 lies inside the prior).
+    points = curve(sizes=(40, 140), half_width=0.05)
+    predicted = forecast(points, 2000)
+    assert predicted is not None
+    assert predicted.low <= true_value(2000) <= predicted.high
+    assert predicted.high - predicted.low > 0.05  # an extrapolation from two sizes: a range
+    fit = estimate_examples(points, 0.85)
+    assert fit.reachable in {"likely", "uncertain", "unlikely"}
+    low, high = PRIOR_RATES
+    assert f"rate is drawn from {low:g}-{high:g}" in fit.summary
 
 
 def test_no_target_still_fits_the_ceiling() -> None:

@@ -5,6 +5,7 @@ measured; or recorded as not run, with its estimate and the command that runs it
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from tunewise.core.catalog import Strategy
 from tunewise.core.specs import CandidateSpec, FineTuningOptions
@@ -20,11 +21,12 @@ from tunewise.evaluation.sequential import looks
 from tunewise.evaluation.stats import MetricValue
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.learning_curve import CurvePoint, estimate_examples, forecast
-from tunewise.measuring.timing import warm_up_spec
+from tunewise.measuring.timing import WARM_UP_TRAINING, warm_up_spec
 
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
 CURVE_TRAINING = 1.75  # a subsample's training plus a half and a quarter of it, for the curve
 RESERVED_LOOKS = 2  # rounds of answers a trained candidate's estimate reserves
+Curve = Literal["three sizes", "warm-up"] | None  # how a subsample's learning curve is measured
 
 
 def answering_estimate(ladder: Ladder, factor: float = 1.0, whole: bool = False) -> float:
@@ -78,7 +80,8 @@ def trained_step(
     recommendation = ladder.decision()
     if curve and result.measured and recommendation.verdict != "meets-target":
         full = min(ladder.train_examples, asked.max_train_examples or ladder.train_examples)
-        forecast_full_size(ladder, strategy, chosen, result, (full, asked.epochs), factor)
+        size = (full, asked.epochs)
+        forecast_full_size(ladder, strategy, chosen, result, size, factor, curve)
     reason = f"{gate}; " + (
         verdict_text(recommendation, step) if result.measured else str(result.skipped)
     )
@@ -94,11 +97,12 @@ def trained_step(
 
 def _fit_training(
     ladder: Ladder, step: int, name: str, spec: FineTuningOptions, factor: float, gate: str
-) -> tuple[FineTuningOptions, float, bool] | None:
-    """The training settings that fit what is left, their estimate, and whether room was kept
-    for two smaller trainings that forecast the full size (a subsample leaves the question of
-    more data open); None (recorded as not run, with the command that runs it) when even the
-    smallest useful subsample does not fit."""
+) -> tuple[FineTuningOptions, float, Curve] | None:
+    """The training settings that fit what is left, their estimate, and how a subsample's
+    learning curve will forecast the full size (a subsample leaves the question of more data
+    open): with two smaller trainings when there is room for them, else with the warm-up
+    adapter as the smaller size; None (recorded as not run, with the command that runs it)
+    when even the smallest useful subsample does not fit."""
     n = min(ladder.train_examples, spec.max_train_examples or ladder.train_examples)
     answering = answering_estimate(ladder, factor)
 
@@ -122,7 +126,7 @@ def _fit_training(
         and (step == 3 or "train" not in ladder.per_answer)
     ):
         _warm_up(ladder, name)
-    epochs, examples, curve = spec.epochs, n, False
+    epochs, examples, curve = spec.epochs, n, None
     full = estimate(n, epochs) + answering
     if not ladder.fits(full):
         epochs = 1
@@ -132,8 +136,12 @@ def _fit_training(
         # With the curve's two smaller trainings (a half and a quarter), their loads and answers.
         smaller = 2 * (answering + FIXED_SECONDS)
         curved = math.floor((room - smaller) / per_example / CURVE_TRAINING / 10) * 10
+        # Else the warm-up adapter (same settings, answers only) is the curve's smaller size.
+        warmed = math.floor((room - answering) / per_example / 10) * 10
         if ladder.scores is not None and MIN_TRAIN_SUBSAMPLE <= curved < n:
-            examples, curve = curved, True
+            examples, curve = curved, "three sizes"
+        elif _warm_up_is_a_point(ladder, name, spec) and MIN_TRAIN_SUBSAMPLE <= warmed < n:
+            examples, curve = warmed, "warm-up"
         if examples < min(MIN_TRAIN_SUBSAMPLE, n):
             left_out(full)
             return None
@@ -143,10 +151,18 @@ def _fit_training(
             ladder.reduce(step, name, "max_train_examples", n, examples)
     subsample = examples if examples < n else spec.max_train_examples
     fitted = spec.model_copy(update={"epochs": epochs, "max_train_examples": subsample})
-    if curve:  # the subsample, a half and a quarter of it, each loaded and answering
+    if curve == "three sizes":  # the subsample, a half and a quarter, loaded and answering
         trainings = estimate(round(examples * CURVE_TRAINING), epochs) + 2 * FIXED_SECONDS
         return fitted, trainings + 3 * answering, curve
-    return fitted, estimate(examples, epochs) + answering, curve
+    warm_up_answers = answering if curve == "warm-up" else 0.0
+    return fitted, estimate(examples, epochs) + answering + warm_up_answers, curve
+
+
+def _warm_up_is_a_point(ladder: Ladder, name: str, spec: FineTuningOptions) -> bool:
+    """Whether this ladder's warm-up trained `name` with `spec`'s settings (one epoch), so its
+    adapter, answered, is a learning-curve point at WARM_UP_TRAINING examples."""
+    one_epoch = spec.model_copy(update={"epochs": 1, "max_train_examples": WARM_UP_TRAINING})
+    return f"train:{name}" in ladder.per_answer and one_epoch == warm_up_spec(spec)
 
 
 def forecast_full_size(
@@ -156,15 +172,18 @@ def forecast_full_size(
     result: CandidateResult,
     size: tuple[int, int],
     factor: float,
+    curve: Curve = "three sizes",
 ) -> None:
-    """Train the method again on a half and a quarter of its subsample, fit the learning curve
-    through the three points, and forecast its quality with all the training examples; `size`:
-    their number and the epochs the task asks for."""
+    """Measure the method at smaller sizes (trained again on a half and a quarter of its
+    subsample, or the warm-up adapter), fit the learning curve through the points, and forecast
+    its quality with all the training examples; `size`: their number and the epochs the task
+    asks for."""
     full, epochs = size
     trained = spec.max_train_examples or full
     n = result.sequential.n if result.sequential else len(ladder.test)
     points = [_point(trained, result.metrics[ladder.metric])]
-    for size in sorted({max(10, trained // 2), max(10, trained // 4)} - {trained}):
+    sizes = {max(10, trained // 2), max(10, trained // 4)}
+    for size in sorted((sizes if curve == "three sizes" else {WARM_UP_TRAINING}) - {trained}):
         smaller = ladder.measure_aside(
             spec.model_copy(update={"max_train_examples": size}), f"{result.name}@{size}", n
         )
@@ -190,8 +209,9 @@ def _point(examples: int, value: MetricValue) -> CurvePoint:
 
 
 def _warm_up(ladder: Ladder, name: str) -> None:
-    """A short training of the method's default settings times it per example."""
-    trained, examples = ladder.train_seconds(warm_up_spec(name), f"{name} warm-up")
+    """A short training of the method's settings times it per example."""
+    warm = warm_up_spec(ladder.settings(name))
+    trained, examples = ladder.train_seconds(warm, f"{name} warm-up")
     ladder.spent += trained
     rate = trained / max(1, examples)
     ladder.per_answer[f"train:{name}"] = rate

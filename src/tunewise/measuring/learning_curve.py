@@ -20,7 +20,11 @@ import numpy as np
 _RATES = np.geomspace(0.05, 2.0, 200)
 _Z95 = 1.959964
 _MIN_SD = 0.005  # a zero-width CI (all right or all wrong) must not get infinite weight
-_MIN_SIZES = 3  # three parameters need at least three distinct sizes
+_MIN_SIZES = 2  # two sizes with the rate's prior; three or more fit all three parameters
+# Two sizes cannot pin three parameters: each refit then draws the rate log-uniformly from the
+# range learning curves of fine-tuned classifiers usually show, so the interval carries that
+# uncertainty too (the point fit takes the range's geometric middle).
+PRIOR_RATES = (0.1, 1.0)
 _QUANTILES = (0.1, 0.9)  # 80% interval: the tails of a 4-point extrapolation are very wide
 
 
@@ -89,9 +93,12 @@ def _arrays(points: Sequence[CurvePoint]) -> tuple[np.ndarray, np.ndarray, np.nd
     return x, y, np.maximum(half / _Z95, _MIN_SD)
 
 
-def _fit_many(x: np.ndarray, ys: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Best (ceiling, scale, rate) for each row of ys (shape (B, k)); weights w (k,)."""
-    z = x[None, :] ** -_RATES[:, None]  # (R, k)
+def _fit_many(
+    x: np.ndarray, ys: np.ndarray, w: np.ndarray, rates: np.ndarray = _RATES
+) -> tuple[np.ndarray, ...]:
+    """Best (ceiling, scale, rate) for each row of ys (shape (B, k)); weights w (k,); the rate
+    from the grid `rates`."""
+    z = x[None, :] ** -rates[:, None]  # (R, k)
     sw, swz, swzz = w.sum(), z @ w, (z * z) @ w
     swy, swzy = ys @ w, (ys * w) @ z.T  # (B,), (B, R)
     det = sw * swzz - swz**2
@@ -112,8 +119,8 @@ def _fit_many(x: np.ndarray, ys: np.ndarray, w: np.ndarray) -> tuple[np.ndarray,
     sse[0][(s_free < 0) | (c_free > 1) | ~np.isfinite(c_free)] = np.inf
     rows = np.arange(ys.shape[0])
     best = sse.transpose(1, 0, 2).reshape(len(rows), -1).argmin(axis=1)
-    cand, ri = np.divmod(best, len(_RATES))
-    return cands_c[cand, rows, ri], cands_s[cand, rows, ri], _RATES[ri]
+    cand, ri = np.divmod(best, len(rates))
+    return cands_c[cand, rows, ri], cands_s[cand, rows, ri], rates[ri]
 
 
 def fit_curve(points: Sequence[CurvePoint]) -> tuple[float, float, float]:
@@ -122,8 +129,8 @@ def fit_curve(points: Sequence[CurvePoint]) -> tuple[float, float, float]:
     Weights are 1/variance from each point's 95% CI, floored. Repeated sizes are allowed.
     """
     _check(points, None, 1, 1)
-    if len({p.examples for p in points}) < _MIN_SIZES:
-        raise ValueError(f"need points at {_MIN_SIZES} or more distinct training-set sizes")
+    if len({p.examples for p in points}) < 3:
+        raise ValueError("need points at 3 or more distinct training-set sizes")
     x, y, sd = _arrays(points)
     c, s, r = _fit_many(x, y[None, :], 1 / sd**2)
     return float(c[0]), float(s[0]), float(r[0])
@@ -202,12 +209,21 @@ def _describe(fit: CurveFit, n_sizes: int, cap: int) -> str:
 def _bootstrap(
     points: tuple[CurvePoint, ...], seed: int, resamples: int
 ) -> tuple[tuple[float, float, float], tuple[np.ndarray, ...]]:
-    """Point fit, plus fits to resamples drawn from normals matching each point's CI."""
+    """Point fit, plus fits to resamples drawn from normals matching each point's CI (with two
+    sizes, each refit at a rate drawn from PRIOR_RATES)."""
     x, y, sd = _arrays(points)
     w = 1 / sd**2
-    c, s, r = (float(v[0]) for v in _fit_many(x, y[None, :], w))
-    draws = np.random.default_rng(seed).normal(y, sd, size=(resamples, len(points)))
-    return (c, s, r), _fit_many(x, draws.clip(0.0, 1.0), w)
+    rng = np.random.default_rng(seed)
+    draws = rng.normal(y, sd, size=(resamples, len(points))).clip(0.0, 1.0)
+    if len(set(x.tolist())) >= 3:
+        c, s, r = (float(v[0]) for v in _fit_many(x, y[None, :], w))
+        return (c, s, r), _fit_many(x, draws, w)
+    low, high = np.log(PRIOR_RATES)
+    middle = np.array([math.exp((low + high) / 2)])
+    c, s, r = (float(v[0]) for v in _fit_many(x, y[None, :], w, middle))
+    rates = np.exp(rng.uniform(low, high, resamples))
+    refits = [_fit_many(x, draws[i : i + 1], w, rates[i : i + 1]) for i in range(resamples)]
+    return (c, s, r), tuple(np.concatenate(part) for part in zip(*refits, strict=True))
 
 
 def estimate_examples(
@@ -221,8 +237,9 @@ def estimate_examples(
 ) -> CurveFit:
     """Fit the learning curve and estimate how many training examples reach target.
 
-    A measured point at or above target gives "reached" with the smallest such size; fewer than
-    three distinct sizes gives "too-few-points". Deterministic for a seed.
+    A measured point at or above target gives "reached" with the smallest such size; a single
+    size gives "too-few-points"; two sizes fit with the rate's prior (PRIOR_RATES).
+    Deterministic for a seed.
     """
     pts = tuple(sorted(points, key=lambda p: p.examples))
     _check(pts, target, resamples, max_examples)
@@ -242,7 +259,11 @@ def estimate_examples(
         verdict, low, high = _verdict(_solve(*boot, target, max_examples), point)
         need = math.ceil(point) if math.isfinite(point) else None
     fit = CurveFit(c, s, r, pts, target, need, low, high, verdict, "", c_ci[0], c_ci[1], metric)
-    return replace(fit, summary=_describe(fit, n_sizes, max_examples))
+    summary = _describe(fit, n_sizes, max_examples)
+    if n_sizes == 2 and verdict not in ("reached", "too-few-points"):
+        low, high = PRIOR_RATES
+        summary += f" (Two training-set sizes: each refit's rate is drawn from {low:g}-{high:g}.)"
+    return replace(fit, summary=summary)
 
 
 @dataclass(frozen=True)
@@ -264,7 +285,7 @@ class Forecast:
 def forecast(
     points: Sequence[CurvePoint], examples: int, *, seed: int = 0, resamples: int = 500
 ) -> Forecast | None:
-    """The curve's quality at `examples` training examples; None with fewer than three sizes."""
+    """The curve's quality at `examples` training examples; None with a single size."""
     pts = tuple(sorted(points, key=lambda p: p.examples))
     _check(pts, None, resamples, 1)
     if len({p.examples for p in pts}) < _MIN_SIZES or examples < 1:

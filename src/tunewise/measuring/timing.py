@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from statistics import fmean
 
-from tunewise.core.catalog import default_candidate, first_in_ladder, ladder_strategies
+from tunewise.core.catalog import first_in_ladder, ladder_strategies
 from tunewise.core.specs import CandidateSpec
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.models.backend import Backend
@@ -42,11 +42,10 @@ class Timing:
         return self.seconds_per_token * tokens * n
 
 
-def warm_up_spec(strategy: str) -> CandidateSpec:
-    """The short training that times a training method: its defaults on a few examples."""
-    return default_candidate(strategy).model_copy(
-        update={"max_train_examples": WARM_UP_TRAINING, "epochs": 1}
-    )
+def warm_up_spec(spec: CandidateSpec) -> CandidateSpec:
+    """The short training that times a training method: its settings, on a few examples for
+    one epoch (so the adapter is also a learning-curve point of those settings)."""
+    return spec.model_copy(update={"max_train_examples": WARM_UP_TRAINING, "epochs": 1})
 
 
 def time_answers(
