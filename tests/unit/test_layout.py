@@ -1,10 +1,12 @@
-"""The package layout keeps its promises: small modules, one module per base name, and no
-import cycle among the imports a module runs when it loads."""
+"""The package layout keeps its promises: small modules, one module per base name, no import
+cycle among the imports a module runs when it loads, and packages in layers: each imports only
+the layers below it, counting every import (module level, TYPE_CHECKING, inside functions)."""
 
 from __future__ import annotations
 
 import ast
-from collections import Counter
+from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tunewise"
@@ -77,6 +79,90 @@ def test_no_import_cycle() -> None:
     graph = {name: load_time_imports(path, set(found)) - {name} for name, path in found.items()}
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert not find_cycles(graph), find_cycles(graph)[:3]
+
+
+# The layers, lowest first (docs/development.md, "Layers"). A node is a subpackage of tunewise
+# or a top-level module ("tunewise" is the package's own __init__); a node imports only nodes in
+# layers below its own.
+LAYERS: list[set[str]] = [
+    {"errors", "home"},
+    {"core"},
+    {"task", "options"},
+    {"models"},
+    {"retrieval", "finetune"},
+    {"evaluation"},
+    {"inference"},
+    {"strategies", "checks"},
+    {"measuring"},
+    {"deciding"},
+    {"run_context"},
+    {"run"},
+    {"planning"},
+    {"schemas"},
+    {"report"},
+    {"records"},
+    {"view", "fine_tuning_server"},
+    {"cli"},
+    {"tunewise", "__main__"},
+]
+
+
+def node_of(module: str) -> str:
+    """tunewise.PACKAGE.rest -> PACKAGE; tunewise.MODULE -> MODULE; tunewise -> tunewise."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def every_import(path: Path) -> list[tuple[str, int]]:
+    """Each tunewise module a file imports and the line: at module level, under TYPE_CHECKING
+    and inside functions alike."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        found += [(n, node.lineno) for n in names if n == "tunewise" or n.startswith("tunewise.")]
+    return found
+
+
+def package_imports() -> dict[tuple[str, str], list[str]]:
+    """(importing node, imported node) -> where: "file:line" for each import between two nodes."""
+    edges: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for name, path in modules().items():
+        for target, line in every_import(path):
+            if node_of(target) != node_of(name):
+                where = f"{path.relative_to(PACKAGE).as_posix()}:{line}"
+                edges[node_of(name), node_of(target)].append(where)
+    return edges
+
+
+def test_the_package_graph_is_acyclic_counting_every_import() -> None:
+    edges = package_imports()
+    graph: dict[str, set[str]] = defaultdict(set)
+    for source, target in edges:
+        graph[source].add(target)
+        graph.setdefault(target, set())
+    cycles = find_cycles(graph)
+    named = [
+        "; ".join(f"{a} -> {b} at {edges[a, b][0]}" for a, b in pairwise(cycle)) for cycle in cycles
+    ]
+    assert not cycles, f"package import cycles: {named[:3]}"
+
+
+def test_each_package_imports_only_the_layers_below_it() -> None:
+    layer = {node: i for i, nodes in enumerate(LAYERS) for node in nodes}
+    undeclared = sorted({node_of(name) for name in modules()} - set(layer))
+    assert not undeclared, f"not in LAYERS (test_layout.py and docs/development.md): {undeclared}"
+    upward = [
+        f"{where}: {source} imports {target}, which is not in a layer below it"
+        for (source, target), places in sorted(package_imports().items())
+        if layer[target] >= layer[source]
+        for where in places
+    ]
+    assert not upward, upward
 
 
 # Strings that equal a built-in strategy's name but name something else: the teacher's
