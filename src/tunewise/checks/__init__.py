@@ -20,6 +20,8 @@ from tunewise.checks.languages import language_breakdown, language_findings
 from tunewise.checks.summary import headlines, notes
 from tunewise.checks.tokenization import context_window, tokenizer_findings
 from tunewise.checks.tokenizers import load_tokenizer
+from tunewise.inference.prompts import build_messages
+from tunewise.models.rendering import render_prompt, special_strings
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example, load_dataset
 
@@ -91,9 +93,6 @@ def model_specs(task: Task, override: str | None = None) -> list[str]:
 def model_findings(task: Task, spec: str, texts: Sequence[Text]) -> dict[str, Any]:
     """The tokenizer checks for one model; "skipped" with the reason when it has no local
     tokenizer. Prompts are the zero-shot prompts the local backend builds."""
-    from tunewise.inference.prompts import build_messages
-    from tunewise.models.rendering import render_prompt, special_strings
-
     loaded = load_tokenizer(spec, task.models)
     if isinstance(loaded, str):
         return {"model": spec, "status": "skipped", "reason": loaded}

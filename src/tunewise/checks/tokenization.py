@@ -17,6 +17,7 @@ from itertools import groupby
 from typing import Any
 
 from tunewise.checks.characters import IDS_SHOWN, Text, id_list, script_of
+from tunewise.models.rendering import special_strings
 
 Render = Callable[[str], str]
 """A user text -> the exact prompt text the local backend builds for it."""
@@ -75,8 +76,6 @@ def tokenizer_findings(
     tokenizer: Any, texts: Sequence[Text], window: ContextWindow, render: Render
 ) -> dict[str, Any]:
     """Every tokenizer check on the task's inputs (see the module docstring)."""
-    from tunewise.models.rendering import special_strings
-
     strings = [t.text for t in texts]
     fast = bool(getattr(tokenizer, "is_fast", False))
     encoded = tokenizer(strings, add_special_tokens=False, return_offsets_mapping=fast)
