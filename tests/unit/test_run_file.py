@@ -113,6 +113,23 @@ def test_a_first_version_file_reads_with_defaults_and_renders() -> None:
     assert "zero-shot" in render_html(FIRST_VERSION, [])
 
 
+def test_the_ladders_plan_reads_back_and_the_report_sets_estimates_beside_actuals() -> None:
+    document = copy.deepcopy(FIRST_VERSION)
+    step = {"step": 1, "title": "prompting", "status": "run", "seconds": 30.0}
+    planned = {"step": 1, "title": "prompting", "runs": "zero-shot and few-shot",
+               "smallest_seconds": 12.0, "full_seconds": 150.0, "stops_if": "...",
+               "estimated_seconds": 24.0, "actual_seconds": 31.5}  # fmt: skip
+    document["ladder"] = {"budget_seconds": 420.0, "steps": [step], "reductions": [],
+                          "stopped": None, "seconds": 30.0, "compute_seconds": 31.5,
+                          "plan": {"timing": {}, "steps": [planned]}}  # fmt: skip
+    run = read_run(document)
+    assert run.ladder is not None and run.ladder.plan is not None
+    [row] = run.ladder.plan.steps
+    assert (row.estimated_seconds, row.actual_seconds) == (24.0, 31.5)
+    markdown = render_markdown(run, [])
+    assert "step 1 prompting 24.0 s estimated, 31.5 s measured" in markdown
+
+
 def test_a_minimal_file_reads_and_nulls_where_none_is_allowed_take_the_default() -> None:
     minimal = {"run_id": "r", "candidates": [{"name": "c"}], "break_even": None}
     run = read_run(minimal)

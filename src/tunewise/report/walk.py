@@ -54,4 +54,13 @@ def ladder_notes(run: RunRecord) -> list[str]:
     ]
     if ladder.stopped:
         notes.append(f"Stopped early: {ladder.stopped}.")
+    checked = [
+        f"step {p.step} {p.title} {seconds(p.estimated_seconds)} estimated, "
+        f"{seconds(p.actual_seconds)} measured"
+        for p in (ladder.plan.steps if ladder.plan else ())
+        if p.estimated_seconds is not None and p.actual_seconds is not None
+    ]
+    if checked:
+        notes.append("The plan's estimates against the compute each step recorded: "
+                     + "; ".join(checked) + ".")  # fmt: skip
     return notes

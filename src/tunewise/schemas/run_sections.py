@@ -104,6 +104,26 @@ class ReductionRecord:
 
 
 @dataclass(frozen=True)
+class PlannedStepRecord:
+    """One step of the plan the ladder started from, and (once run) its estimate for the work
+    its candidates did beside the compute they recorded."""
+
+    step: int
+    title: str
+    runs: str = ""
+    smallest_seconds: float = 0.0
+    full_seconds: float = 0.0
+    stops_if: str = ""
+    estimated_seconds: float | None = None
+    actual_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class LadderPlanRecord:
+    steps: tuple[PlannedStepRecord, ...] = ()
+
+
+@dataclass(frozen=True)
 class LadderRecord:
     """The default run's walk up the four steps, as results.json keeps it."""
 
@@ -113,6 +133,7 @@ class LadderRecord:
     stopped: str | None = None
     seconds: float = 0.0
     compute_seconds: float = 0.0
+    plan: LadderPlanRecord | None = None
 
 
 @dataclass(frozen=True)
