@@ -73,7 +73,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 300.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (found := check()):
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+        time.sleep(0.5)
     return found
 
 
@@ -89,10 +89,10 @@ def test_train_kill_restart_and_answer_with_the_fine_tuned_model(
     try:
         client = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0)
         train = client.files.create(
-            file=("train.jsonl", io.BytesIO(chat_jsonl(lines[:24]))), purpose="fine-tune"
+            file=("train.jsonl", io.BytesIO(chat_jsonl(lines[:12]))), purpose="fine-tune"
         )
         valid = client.files.create(
-            file=("valid.jsonl", io.BytesIO(chat_jsonl(lines[24:28]))), purpose="fine-tune"
+            file=("valid.jsonl", io.BytesIO(chat_jsonl(lines[12:14]))), purpose="fine-tune"
         )
         job = client.fine_tuning.jobs.create(
             model=BASE, training_file=train.id, validation_file=valid.id, suffix="intents",
