@@ -135,6 +135,7 @@ def test_a_job_from_upload_to_fine_tuned_answers(tmp_path: Path) -> None:
 
         job = client.fine_tuning.jobs.create(
             model=BASE, training_file=train, validation_file=valid, suffix="sentiment",
+            metadata={"run": "b"},
             hyperparameters={"n_epochs": 2, "batch_size": 3, "learning_rate_multiplier": "auto"},
         )  # fmt: skip
         assert job.status in ("queued", "running")
@@ -160,6 +161,8 @@ def test_a_job_from_upload_to_fine_tuned_answers(tmp_path: Path) -> None:
         assert [c.step_number for c in checkpoints] == [8, 6, 4]  # the last three
         assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-8"
         assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
+        assert client.fine_tuning.jobs.list(metadata={"run": "a"}).data == []
+        assert [j.id for j in client.fine_tuning.jobs.list(metadata={"run": "b"})] == [job.id]
 
         assert [m.id for m in client.models.list()] == [BASE, done.fine_tuned_model]
         reply = client.chat.completions.create(

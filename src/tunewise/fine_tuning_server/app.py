@@ -173,7 +173,18 @@ async def create_job(request: Request) -> dict[str, Any]:
 
 
 def list_jobs(request: Request, after: str | None = None, limit: int = Limit) -> dict[str, Any]:
-    jobs = [job.api() for job in _service(request).store.jobs()]
+    """Newest first; `metadata[KEY]=VALUE` query parameters keep the jobs whose metadata
+    has those entries."""
+    wanted = {
+        name[len("metadata[") : -1]: value
+        for name, value in request.query_params.items()
+        if name.startswith("metadata[") and name.endswith("]")
+    }
+    jobs = [
+        job.api()
+        for job in _service(request).store.jobs()
+        if all((job.metadata or {}).get(k) == v for k, v in wanted.items())
+    ]
     return page(jobs, after, limit)
 
 
