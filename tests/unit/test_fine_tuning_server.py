@@ -344,3 +344,20 @@ def test_the_worker_trains_one_job_at_a_time(tmp_path: Path) -> None:
         jobs = [client.fine_tuning.jobs.create(model=BASE, training_file=train) for _ in range(3)]
         assert all(finished(client, j.id).status == "succeeded" for j in jobs)
         assert [j.job_id for j in trainer.jobs] == [j.id for j in jobs]
+
+
+def test_a_second_server_on_the_same_data_folder_is_refused(tmp_path: Path) -> None:
+    refused = pytest.raises(TunewiseError, match="another fine-tuning server")
+    with server(tmp_path, ScriptedTrainer()), refused, server(tmp_path, ScriptedTrainer()):
+        pass
+    with server(tmp_path, ScriptedTrainer()) as (client, _):  # released when it stopped
+        assert list(client.files.list()) == []
+
+
+def test_events_sort_by_id_in_the_order_they_happened(tmp_path: Path) -> None:
+    with server(tmp_path, ScriptedTrainer()) as (client, _):
+        train = upload(client, [example(n) for n in range(10)])
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=train)
+        finished(client, job.id)
+        events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
+        assert [e.id for e in events] == sorted((e.id for e in events), reverse=True)

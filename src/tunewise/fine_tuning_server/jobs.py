@@ -177,6 +177,8 @@ class Service:
     def models(self) -> list[dict[str, Any]]:
         cards = [{"id": self.base, "object": "model", "created": 0, "owned_by": "tunewise"}]
         for job in self.store.jobs(["succeeded"], oldest_first=True):
+            if job.model != self.base:
+                continue  # trained when the server served another model
             cards.append(
                 {"id": job.fine_tuned_model, "object": "model",
                  "created": job.finished_at, "owned_by": "tunewise"}
@@ -188,9 +190,10 @@ class Service:
         if model == self.base:
             return None
         for job in self.store.jobs(["succeeded"]):
-            if job.fine_tuned_model == model:
+            if job.fine_tuned_model == model and job.model == self.base:
                 return Path(self.worker.folders.model(job.id))
         checkpoint = self.store.checkpoint_named(model)
-        if checkpoint is not None:
+        owner = None if checkpoint is None else self.store.job(checkpoint["job_id"])
+        if checkpoint is not None and owner is not None and owner.model == self.base:
             return self.data / checkpoint["folder"]
         raise ApiError(404, f"The model '{model}' does not exist", "model_not_found", "model")

@@ -67,7 +67,7 @@ def build_service(base: str, data: Path, trainer: Trainer, answerer: Answerer,
     def names(job: Job) -> str:
         return fine_tuned_name(base, job)
 
-    worker = Worker(store, files, trainer, Folders(data), names)
+    worker = Worker(store, files, trainer, Folders(data), base, names)
     return Service(base, data, store, files, worker, answerer)
 
 
@@ -103,6 +103,7 @@ def run(service: Service, settings: ServerSettings, log_level: str = "warning") 
     import uvicorn
 
     app = application(service, settings)
+    service.worker.claim()  # a clear error before serving, not a failed startup
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
 
 
@@ -117,6 +118,7 @@ def serve_in_thread(
 
     settings = settings or ServerSettings()
     app = application(service, settings)
+    service.worker.claim()
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, 0))

@@ -24,6 +24,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
 
 
+def event_id() -> str:
+    """An event's id, in the order events happen (a client may sort events by it)."""
+    return f"ftevent-{time.time_ns():016x}{secrets.token_hex(4)}"
+
+
 def now() -> int:
     return int(time.time())
 
@@ -225,7 +230,7 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (new_id("ftevent"), job_id, now(), level, message, kind, json.dumps(data)),
+                (event_id(), job_id, now(), level, message, kind, json.dumps(data)),
             )
 
     def events(self, job_id: str) -> list[dict[str, Any]]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tunewise.errors import TunewiseError
 from tunewise.fine_tuning_server.files import FileStorage, conversations
@@ -64,16 +65,39 @@ class Worker:
 
     def __init__(
         self, store: Store, files: FileStorage, trainer: Trainer, folders: Folders,
-        names: Any,
+        base: str, names: Callable[[Job], str],
     ) -> None:  # fmt: skip
         self.store, self.files, self.trainer, self.folders = store, files, trainer, folders
+        self.base = base  # the model this server fine-tunes
         self.names = names  # job -> its fine-tuned model's name
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.current: str | None = None
+        self._claim: IO[str] | None = None
+
+    def claim(self) -> None:
+        """Hold the data folder's lock: two servers on one folder would train the same job."""
+        if self._claim is not None:
+            return
+        self.folders.data.mkdir(parents=True, exist_ok=True)
+        handle = (self.folders.data / "server.lock").open("w")
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - no flock on this platform
+            pass
+        except OSError:
+            handle.close()
+            raise TunewiseError(
+                f"another fine-tuning server is using {self.folders.data}; stop it, or give "
+                "this one its own --data-dir"
+            ) from None
+        self._claim = handle
 
     def start(self) -> None:
+        self.claim()
         for job in self.store.jobs(["validating_files"]):  # stopped between insert and queue
             self.store.update_job(job.id, status="queued")
         self.thread = threading.Thread(target=self._loop, name="fine-tuning-worker", daemon=True)
@@ -85,6 +109,9 @@ class Worker:
         self.wake.set()
         if self.thread is not None:
             self.thread.join(timeout)
+        if self._claim is not None:
+            self._claim.close()  # releases the lock
+            self._claim = None
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
@@ -105,6 +132,10 @@ class Worker:
         resumed = job.status == "running"
         if not self.store.update_job(job.id, only_if=["queued", "running"], status="running"):
             return  # cancelled meanwhile
+        if job.model != self.base:  # the server was restarted with another --model
+            message = f"this server now fine-tunes '{self.base}', not the job's '{job.model}'"
+            self._fail(job, "model_not_available", message, "model")
+            return
         self.store.add_event(
             job.id,
             "Resuming the fine-tuning job after a server restart"
@@ -201,7 +232,7 @@ class _Hooks:
 
     def progress(self, step: int, total: int) -> None:
         if self.worker.store.status(self.job.id) in FINISHED:
-            self.worker.store.add_event(self.job.id, "Fine-tuning job cancelled")
+            self.worker.store.add_event(self.job.id, f"Training stopped at step {step}/{total}")
             raise JobCancelled
         if self.worker.stopping.is_set():
             self.worker.store.add_event(
