@@ -24,6 +24,7 @@ from tunewise.deciding.plan import (
     checked,
     ladder_plan,
     smallest_training_fits,
+    warm_up_size,
 )
 from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.errors import DataError, TunewiseError
@@ -256,15 +257,17 @@ def plan_ladder(
     before the ladder spends anything."""
 
     def warm_up(strategy: str) -> tuple[float, int]:
-        return warm_up_training(run, warm_up_spec(settings(strategy)), f"{strategy} warm-up")
+        warm = warm_up_spec(settings(strategy), size)
+        return warm_up_training(run, warm, f"{strategy} warm-up")
 
     timing = time_answers(
         run.task, run.dataset, run.test, settings,
         backend=run.backends.for_spec(settings(first_in_ladder("prompting"))),
         measure=partial(measure, run),
     )  # fmt: skip
+    size = warm_up_size(timing, run.options.budget)
     if trains and smallest_training_fits(timing, run.options.budget):
-        timing = with_training_rate(timing, warm_up)
+        timing = with_training_rate(timing, warm_up, size)
     planned = ladder_plan(run.task, timing)
     if isinstance(run.progress, ShowsPlan):
         run.progress.planned(planned, run.options.budget)

@@ -455,6 +455,28 @@ def test_far_below_the_target_a_costly_few_shot_gives_way_to_step_3(task: Task) 
     assert "few-shot" in [r.name for r in ladder.results]
 
 
+def test_long_inputs_on_a_small_cpu_still_train_lora_and_forecast_within_the_budget(
+    task: Task,
+) -> None:
+    # 2,089 long training texts, 3.4 s per training example, 0.8 s per zero-shot answer and a
+    # 7-minute budget: the warm-up shrinks to 16 examples, few-shot gives way, LoRA trains on a
+    # subsample and the warm-up adapter is the curve's second size.
+    hard = task.model_copy(update={"target": task.target.model_copy(update={"min": 0.9})})  # type: ignore[union-attr]
+    world = World({"zero-shot": 0.2, "few-shot": 0.25, "lora": 0.5}, drawn=True,
+                  per_answer={"zero-shot": 0.8, "few-shot": 6.0, "lora": 0.8},
+                  train_per_example=3.4)  # fmt: skip
+    timing = Timing(0.0024, 331.0, 2681.0, None, 3.4, 2089, 100, warm_up_examples=16)
+    ladder, record = climb(hard, world, budget=420, train=2089, test=100, timing=timing)
+    assert [r.name for r in ladder.results] == ["zero-shot", "lora"]
+    cut = next(r for r in record.reductions if r.setting == "max_train_examples")
+    assert 3 * 16 <= cut.after < 2089
+    assert [t for name, _, t, _ in world.asked if name.startswith("lora@")] == [16]
+    forecast = record.forecast
+    assert forecast is not None and forecast.forecast.examples == 2089
+    assert forecast.forecast.low <= forecast.forecast.value <= forecast.forecast.high
+    assert record.compute_seconds <= 420 * 1.05
+
+
 def test_few_shot_close_to_the_target_gets_its_demo_redraws(task: Task) -> None:
     world = World({"zero-shot": 0.1, "few-shot": 0.6, "lora": 0.62}, drawn=True)
     ladder, _ = climb(task, world, train=600, test=300)

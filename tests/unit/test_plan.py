@@ -18,6 +18,7 @@ from tunewise.deciding.plan import (
     checked,
     plan,
     smallest_training_fits,
+    warm_up_size,
 )
 from tunewise.inference.predict import Prediction
 from tunewise.measuring.candidate import CandidateResult
@@ -111,3 +112,12 @@ def test_no_warm_up_training_is_spent_where_even_the_smallest_training_cannot_fi
     assert smallest_training_fits(rates, None)
     assert smallest_training_fits(rates, 100 * 0.3 + FIXED_SECONDS)
     assert not smallest_training_fits(rates, 30.0)
+
+
+def test_the_warm_up_shrinks_where_40_examples_would_take_over_an_eighth_of_the_budget() -> None:
+    # About three forward passes an example: 0.3 s here, 2.4 s for long inputs.
+    assert warm_up_size(timing(), None) == 40
+    assert warm_up_size(timing(), 420) == 40
+    long_inputs = timing(seconds_per_token=0.0024, zero_shot_tokens=331.0)
+    assert warm_up_size(long_inputs, 420) == 21  # 0.12 x 420 s / 2.38 s
+    assert warm_up_size(long_inputs, 60) == 16  # never below four steps of four

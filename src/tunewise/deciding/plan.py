@@ -9,6 +9,7 @@ training measured.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol, runtime_checkable
@@ -16,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from tunewise.core.catalog import first_in_ladder, strategy_named
 from tunewise.evaluation.sequential import FIRST_LOOK
 from tunewise.measuring.candidate import CandidateResult, primary_metric
-from tunewise.measuring.timing import Timing
+from tunewise.measuring.timing import MIN_WARM_UP_TRAINING, WARM_UP_TRAINING, Timing
 from tunewise.task.config import Task
 
 REDRAW_EXAMPLES = 60  # few-shot's demo re-draws answer this many examples per extra draw
@@ -139,6 +140,19 @@ def smallest_training_fits(timing: Timing, budget: float | None) -> bool:
     per_example = 3 * timing.seconds_per_token * timing.zero_shot_tokens
     smallest = min(MIN_TRAIN_SUBSAMPLE, timing.train_examples)
     return smallest * per_example + FIXED_SECONDS <= budget
+
+
+WARM_UP_SHARE = 0.12  # of the budget, at most, for the warm-up training
+
+
+def warm_up_size(timing: Timing, budget: float | None) -> int:
+    """The warm-up training's examples: 40, or fewer (not under 16) where 40 would take more
+    than an eighth of the budget at about three forward passes an example."""
+    if budget is None:
+        return WARM_UP_TRAINING
+    per_example = 3 * timing.seconds_per_token * timing.zero_shot_tokens
+    affordable = math.floor(WARM_UP_SHARE * budget / max(per_example, 1e-9))
+    return max(MIN_WARM_UP_TRAINING, min(WARM_UP_TRAINING, affordable))
 
 
 def checked(ladder_plan: LadderPlan, results: Iterable[CandidateResult]) -> LadderPlan:

@@ -8,9 +8,8 @@ from __future__ import annotations
 from tunewise.core.catalog import Strategy
 from tunewise.deciding.ladder import Ladder, strategies_for
 from tunewise.deciding.plan import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE
-from tunewise.deciding.training_steps import RESERVED_LOOKS
+from tunewise.deciding.training_steps import CURVE_SPREAD, RESERVED_LOOKS
 from tunewise.evaluation.sequential import looks
-from tunewise.measuring.timing import WARM_UP_TRAINING
 
 
 def gives_way_to_training(ladder: Ladder, strategy: Strategy) -> bool:
@@ -28,7 +27,9 @@ def gives_way_to_training(ladder: Ladder, strategy: Strategy) -> bool:
     rounds = looks(len(ladder.test))[:RESERVED_LOOKS][-1]
     tokens = timing.few_shot_tokens if strategy.ladder == "measured" else timing.zero_shot_tokens
     cost = timing.answers(tokens, rounds)
-    examples = min(MIN_TRAIN_SUBSAMPLE, ladder.train_examples) + WARM_UP_TRAINING
+    warm_up = timing.warm_up_examples
+    smallest = min(MIN_TRAIN_SUBSAMPLE, CURVE_SPREAD * warm_up, ladder.train_examples)
+    examples = smallest + warm_up
     reserve = (
         examples * timing.train_seconds_per_example
         + FIXED_SECONDS

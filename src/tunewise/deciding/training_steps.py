@@ -26,6 +26,7 @@ from tunewise.measuring.timing import WARM_UP_TRAINING, warm_up_spec
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
 CURVE_TRAINING = 1.75  # a subsample's training plus a half and a quarter of it, for the curve
 RESERVED_LOOKS = 2  # rounds of answers a trained candidate's estimate reserves
+CURVE_SPREAD = 3  # a subsample forecast from the warm-up's point is at least this many times it
 Curve = Literal["three sizes", "warm-up"] | None  # how a subsample's learning curve is measured
 
 
@@ -116,7 +117,8 @@ def _fit_training(
     def estimate(examples: int, epochs: int) -> float:
         return training_estimate(ladder, examples, epochs, factor, name)
 
-    smallest = estimate(min(MIN_TRAIN_SUBSAMPLE, n), 1) + answering
+    least_with_warm_up = CURVE_SPREAD * _warm_up_examples(ladder)  # with the warm-up's point
+    smallest = estimate(min(MIN_TRAIN_SUBSAMPLE, least_with_warm_up, n), 1) + answering
     if ladder.budget is not None and "train" not in ladder.per_answer and not ladder.fits(smallest):
         left_out(estimate(n, spec.epochs) + answering)
         return None
@@ -140,9 +142,10 @@ def _fit_training(
         warmed = math.floor((room - answering) / per_example / 10) * 10
         if ladder.scores is not None and MIN_TRAIN_SUBSAMPLE <= curved < n:
             examples, curve = curved, "three sizes"
-        elif _warm_up_is_a_point(ladder, name, spec) and MIN_TRAIN_SUBSAMPLE <= warmed < n:
+        elif _warm_up_is_a_point(ladder, name, spec) and least_with_warm_up <= warmed < n:
             examples, curve = warmed, "warm-up"
-        if examples < min(MIN_TRAIN_SUBSAMPLE, n):
+        least = least_with_warm_up if curve == "warm-up" else MIN_TRAIN_SUBSAMPLE
+        if examples < min(least, n):
             left_out(full)
             return None
         if spec.epochs > 1:
@@ -160,9 +163,14 @@ def _fit_training(
 
 def _warm_up_is_a_point(ladder: Ladder, name: str, spec: FineTuningOptions) -> bool:
     """Whether this ladder's warm-up trained `name` with `spec`'s settings (one epoch), so its
-    adapter, answered, is a learning-curve point at WARM_UP_TRAINING examples."""
-    one_epoch = spec.model_copy(update={"epochs": 1, "max_train_examples": WARM_UP_TRAINING})
-    return f"train:{name}" in ladder.per_answer and one_epoch == warm_up_spec(spec)
+    adapter, answered, is a learning-curve point at the warm-up's size."""
+    size = _warm_up_examples(ladder)
+    one_epoch = spec.model_copy(update={"epochs": 1, "max_train_examples": size})
+    return f"train:{name}" in ladder.per_answer and one_epoch == warm_up_spec(spec, size)
+
+
+def _warm_up_examples(ladder: Ladder) -> int:
+    return ladder.timing.warm_up_examples if ladder.timing else WARM_UP_TRAINING
 
 
 def forecast_full_size(
@@ -183,7 +191,9 @@ def forecast_full_size(
     n = result.sequential.n if result.sequential else len(ladder.test)
     points = [_point(trained, result.metrics[ladder.metric])]
     sizes = {max(10, trained // 2), max(10, trained // 4)}
-    for size in sorted((sizes if curve == "three sizes" else {WARM_UP_TRAINING}) - {trained}):
+    if curve != "three sizes":
+        sizes = {_warm_up_examples(ladder)}
+    for size in sorted(sizes - {trained}):
         smaller = ladder.measure_aside(
             spec.model_copy(update={"max_train_examples": size}), f"{result.name}@{size}", n
         )
@@ -210,7 +220,7 @@ def _point(examples: int, value: MetricValue) -> CurvePoint:
 
 def _warm_up(ladder: Ladder, name: str) -> None:
     """A short training of the method's settings times it per example."""
-    warm = warm_up_spec(ladder.settings(name))
+    warm = warm_up_spec(ladder.settings(name), _warm_up_examples(ladder))
     trained, examples = ladder.train_seconds(warm, f"{name} warm-up")
     ladder.spent += trained
     rate = trained / max(1, examples)

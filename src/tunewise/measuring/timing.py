@@ -19,6 +19,7 @@ from tunewise.task.data import Dataset, Example
 
 WARM_UP_EXAMPLES = 8  # answers timed before a step; they are cached, so the step reuses them
 WARM_UP_TRAINING = 40  # examples of the short training that times a step 3 or 4
+MIN_WARM_UP_TRAINING = 16  # its fewest, where a tight budget cannot spare 40 (four steps)
 
 Measure = Callable[[CandidateSpec, str, Sequence[Example]], CandidateResult]
 WarmUp = Callable[[str], tuple[float, int]]  # strategy -> (training seconds, examples x epochs)
@@ -37,15 +38,16 @@ class Timing:
     test_examples: int
     epochs: int = 2  # the fine-tuning candidate's epochs
     redraws: int = 3  # few-shot's demo draws
+    warm_up_examples: int = WARM_UP_TRAINING  # the warm-up training's size
 
     def answers(self, tokens: float, n: int) -> float:
         return self.seconds_per_token * tokens * n
 
 
-def warm_up_spec(spec: CandidateSpec) -> CandidateSpec:
+def warm_up_spec(spec: CandidateSpec, examples: int = WARM_UP_TRAINING) -> CandidateSpec:
     """The short training that times a training method: its settings, on a few examples for
     one epoch (so the adapter is also a learning-curve point of those settings)."""
-    return spec.model_copy(update={"max_train_examples": WARM_UP_TRAINING, "epochs": 1})
+    return spec.model_copy(update={"max_train_examples": examples, "epochs": 1})
 
 
 def time_answers(
@@ -78,10 +80,12 @@ def time_answers(
     )
 
 
-def with_training_rate(timing: Timing, warm_up: WarmUp) -> Timing:
-    """The timing with the first fine-tuning method's rate from its warm-up training."""
+def with_training_rate(timing: Timing, warm_up: WarmUp, size: int = WARM_UP_TRAINING) -> Timing:
+    """The timing with the first fine-tuning method's rate from its warm-up training of `size`
+    examples (`warm_up` trains that many)."""
     seconds, examples = warm_up(first_in_ladder("fine-tuning"))
-    return replace(timing, train_seconds_per_example=seconds / max(1, examples))
+    rate = seconds / max(1, examples)
+    return replace(timing, train_seconds_per_example=rate, warm_up_examples=size)
 
 
 def _prompt_tokens(
