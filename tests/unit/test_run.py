@@ -253,3 +253,20 @@ def test_task_json_round_trips_with_fine_tuning_candidates(
     assert task.candidates[1].model_fields_set == {"strategy", "opt_in"}
     spec = TypeAdapter(CandidateSpec).validate_python(saved["candidates"]["zero-shot"]["spec"])
     assert spec.model_fields_set == {"strategy"}
+
+
+
+def test_a_run_whose_every_candidate_was_skipped_names_each_reason(tiny_task: Path) -> None:
+    from tunewise.core.setup import Setup
+    from tunewise.deciding.from_results import decide_from
+    from tunewise.measuring.candidate import CandidateResult
+    from tunewise.task.data import Dataset
+    from tunewise.task.loading import load_task
+
+    failed = CandidateResult(
+        "hosted", "hosted-fine-tuning", "m", "f", {}, {}, {}, Setup(), [],
+        skipped="job ftjob-1 failed: invalid training file",
+    )  # fmt: skip
+    dataset = Dataset([], [], "file", [])
+    with pytest.raises(TunewiseError, match=r"nothing to decide \(hosted: job ftjob-1 failed"):
+        decide_from(load_task(tiny_task), dataset, [failed])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from tunewise.core.costs import PriceList, TokenPrice, request_cost, setup_cost
 from tunewise.deciding.decide import decide
 from tunewise.deciding.verdict import CandidateSummary, Recommendation
+from tunewise.errors import TunewiseError
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.measuring.learning_curve import CurveFit
 from tunewise.task.config import Task
@@ -39,6 +40,10 @@ def decide_from(
     results: Sequence[CandidateResult],
     curve: CurveFit | None = None,
 ) -> Recommendation:
+    if not any(r.measured for r in results):
+        skipped = "; ".join(f"{r.name}: {r.skipped}" for r in results) or "none ran"
+        why = f"no candidate could be measured, so there is nothing to decide ({skipped})"
+        raise TunewiseError(why)
     metric = primary_metric(task)
     prices = price_list(task)
     summaries = []
