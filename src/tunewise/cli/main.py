@@ -17,6 +17,7 @@ from tunewise.cli.run_summary import render_table
 from tunewise.cli.terminal import api_key_from, console, errors, quiet_libraries, user_errors
 from tunewise.cli.tracking_commands import LOG_HELP, log_written, trackers
 from tunewise.cli.tracking_commands import register as register_tracking
+from tunewise.cli.training_flags import AccelerateConfig, TrainProcesses, load_with_training
 from tunewise.core.budget import DEFAULT_BUDGET, parse_budget
 from tunewise.core.catalog import declared_names, first_in_ladder, strategies
 from tunewise.core.version import __version__
@@ -123,6 +124,8 @@ def run(
         ),
     ] = DEFAULT_BUDGET,
     log: Annotated[str | None, typer.Option(help=LOG_HELP)] = None,
+    train_processes: TrainProcesses = None,
+    accelerate_config: AccelerateConfig = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Measure the candidates on the same held-out examples, then recommend one and say what
@@ -130,10 +133,9 @@ def run(
     quiet_libraries(verbose)
     with user_errors(verbose):
         from tunewise.run import run_task
-        from tunewise.task.loading import load_task
 
         loggers = trackers(log)  # a missing tracker package fails before any work
-        task = load_task(task_file)
+        task = load_with_training(task_file, train_processes, accelerate_config)
         options = _run_options(
             task_file, strategies, model, limit, strict, learning_curve, dtype, repeats, budget
         )
@@ -230,18 +232,19 @@ def train(
         ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model spec (overrides task.yaml).")] = None,
+    train_processes: TrainProcesses = None,
+    accelerate_config: AccelerateConfig = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Train the task's adapters into the cache, without evaluating.
 
-    Runs under `accelerate launch -m tunewise train ...` on several GPUs; a later
-    `tunewise run` reuses the adapters."""
+    With --train-processes N each adapter trains on N processes under `accelerate launch`; a
+    later `tunewise run` with the same --train-processes reuses the adapters."""
     quiet_libraries(verbose)
     with user_errors(verbose):
         from tunewise.run import train_only
-        from tunewise.task.loading import load_task
 
-        task = load_task(task_file)
+        task = load_with_training(task_file, train_processes, accelerate_config)
         chosen = _split_csv(strategies) or (first_in_ladder("fine-tuning"),)
         options = RunOptions(chosen, model)
         with progress_bars() as bars:

@@ -25,6 +25,30 @@ def length_grouped_batches(
     return batches
 
 
+def process_parts(
+    batches: Sequence[Sequence[int]], targets: Sequence[int], rank: int, processes: int
+) -> list[tuple[list[int], float]]:
+    """Process `rank`'s part of each global batch (contiguous, near-equal; a batch smaller than
+    `processes` lends its examples again so no process idles), with the weight that makes DDP's
+    mean of the processes' losses the global batch's mean loss per answer token: `processes`
+    times the part's share of the batch's answer tokens (`targets`: each example's). One
+    process: each batch whole, weight 1."""
+    parts = []
+    for batch in batches:
+        rows = spread(batch, processes)
+        size, extra = divmod(len(rows), processes)
+        start = rank * size + min(rank, extra)
+        part = rows[start : start + size + (rank < extra)]
+        total = sum(targets[i] for i in rows)
+        parts.append((part, processes * sum(targets[i] for i in part) / max(total, 1)))
+    return parts
+
+
+def spread(batch: Sequence[int], processes: int) -> list[int]:
+    """The rows a global batch is dealt out as: itself, or repeated up to one row a process."""
+    return [batch[i % len(batch)] for i in range(max(len(batch), processes))]
+
+
 def shared_prefix(sequences: Sequence[TrainingSequence]) -> int:
     """How many leading tokens all sequences share, short of each one's last prompt token (the
     position that predicts the first answer token stays in every row). Training sequences open

@@ -48,17 +48,22 @@ def checkpoint(
     state: TrainingState, accelerator: Any, model: Any, optimizer: Any, scheduler: Any, work: Path
 ) -> None:
     """Write checkpoint-<step>/ (adapter + state) under a temporary name, rename it into place,
-    then drop older ones: a kill at any moment leaves at least one complete checkpoint."""
+    then drop older ones: a kill at any moment leaves at least one complete checkpoint. Rank 0
+    writes it all, the random state of every process included (dropout draws differ by rank)."""
     import torch
+    from accelerate.utils import gather_object
 
     staging = work / f"checkpoint-{state.step}.tmp"
     save_adapter(accelerator, model, staging / "adapter")
+    rng = [torch.get_rng_state()]
+    by_process = gather_object(rng) if accelerator.num_processes > 1 else rng
     if accelerator.is_main_process:
         saved = {
             "state": asdict(state),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": rng[0],
+            "torch_rng_by_process": by_process,
         }
         torch.save(saved, staging / "state.pt")
         os.replace(staging, work / f"checkpoint-{state.step}")
@@ -90,7 +95,11 @@ def resume(
     set_peft_model_state_dict(accelerator.unwrap_model(model), weights)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["torch_rng"])
+    by_process = saved.get("torch_rng_by_process") or []
+    same_processes = len(by_process) == accelerator.num_processes
+    torch.set_rng_state(
+        by_process[accelerator.process_index] if same_processes else saved["torch_rng"]
+    )
     state = TrainingState(**saved["state"])
     state.resumed_from_step = state.step
     return state

@@ -23,14 +23,16 @@ from tunewise.core.training_method import TrainingMethod, lora_settings, peft_co
 from tunewise.finetune.batches import (
     collate,
     completion_loss,
-    computed_tokens,
     length_grouped_batches,
+    process_parts,
     shared_prefix,
+    spread,
 )
 from tunewise.finetune.checkpoints import TrainingState, checkpoint, resume, save_adapter
-from tunewise.finetune.examples import IGNORE, TrainingSequence
+from tunewise.finetune.examples import TrainingSequence
 from tunewise.finetune.training_record import overfitting as overfitting
 from tunewise.finetune.training_record import training_record
+from tunewise.finetune.validation import record_check, validation_loss
 
 Advance = Callable[[int], None]
 # Part of every adapter's cache key: bump when the loop changes which weights a seed produces
@@ -204,9 +206,15 @@ def _set_up(
     """The seeded model with its adapter, the optimizer and scheduler, prepared by accelerate."""
     import torch
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
     from transformers import get_scheduler
 
-    accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation)
+    # split_batches: the loop deals each process its part of a global batch itself, so the
+    # scheduler steps once per optimizer step, not once per process (accelerate's default).
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
     torch.manual_seed(config.seed)
     model = _load_model(base_folder, config)
     optimizer = torch.optim.AdamW(
@@ -221,10 +229,10 @@ def _set_up(
         num_training_steps=total_steps,
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    # One process only: a DDP-wrapped model must see one forward call per backward. And only
-    # where the method allows it (a method that prepends virtual tokens changes the prefix).
-    alone = accelerator.num_processes == 1 and config.shared_prefix
-    prefix = shared_prefix([*train, *validation]) if alone else 0
+    # Where the method allows it (a method that prepends virtual tokens changes the prefix). Under
+    # DDP too: the prefix's forward call and the rows' share one backward, so each weight's
+    # gradient (both parts summed) is all-reduced once.
+    prefix = shared_prefix([*train, *validation]) if config.shared_prefix else 0
     return _Run(
         accelerator, model, optimizer, scheduler, config, train, validation, pad_id, prefix,
         steps_per_epoch, work,
@@ -239,7 +247,7 @@ def _train_epoch(run: _Run, state: TrainingState, advance: Advance, started: flo
     for batch in _epoch_batches(run, state):
         loss = _train_step(run, batch)
         state.batch_in_epoch += 1
-        state.tokens += computed_tokens(batch) * accelerator.num_processes
+        state.tokens += batch["tokens"]
         state.pending_losses.append(float(loss.detach()))
         if not accelerator.sync_gradients:
             continue
@@ -247,8 +255,9 @@ def _train_epoch(run: _Run, state: TrainingState, advance: Advance, started: flo
         advance(1)
         if state.step % evaluate_every == 0 or state.step == run.total_steps:
             loss_now = _checked_loss(run)
-            _evaluate(
-                state, loss_now, run.steps_per_epoch, config, accelerator, run.model, run.work
+            patience = config.early_stopping_patience
+            record_check(
+                state, loss_now, run.steps_per_epoch, patience, accelerator, run.model, run.work
             )
             if state.stopped_early:
                 return
@@ -260,29 +269,47 @@ def _train_epoch(run: _Run, state: TrainingState, advance: Advance, started: flo
 
 
 def _epoch_batches(run: _Run, state: TrainingState) -> Any:
-    """The epoch's length-grouped batches, less those a resumed run already trained on."""
+    """This process's part of each of the epoch's length-grouped global batches (batch_size
+    examples a process: every process draws the same global batches, so N processes train on
+    the batches one process draws at N x batch_size), less those a resumed run trained on."""
     import torch
+    from accelerate.data_loader import prepare_data_loader
 
-    config, lengths = run.config, [len(s.input_ids) for s in run.train]
-    batches = length_grouped_batches(lengths, config.batch_size, config.seed, state.epoch)
-    loader = run.accelerator.prepare_data_loader(
-        torch.utils.data.DataLoader(
-            run.train,
-            batch_sampler=batches,
-            collate_fn=lambda seqs: collate(seqs, run.pad_id, run.prefix),
-            # Its own generator: drawing the loader's seed must not shift the global RNG
-            # that dropout uses, or a resumed run would diverge from an uninterrupted one.
-            generator=torch.Generator().manual_seed(config.seed + state.epoch),
-        )
+    config, accelerator, train = run.config, run.accelerator, run.train
+    processes = accelerator.num_processes
+    lengths, targets = [len(s.input_ids) for s in train], [s.target_tokens for s in train]
+    batches = length_grouped_batches(
+        lengths, config.batch_size * processes, config.seed, state.epoch
     )
-    return run.accelerator.skip_first_batches(loader, state.batch_in_epoch)
+    parts = process_parts(batches, targets, accelerator.process_index, processes)
+    # Tokens the processes compute together for each batch: each its rows, and the prefix once.
+    tokens = [
+        sum(lengths[i] - run.prefix for i in spread(b, processes)) + run.prefix * processes
+        for b in batches
+    ]
+    start = state.batch_in_epoch
+    weights = {tuple(p): (w, t) for (p, w), t in zip(parts[start:], tokens[start:], strict=True)}
+    loader = torch.utils.data.DataLoader(
+        range(len(train)),
+        batch_sampler=[part for part, _ in parts[start:]],
+        collate_fn=lambda rows: {
+            **collate([train[i] for i in rows], run.pad_id, run.prefix),
+            **dict(zip(("weight", "tokens"), weights[tuple(rows)], strict=True)),
+        },
+        # Its own generator: drawing the loader's seed must not shift the global RNG
+        # that dropout uses, or a resumed run would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(config.seed + state.epoch),
+    )
+    # Already this process's part: wrapped only to place batches on the device and to tell
+    # gradient accumulation where the epoch ends.
+    return prepare_data_loader(loader, accelerator.device, 1, 0, put_on_device=True)
 
 
 def _train_step(run: _Run, batch: Any) -> Any:
     """One forward and backward pass; the optimizer steps when accumulation is complete."""
     run.model.train()
     with run.accelerator.accumulate(run.model), _autocast(run.accelerator, run.config):
-        loss = completion_loss(run.model, batch)
+        loss = completion_loss(run.model, batch) * batch["weight"]
         run.accelerator.backward(loss)
         run.optimizer.step()
         run.scheduler.step()
@@ -293,7 +320,7 @@ def _train_step(run: _Run, batch: Any) -> Any:
 def _checked_loss(run: _Run) -> float:
     """The validation loss now."""
     with _autocast(run.accelerator, run.config):
-        return _validation_loss(
+        return validation_loss(
             run.accelerator, run.model, run.validation, run.config.batch_size, run.pad_id,
             run.prefix,
         )  # fmt: skip
@@ -308,59 +335,6 @@ def _autocast(accelerator: Any, config: TrainingConfig) -> Any:
     return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.bf16)
 
 
-def _validation_loss(
-    accelerator: Any,
-    model: Any,
-    validation: Sequence[TrainingSequence],
-    batch_size: int,
-    pad_id: int,
-    prefix: int,
-) -> float:
-    """Mean loss per target token over the validation slice."""
-    import torch
-
-    model.eval()
-    total, tokens = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(validation), batch_size):
-            chunk = validation[start : start + batch_size]
-            batch = {k: v.to(accelerator.device) for k, v in collate(chunk, pad_id, prefix).items()}
-            count = int((batch["labels"] != IGNORE).sum())
-            total += float(completion_loss(model, batch)) * count
-            tokens += count
-    return total / max(tokens, 1)
-
-
-def _evaluate(
-    state: TrainingState,
-    loss: float,
-    steps_per_epoch: int,
-    config: TrainingConfig,
-    accelerator: Any,
-    model: Any,
-    work: Path,
-) -> None:
-    """Record a curve point; keep the best weights; stop after `patience` checks without gain."""
-    train_loss = sum(state.pending_losses) / max(1, len(state.pending_losses))
-    state.pending_losses = []
-    state.curve.append(
-        {
-            "step": state.step,
-            "epoch": round(state.step / steps_per_epoch, 3),
-            "train_loss": round(train_loss, 5),
-            "validation_loss": round(loss, 5),
-        }
-    )
-    if loss < state.best_loss - 1e-4:
-        state.best_loss, state.best_step = loss, state.step
-        state.evaluations_without_improvement = 0
-        save_adapter(accelerator, model, work / "best")
-    else:
-        state.evaluations_without_improvement += 1
-        if state.evaluations_without_improvement >= config.early_stopping_patience:
-            state.stopped_early = True
-
-
 def _publish(
     record: dict[str, Any],
     accelerator: Any,
@@ -370,6 +344,7 @@ def _publish(
     extra_files: Mapping[str, str],
 ) -> None:
     """Move the best adapter, its record and extra files into `out` in one rename."""
+    accelerator.wait_for_everyone()  # every process sees rank 0's last save of the best weights
     best = work / "best"
     if not best.exists():  # no validation check ran: keep the final weights
         save_adapter(accelerator, model, best)
@@ -385,5 +360,10 @@ def _publish(
 
 
 def _steps_per_epoch(train: Sequence[TrainingSequence], config: TrainingConfig, acc: Any) -> int:
-    batches = math.ceil(len(train) / config.batch_size)
-    return max(1, math.ceil(batches / acc.num_processes / config.gradient_accumulation))
+    return optimizer_steps(len(train), config, acc.num_processes)
+
+
+def optimizer_steps(examples: int, config: TrainingConfig, processes: int = 1) -> int:
+    """Optimizer steps in an epoch: each process takes every `processes`-th batch."""
+    batches = math.ceil(examples / config.batch_size)
+    return max(1, math.ceil(math.ceil(batches / processes) / config.gradient_accumulation))

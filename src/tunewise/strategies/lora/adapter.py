@@ -9,7 +9,6 @@ tokens per request are a fraction of few-shot's. Adapters are cached by a conten
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ from tunewise.finetune.examples import (
     lint_template,
     training_messages,
 )
-from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, train_adapter
+from tunewise.finetune.train import TRAINING_LOOP, TrainingConfig, optimizer_steps
+from tunewise.finetune.trainers import Trainer, TrainingJob, trainer_for
 from tunewise.inference.predictor import PromptPredictor
 from tunewise.inference.prompts import build_messages, system_prompt
 from tunewise.models.backend import Backend, Message
@@ -179,14 +179,15 @@ def train_adapter_for(
     config = TrainingConfig.from_candidate(
         spec, task.seed, training_method(spec), bf16=base.dtype == "bfloat16"
     )
-    key = adapter_key(task, base, fit, validation, config, spec.max_length, recipe)
+    trainer = trainer_for(task.training)
+    key = adapter_key(task, base, fit, validation, config, spec.max_length, recipe, trainer)
     folder = base.home / "adapters" / key
     cached = (folder / "training.json").exists()
     if cached:
         record = json.loads((folder / "training.json").read_text())
     else:
         work = (base, fit, validation, config, folder)
-        record = _train(task, spec, work, prompt, name, progress)
+        record = _train(trainer, spec, work, prompt, name, progress)
     return Adapter(folder, record, cached, len(fit), config)
 
 
@@ -209,9 +210,13 @@ def adapter_key(
     config: TrainingConfig,
     max_length: int,
     recipe: dict[str, Any],
+    trainer: Trainer | None = None,
 ) -> str:
-    """sha256 of everything that decides the adapter's weights."""
+    """sha256 of everything that decides the adapter's weights: with several processes, their
+    number too (it sets the global batch); one process keys as it always has."""
+    processes = trainer.processes if trainer else 1
     return cache_key(
+        **({"processes": processes} if processes > 1 else {}),
         base=backend.fingerprint(),
         data=examples_hash(fit, validation),
         prompt=system_prompt(task.contract),
@@ -224,7 +229,7 @@ def adapter_key(
 
 
 def _train(
-    task: Task,
+    trainer: Trainer,
     spec: FineTuningOptions,
     work: tuple[LocalModel, list[Example], list[Example], TrainingConfig, Path],
     prompt: Prompt,
@@ -239,8 +244,8 @@ def _train(
     held = [encode_example(backend, prompts[e.id], e) for e in validation]
     held = [s for s in held if len(s.input_ids) <= spec.max_length]
     lint_sequences(kept + held, backend.tokenizer.eos_token_id)
-    steps = math.ceil(math.ceil(len(kept) / config.batch_size) / config.gradient_accumulation)
-    advance = progress.stage(f"{name} train", steps * config.epochs) if progress else None
+    steps = optimizer_steps(len(kept), config, trainer.processes) * config.epochs
+    advance = progress.stage(f"{name} train", steps) if progress else None
     # The exact conversations trained on, for `tunewise export --format openai-jsonl`.
     conversations = {
         f"{split}.messages.jsonl": "".join(
@@ -249,7 +254,7 @@ def _train(
         )
         for split, examples in (("train", fit), ("validation", validation))
     }
-    return train_adapter(
+    job = TrainingJob(
         backend.folder,
         kept,
         held,
@@ -257,7 +262,7 @@ def _train(
         folder,
         folder.with_name(folder.name + ".work"),
         backend.tokenizer.pad_token_id,
-        advance=advance or (lambda n: None),
         notes={"left_out_too_long": len(encoded) - len(kept)},
         extra_files=conversations,
     )
+    return trainer.train(job, advance or (lambda n: None))
