@@ -1,3 +1,4 @@
-"""The bottom layer: the types and records every other package shares (progress, the strategy
-record and its registry, setup and cost records, the content-hash key). It imports nothing from
-tunewise above it; see "Layers" in docs/development.md."""
+"""The bottom layer: the types and records every other package shares: the strategy record and
+its registry, the candidate settings, the training method record, setup records, the cost model,
+the budget, Progress, the content key of every cache, the version. It imports nothing from
+tunewise but errors; see "Layers" in docs/development.md."""
