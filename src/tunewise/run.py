@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -19,12 +19,7 @@ from tunewise.deciding.from_results import decide_from, price_list
 from tunewise.deciding.ladder import MIN_LADDER_TRAINING, Ladder, LadderRecord
 from tunewise.deciding.next_step import next_step
 from tunewise.deciding.plan import (
-    LadderPlan,
-    ShowsPlan,
     checked,
-    ladder_plan,
-    smallest_training_fits,
-    warm_up_size,
 )
 from tunewise.deciding.verdict import NextStep, Recommendation
 from tunewise.errors import DataError, TunewiseError
@@ -45,7 +40,6 @@ from tunewise.measuring.selection import (
     pinned,
     suggested_command,
 )
-from tunewise.measuring.timing import time_answers, warm_up_spec, with_training_rate
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
@@ -57,6 +51,7 @@ from tunewise.run_context import (
     judge_for,
     judge_model,
     measure,
+    plan_ladder,
     warm_up_training,
 )
 from tunewise.strategies.prepare import prepare_candidate
@@ -248,30 +243,6 @@ def climb_ladder(run: RunContext) -> Measured:
     record = replace(walk(ladder), plan=checked(planned, ladder.results))
     names = [r.name for r in ladder.results]
     return Measured(ladder.specs, names, ladder.results, ladder.test, record, ladder.curve)
-
-
-def plan_ladder(
-    run: RunContext, settings: Callable[[str], CandidateSpec], trains: bool
-) -> LadderPlan:
-    """Time the task's own examples (cached for the ladder), plan its steps, and show the plan
-    before the ladder spends anything."""
-
-    def warm_up(strategy: str) -> tuple[float, int]:
-        warm = warm_up_spec(settings(strategy), size)
-        return warm_up_training(run, warm, f"{strategy} warm-up")
-
-    timing = time_answers(
-        run.task, run.dataset, run.test, settings,
-        backend=run.backends.for_spec(settings(first_in_ladder("prompting"))),
-        measure=partial(measure, run),
-    )  # fmt: skip
-    size = warm_up_size(timing, run.options.budget)
-    if trains and smallest_training_fits(timing, run.options.budget):
-        timing = with_training_rate(timing, warm_up, size)
-    planned = ladder_plan(run.task, timing)
-    if isinstance(run.progress, ShowsPlan):
-        run.progress.planned(planned, run.options.budget)
-    return planned
 
 
 def tunes_remotely(task: Task, options: RunOptions) -> bool:

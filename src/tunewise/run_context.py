@@ -3,17 +3,27 @@ the response cache, the documents and the judge; and how one candidate is measur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
+from tunewise.core.catalog import first_in_ladder
 from tunewise.core.progress import Progress
 from tunewise.core.specs import CandidateSpec, FineTuningOptions
 from tunewise.deciding.ladder import LadderRecord
+from tunewise.deciding.plan import (
+    LadderPlan,
+    ShowsPlan,
+    ladder_plan,
+    smallest_training_fits,
+    warm_up_size,
+)
 from tunewise.inference.cache import ResponseCache
 from tunewise.inference.judge import ModelJudge
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
 from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import model_for
+from tunewise.measuring.timing import time_answers, warm_up_spec, with_training_rate
 from tunewise.models.backend import Backend
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
@@ -104,3 +114,27 @@ def warm_up_training(run: RunContext, spec: FineTuningOptions, name: str) -> tup
     training = prepared.setup.training
     assert training is not None  # spec is a fine-tuning candidate: it trained
     return training.seconds, training.examples * spec.epochs
+
+
+def plan_ladder(
+    run: RunContext, settings: Callable[[str], CandidateSpec], trains: bool
+) -> LadderPlan:
+    """Time the task's own examples (cached for the ladder), plan its steps, and show the plan
+    before the ladder spends anything."""
+
+    def warm_up(strategy: str) -> tuple[float, int]:
+        warm = warm_up_spec(settings(strategy), size)
+        return warm_up_training(run, warm, f"{strategy} warm-up")
+
+    timing = time_answers(
+        run.task, run.dataset, run.test, settings,
+        backend=run.backends.for_spec(settings(first_in_ladder("prompting"))),
+        measure=partial(measure, run),
+    )  # fmt: skip
+    size = warm_up_size(timing, run.options.budget)
+    if trains and smallest_training_fits(timing, run.options.budget):
+        timing = with_training_rate(timing, warm_up, size)
+    planned = ladder_plan(run.task, timing)
+    if isinstance(run.progress, ShowsPlan):
+        run.progress.planned(planned, run.options.budget)
+    return planned
