@@ -86,8 +86,9 @@ def _run(command: list[str], environment: dict[str, str], advance: Advance, n: i
     with the end of what the processes wrote. Interrupted, it stops the processes it started."""
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errors:
         process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.PIPE, stderr=errors, text=True
-        )
+            command, env=environment, stdout=subprocess.PIPE, stderr=errors, text=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
         try:
             output = _follow(process.stdout, advance)
             code = process.wait()
@@ -127,8 +128,23 @@ def _follow(stream: IO[str] | None, advance: Advance) -> deque[str]:
     return kept
 
 
+def _die_with_parent() -> None:
+    """Linux: end this process when the one that started it ends, even by SIGKILL, so a killed
+    run leaves no training behind (torchrun starts each process in a session of its own, out
+    of reach of a signal to the launching process's group)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent ended before the request took hold
+            os._exit(1)
+
+
 def main(arguments: list[str]) -> None:
     """One process of the launch: train the job; rank 0 reports progress on stdout."""
+    _die_with_parent()
     job = TrainingJob.from_json(Path(arguments[0]).read_text(encoding="utf-8"))
     rank0 = os.environ.get("RANK", "0") == "0"
     job.run(_report if rank0 else lambda n: None)
