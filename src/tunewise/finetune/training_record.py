@@ -44,9 +44,19 @@ def training_record(
         "trainable_parameters": sum(p.numel() for p in unwrapped.parameters() if p.requires_grad),
         "total_parameters": total,
         "device": str(accelerator.device),
+        **_peak_gpu_memory(accelerator),
         "processes": accelerator.num_processes,
         "config": config,
     }
+
+
+def _peak_gpu_memory(accelerator: Any) -> dict[str, float]:
+    """On CUDA, the most GPU memory torch held for tensors in this process (rank 0's)."""
+    if accelerator.device.type != "cuda":
+        return {}
+    import torch
+
+    return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
 
 
 def overfitting(curve: Sequence[dict[str, float]]) -> bool:
