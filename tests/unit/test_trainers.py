@@ -21,6 +21,8 @@ from tunewise.finetune.trainers import InProcessTrainer, TrainingJob, trainer_fo
 from tunewise.strategies.lora import LORA
 from tunewise.task.training_processes import TrainingProcesses
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # ---- dealing a global batch out -------------------------------------------------------------
 
 
@@ -149,10 +151,12 @@ def test_two_processes_train_exactly_as_one_at_the_same_global_batch(
     """Without dropout (its masks are drawn per process), two processes of 2 examples a step
     train the same weights as one process of 4: the same global batches, gradients all-reduced,
     each process's loss weighted by its share of the answer tokens, the shared prefix computed
-    once per process. What is left is summation order: 1e-4 on a loss near 4."""
+    once per process. What is left is summation order: 1e-4 on a loss near 4. Launched with
+    the shipped examples/accelerate/ddp.yaml (on CPU: gloo)."""
     reference = InProcessTrainer().train(job(tmp_path / "one", base), lambda n: None)
     steps: list[int] = []
-    record = LaunchedTrainer(2).train(job(tmp_path / "two", base, batch_size=2), steps.append)
+    trainer = LaunchedTrainer(2, ROOT / "examples" / "accelerate" / "ddp.yaml")
+    record = trainer.train(job(tmp_path / "two", base, batch_size=2), steps.append)
     assert sum(steps) == record["steps"] == reference["steps"] == 12
     assert record["processes"] == 2 and record["shared_prefix_tokens"] > 0
     for ours, theirs in zip(record["loss_curve"], reference["loss_curve"], strict=True):
