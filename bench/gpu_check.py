@@ -168,7 +168,7 @@ def dry_run(parts: list[tuple[str, list[str]]]) -> list[Part]:
             load_task(command[4])
         elif command[1] == "-c":
             compile(command[2], "<convert>", "exec")
-    LaunchedTrainer(2).command(Path("job.json"), cuda=True)
+    LaunchedTrainer(2).command(Path("job.json"), gpus=2)
     return [Part(name=name, status="planned", command=command) for name, command in parts]
 
 

@@ -106,7 +106,7 @@ def test_a_job_round_trips_through_its_json(tmp_path: Path) -> None:
 
 
 def test_the_launch_on_cpu_is_ddp_over_gloo_with_the_threads_shared(tmp_path: Path) -> None:
-    command, environment = LaunchedTrainer(2).command(tmp_path / "job.json", cuda=False)
+    command, environment = LaunchedTrainer(2).command(tmp_path / "job.json", gpus=0)
     assert command[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert command[-3:] == ["-m", "tunewise.finetune.launcher", str(tmp_path / "job.json")]
     flags = dict(itertools.pairwise(command))
@@ -117,15 +117,20 @@ def test_the_launch_on_cpu_is_ddp_over_gloo_with_the_threads_shared(tmp_path: Pa
 
 
 def test_the_launch_on_gpus_uses_them_and_a_config_file_decides_the_rest(tmp_path: Path) -> None:
-    command, environment = LaunchedTrainer(4).command(tmp_path / "job.json", cuda=True)
+    command, environment = LaunchedTrainer(4).command(tmp_path / "job.json", gpus=4)
     assert "--multi_gpu" in command and "--num_cpu_threads_per_process" not in command
     assert environment.get("ACCELERATE_USE_CPU") != "true"
     config = tmp_path / "fsdp.yaml"
     config.write_text("distributed_type: FSDP\n")
-    command, _ = LaunchedTrainer(4, config).command(tmp_path / "job.json", cuda=True)
+    command, _ = LaunchedTrainer(4, config).command(tmp_path / "job.json", gpus=1)
     assert command[command.index("--config_file") + 1] == str(config)
     assert "--multi_gpu" not in command
     assert command[command.index("--num_processes") + 1] == "4"
+
+
+def test_more_processes_than_gpus_is_an_error_without_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(TunewiseError, match="--train-processes 4 needs a GPU for each process"):
+        LaunchedTrainer(4).command(tmp_path / "job.json", gpus=2)
 
 
 def test_a_missing_accelerate_config_is_an_error_naming_it(tmp_path: Path) -> None:

@@ -48,13 +48,15 @@ class LaunchedTrainer:
             )
         return dict(json.loads(record.read_text(encoding="utf-8")))
 
-    def command(self, job_file: Path, cuda: bool | None = None) -> tuple[list[str], dict[str, str]]:
+    def command(self, job_file: Path, gpus: int | None = None) -> tuple[list[str], dict[str, str]]:
         """The `accelerate launch` command line and its environment. Without a config file: DDP
-        over this machine's GPUs (NCCL), or over CPU processes (gloo) when there is no GPU, each
-        with an equal share of the CPU threads."""
+        over this machine's GPUs (NCCL), one a process, or over CPU processes (gloo) when there
+        is no GPU, each with an equal share of the CPU threads. `gpus`: the machine's CUDA GPUs
+        (default: as torch finds them)."""
         import torch
 
-        cuda = torch.cuda.is_available() if cuda is None else cuda
+        gpus = torch.cuda.device_count() if gpus is None else gpus
+        cuda = gpus > 0
         launch = [sys.executable, "-m", "accelerate.commands.launch"]
         if self.accelerate_config is not None:
             if not self.accelerate_config.is_file():
@@ -63,6 +65,11 @@ class LaunchedTrainer:
                     "`accelerate config` or start from examples/accelerate/"
                 )
             launch += ["--config_file", str(self.accelerate_config)]
+        elif cuda and gpus < self.processes:
+            raise TunewiseError(
+                f"--train-processes {self.processes} needs a GPU for each process; this machine "
+                f"has {gpus} (an accelerate config file can say otherwise)"
+            )
         else:  # flags in full: a default config of `accelerate config` must not sneak in
             launch += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no"]
             launch += ["--dynamo_backend", "no"]
