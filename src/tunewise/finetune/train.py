@@ -282,7 +282,7 @@ def _epoch_batches(run: _Run, state: TrainingState) -> Any:
         lengths, config.batch_size * processes, config.seed, state.epoch
     )
     parts = process_parts(batches, targets, accelerator.process_index, processes)
-    # Tokens the processes compute together for each batch: each its rows, and the prefix once.
+    # Tokens the processes compute together for each batch: their rows, and the prefix once each.
     tokens = [
         sum(lengths[i] - run.prefix for i in spread(b, processes)) + run.prefix * processes
         for b in batches
