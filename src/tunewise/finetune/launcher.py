@@ -90,7 +90,7 @@ def _free_port() -> int:
 
 def _run(command: list[str], environment: dict[str, str], advance: Advance, n: int) -> None:
     """Run the launch, turning rank 0's progress lines into `advance` calls; a failure raises
-    with the end of what the processes wrote. Interrupted, it stops the processes it started."""
+    naming each failed process's exception. Interrupted, it stops the processes it started."""
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errors:
         process = subprocess.Popen(
             command, env=environment, stdout=subprocess.PIPE, stderr=errors, text=True,
