@@ -121,3 +121,16 @@ def test_the_warm_up_shrinks_where_40_examples_would_take_over_an_eighth_of_the_
     long_inputs = timing(seconds_per_token=0.0024, zero_shot_tokens=331.0)
     assert warm_up_size(long_inputs, 420) == 21  # 0.12 x 420 s / 2.38 s
     assert warm_up_size(long_inputs, 60) == 16  # never below four steps of four
+
+
+def test_answering_splits_into_reading_each_prompt_token_and_generating_each_answer() -> None:
+    from tunewise.measuring.timing import _answer_line
+
+    # Generating costs 0.4 s an answer whatever the prompt; reading, 1 ms a prompt token.
+    zero, few = measured("zero-shot", 8, 0.5, 100.0), measured("few-shot", 2, 0.8, 400.0)
+    per_answer, per_token = _answer_line(zero, few)
+    assert (per_answer, per_token) == pytest.approx((0.4, 0.001))
+    rates = timing(seconds_per_token=per_token, seconds_per_answer=per_answer)
+    assert rates.answers(400.0, 10) == pytest.approx(8.0)  # not 4x zero-shot's 0.5 s
+    # Longer prompts that cost no more: all of it per token, as before.
+    assert _answer_line(zero, measured("few-shot", 2, 0.4, 400.0)) == (0.0, 0.005)

@@ -52,13 +52,17 @@ def plan(timing: Timing, target: float | None, metric: str) -> list[PlannedStep]
     fine-tuning only where it can run)."""
     goal = f"{metric} >= {target:g}" if target is not None else "a set target"
     first, n = min(FIRST_LOOK, timing.test_examples), timing.test_examples
-    prompts = timing.zero_shot_tokens + timing.few_shot_tokens
-    redraws = (timing.redraws - 1) * min(REDRAW_EXAMPLES, n) * timing.few_shot_tokens
+    redraws = (timing.redraws - 1) * min(REDRAW_EXAMPLES, n)
+
+    def prompting(answers: int) -> float:
+        zero, few = timing.zero_shot_tokens, timing.few_shot_tokens
+        return timing.answers(zero, answers) + timing.answers(few, answers)
+
     steps = [
         PlannedStep(
             1, "prompting", "zero-shot and few-shot",
-            timing.answers(prompts, first),
-            timing.answers(prompts, n) + timing.seconds_per_token * redraws,
+            prompting(first),
+            prompting(n) + timing.answers(timing.few_shot_tokens, redraws),
             f"a prompting candidate's interval clears {goal}",
         )
     ]  # fmt: skip

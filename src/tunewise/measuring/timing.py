@@ -18,6 +18,7 @@ from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
 
 WARM_UP_EXAMPLES = 8  # answers timed before a step; they are cached, so the step reuses them
+LONGER_PROMPTS_TIMED = 2  # few-shot answers timed beside them (cached too)
 WARM_UP_TRAINING = 40  # examples of the short training that times a step 3 or 4
 MIN_WARM_UP_TRAINING = 16  # its fewest, where a tight budget cannot spare 40 (four steps)
 
@@ -29,7 +30,7 @@ WarmUp = Callable[[str], tuple[float, int]]  # strategy -> (training seconds, ex
 class Timing:
     """What a short timing measured on the task's own examples."""
 
-    seconds_per_token: float  # answering compute per prompt token (zero-shot's answers)
+    seconds_per_token: float  # answering compute per prompt token
     zero_shot_tokens: float  # mean prompt tokens of each way of answering
     few_shot_tokens: float
     rag_tokens: float | None  # None: the task has no documents
@@ -39,9 +40,11 @@ class Timing:
     epochs: int = 2  # the fine-tuning candidate's epochs
     redraws: int = 3  # few-shot's demo draws
     warm_up_examples: int = WARM_UP_TRAINING  # the warm-up training's size
+    seconds_per_answer: float = 0.0  # and per answer whatever its prompt (generating it)
 
     def answers(self, tokens: float, n: int) -> float:
-        return self.seconds_per_token * tokens * n
+        """Compute for n answers to prompts of `tokens` tokens."""
+        return (self.seconds_per_answer + self.seconds_per_token * tokens) * n
 
 
 def warm_up_spec(spec: CandidateSpec, examples: int = WARM_UP_TRAINING) -> CandidateSpec:
@@ -59,18 +62,27 @@ def time_answers(
     backend: Backend,
     measure: Measure,
 ) -> Timing:
-    """Time answers on the task's own inputs and count each prompt's tokens; no training rate
-    yet (`with_training_rate` adds it)."""
+    """Time answers on the task's own inputs, zero-shot's and a few of few-shot's longer
+    prompts: a line through the two splits each answer's compute into a part per prompt token
+    (reading it) and a part per answer (generating it). No training rate yet
+    (`with_training_rate` adds it)."""
     baseline = settings(first_in_ladder("prompting"))
     # One answer first loads the model; the next ones time answering alone.
     for asked in (test[:1], test[1 : WARM_UP_EXAMPLES + 1] or test[:1]):
         timed = measure(baseline, baseline.strategy, asked)
     tokens = timed.usage.get("input_tokens_per_request", 0.0)
     few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
+    longer = measure(few, few.strategy, asked[:LONGER_PROMPTS_TIMED])
+    per_answer, per_token = _answer_line(timed, longer)
     return Timing(
-        seconds_per_token=timed.compute_seconds_per_request / max(tokens, 1.0),
+        seconds_per_token=per_token,
+        seconds_per_answer=per_answer,
         zero_shot_tokens=tokens,
-        few_shot_tokens=_prompt_tokens(task, few, dataset, asked, backend),
+        few_shot_tokens=(
+            longer.usage["input_tokens_per_request"]
+            if longer.measured
+            else _prompt_tokens(task, few, dataset, asked, backend)
+        ),
         rag_tokens=_rag_tokens(task, settings),
         train_seconds_per_example=None,
         train_examples=len(dataset.train),
@@ -86,6 +98,21 @@ def with_training_rate(timing: Timing, warm_up: WarmUp, size: int = WARM_UP_TRAI
     seconds, examples = warm_up(first_in_ladder("fine-tuning"))
     rate = seconds / max(1, examples)
     return replace(timing, train_seconds_per_example=rate, warm_up_examples=size)
+
+
+def _answer_line(short: CandidateResult, long: CandidateResult) -> tuple[float, float]:
+    """(seconds per answer, seconds per prompt token) through the two measurements; all per
+    token where the longer prompts were not measured or did not cost more."""
+    tokens = short.usage.get("input_tokens_per_request", 0.0)
+    seconds = short.compute_seconds_per_request if short.predictions else 0.0
+    proportional = (0.0, seconds / max(tokens, 1.0))
+    if not long.measured or not long.predictions:
+        return proportional
+    more = long.usage.get("input_tokens_per_request", 0.0) - tokens
+    slope = (long.compute_seconds_per_request - seconds) / more if more > 0 else 0.0
+    if slope <= 0 or seconds - slope * tokens < 0:
+        return proportional
+    return seconds - slope * tokens, slope
 
 
 def _prompt_tokens(
