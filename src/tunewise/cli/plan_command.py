@@ -49,7 +49,8 @@ def show_plan(
         f"Every step at its smallest useful size: about {_time(smallest)}; all at full size: "
         f"about {_time(full)}; with {room}. Timed on {timing.test_examples:,} test and "
         f"{timing.train_examples:,} training examples: "
-        f"{timing.seconds_per_token * 1000:.3f} ms per prompt token{training}",
+        f"{timing.seconds_per_answer:.3f} s per answer + {timing.seconds_per_token * 1000:.3f} "
+        f"ms per prompt token{training}",
         markup=False,
     )
 
