@@ -43,7 +43,7 @@ def show_plan(
     training = (
         f", {timing.train_seconds_per_example:.2f} s per training example."
         if timing.train_seconds_per_example is not None
-        else "; fine-tuning cannot run here."
+        else "; no training timed: fine-tuning cannot run here, or not within the budget."
     )
     out.print(
         f"Every step at its smallest useful size: about {_time(smallest)}; all at full size: "
