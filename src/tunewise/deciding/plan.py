@@ -36,7 +36,8 @@ class PlannedStep:
     full_seconds: float  # every test example, the whole training set and its epochs
     stops_if: str  # the result that would end the ladder here
     # Once the ladder ran: the plan's rates applied to the work the step's candidates did
-    # (their answers and training), beside the compute they recorded. None: not run.
+    # (their answers and training), beside the compute they recorded for that work (an index
+    # build or a prompt search is not priced by the plan). None: not run.
     estimated_seconds: float | None = None
     actual_seconds: float | None = None
 
@@ -169,12 +170,20 @@ def checked(ladder_plan: LadderPlan, results: Iterable[CandidateResult]) -> Ladd
             continue
         step = strategy_named(result.strategy).step
         estimated[step] = estimated.get(step, 0.0) + estimate_of(ladder_plan.timing, result)
-        actual[step] = actual.get(step, 0.0) + result.compute_seconds
+        actual[step] = actual.get(step, 0.0) + _answers_and_training(result)
     steps = tuple(
         replace(s, estimated_seconds=estimated.get(s.step), actual_seconds=actual.get(s.step))
         for s in ladder_plan.steps
     )
     return replace(ladder_plan, steps=steps)
+
+
+def _answers_and_training(result: CandidateResult) -> float:
+    """The compute a candidate recorded for what the plan prices: its answers (re-draws
+    included) and its training, not an index build or a prompt search."""
+    training = result.setup.training
+    other_setup = result.setup.seconds - (training.seconds if training else 0.0)
+    return result.compute_seconds - other_setup
 
 
 def estimate_of(timing: Timing, result: CandidateResult) -> float:
