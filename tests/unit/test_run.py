@@ -255,7 +255,6 @@ def test_task_json_round_trips_with_fine_tuning_candidates(
     assert spec.model_fields_set == {"strategy"}
 
 
-
 def test_a_run_whose_every_candidate_was_skipped_names_each_reason(tiny_task: Path) -> None:
     from tunewise.core.setup import Setup
     from tunewise.deciding.from_results import decide_from

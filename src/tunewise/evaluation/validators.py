@@ -58,4 +58,3 @@ def _validate_text(output_format: TextFormat, text: str) -> str | None:
     if pattern is not None and not abstained and re.fullmatch(pattern, answer) is None:
         return f"does not match the pattern {pattern}"
     return None
-
