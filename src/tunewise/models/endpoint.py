@@ -3,6 +3,7 @@ request to it gives: an `Answer`, or a `Failure` that says whether another attem
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,19 @@ class Endpoint:
                 f"endpoint {self.base_url}: concurrency must be >= 1, max_retries >= 0 and "
                 "deadline_s > 0"
             )
+
+    def api_key(self, where: str) -> str | None:
+        """The key from its variable (None when the endpoint takes none); a missing or empty
+        variable is an error naming `where` and the variable, never a key."""
+        name = self.api_key_env
+        if name is None:
+            return None
+        key = os.environ.get(name, "").strip()
+        if not key:
+            raise ModelError(
+                f"{where}: the API key variable ${name} is not set; export {name}=<your key>"
+            )
+        return key
 
 
 def parse_spec(prefix: str, rest: str) -> Endpoint:

@@ -282,15 +282,7 @@ class OpenAICompatible:
         return self.count_tokens(messages), estimate_tokens(text), True
 
     def _key(self) -> str | None:
-        name = self.endpoint.api_key_env
-        if name is None:
-            return None
-        key = os.environ.get(name, "").strip()
-        if not key:
-            raise ModelError(
-                f"{self.spec}: the API key variable ${name} is not set; export {name}=<your key>"
-            )
-        return key
+        return self.endpoint.api_key(self.spec)
 
     def _headers(self) -> dict[str, str]:
         key = self._key()

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import httpx
 
-from tunewise.errors import ModelError
 from tunewise.models.endpoint import Endpoint
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -79,7 +78,7 @@ class OpenAIService:
 
         self.base_url = endpoint.base_url
         self._key_env = endpoint.api_key_env
-        key = _key(endpoint)
+        key = endpoint.api_key(endpoint.base_url)
         self._client = openai.OpenAI(
             api_key=key or "no-key",
             base_url=endpoint.base_url,
@@ -206,15 +205,3 @@ def _service_message(error: Any) -> str:
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
     return str(error.message)
-
-
-def _key(endpoint: Endpoint) -> str | None:
-    name = endpoint.api_key_env
-    if name is None:
-        return None
-    key = os.environ.get(name, "").strip()
-    if not key:
-        raise ModelError(
-            f"{endpoint.base_url}: the API key variable ${name} is not set; export {name}=<key>"
-        )
-    return key
