@@ -41,7 +41,8 @@ from tunewise.strategies.rag.retrieving import (
     retrieval_params,
 )
 from tunewise.task.config import Task
-from tunewise.task.data import Example, sample_examples, split_examples, stratify_by_label
+from tunewise.task.data import Example
+from tunewise.task.training_split import training_split
 
 Prompt = Callable[[Example], list[Message]]
 
@@ -186,11 +187,10 @@ def train_on_service(
 ) -> ServiceModel:
     """A seeded train/validation split of train as chat JSONL of `prompt(example)` + answer,
     fine-tuned on the base's service (or the job that already did)."""
-    stratify = stratify_by_label(task.contract.output_format)
-    examples = list(train)
-    if spec.max_train_examples:
-        examples = sample_examples(examples, spec.max_train_examples, task.seed, stratify)
-    fit, validation = split_examples(examples, spec.validation_fraction, task.seed, stratify)
+    fit, validation = training_split(
+        train, task.contract.output_format, max_examples=spec.max_train_examples,
+        validation_fraction=spec.validation_fraction, seed=task.seed,
+    )  # fmt: skip
     endpoint = base.endpoint
     request = JobRequest(
         base_url=endpoint.base_url,

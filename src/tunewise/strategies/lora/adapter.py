@@ -37,13 +37,8 @@ from tunewise.models.local import LocalModel
 from tunewise.strategies.lora import LoraCandidate
 from tunewise.strategies.lora.teacher import teacher_labels
 from tunewise.task.config import Task
-from tunewise.task.data import (
-    Example,
-    examples_hash,
-    sample_examples,
-    split_examples,
-    stratify_by_label,
-)
+from tunewise.task.data import Example, examples_hash
+from tunewise.task.training_split import training_split
 
 Prompt = Callable[[Example], list[Message]]
 
@@ -171,11 +166,10 @@ def train_adapter_for(
 ) -> Adapter:
     """Train on `prompt(example)` + answer for a seeded split of train, or reuse the adapter
     cached under the same content key. `recipe` names how prompt() builds its messages."""
-    stratify = stratify_by_label(task.contract.output_format)
-    examples = list(train)
-    if spec.max_train_examples:
-        examples = sample_examples(examples, spec.max_train_examples, task.seed, stratify)
-    fit, validation = split_examples(examples, spec.validation_fraction, task.seed, stratify)
+    fit, validation = training_split(
+        train, task.contract.output_format, max_examples=spec.max_train_examples,
+        validation_fraction=spec.validation_fraction, seed=task.seed,
+    )  # fmt: skip
     config = TrainingConfig.from_candidate(
         spec, task.seed, training_method(spec), bf16=base.dtype == "bfloat16"
     )
