@@ -16,7 +16,7 @@ from tunewise.core.specs import CandidateSpec
 from tunewise.core.version import __version__
 from tunewise.deciding.climb import walk
 from tunewise.deciding.from_results import decide_from, price_list
-from tunewise.deciding.ladder import MIN_LADDER_TRAINING, Ladder, LadderRecord
+from tunewise.deciding.ladder import Ladder, LadderRecord
 from tunewise.deciding.next_step import next_step
 from tunewise.deciding.plan import (
     checked,
@@ -237,8 +237,7 @@ def climb_ladder(run: RunContext) -> Measured:
         scores=answer_scores(task),
         metric=primary_metric(task),
     )
-    trains = ladder.trainable and ladder.train_examples >= MIN_LADDER_TRAINING
-    planned = plan_ladder(run, settings, trains)
+    planned = plan_ladder(run, settings)
     ladder.timing = planned.timing
     record = replace(walk(ladder), plan=checked(planned, ladder.results))
     names = [r.name for r in ladder.results]

@@ -10,7 +10,7 @@ from functools import partial
 from tunewise.core.catalog import first_in_ladder
 from tunewise.core.progress import Progress
 from tunewise.core.specs import CandidateSpec, FineTuningOptions
-from tunewise.deciding.ladder import LadderRecord
+from tunewise.deciding.ladder import MIN_LADDER_TRAINING, LadderRecord
 from tunewise.deciding.plan import (
     LadderPlan,
     ShowsPlan,
@@ -25,6 +25,7 @@ from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import model_for
 from tunewise.measuring.timing import time_answers, warm_up_spec, with_training_rate
 from tunewise.models.backend import Backend
+from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
 from tunewise.retrieval.knowledge import Knowledge
@@ -116,11 +117,17 @@ def warm_up_training(run: RunContext, spec: FineTuningOptions, name: str) -> tup
     return training.seconds, training.examples * spec.epochs
 
 
-def plan_ladder(
-    run: RunContext, settings: Callable[[str], CandidateSpec], trains: bool
-) -> LadderPlan:
+def trains_here(run: RunContext, settings: Callable[[str], CandidateSpec]) -> bool:
+    """Whether the ladder's fine-tuning steps train on this machine: a local model, and
+    enough training examples for a ladder to fine-tune."""
+    trainer = run.backends.for_spec(settings(first_in_ladder("fine-tuning")))
+    return isinstance(trainer, LocalModel) and len(run.dataset.train) >= MIN_LADDER_TRAINING
+
+
+def plan_ladder(run: RunContext, settings: Callable[[str], CandidateSpec]) -> LadderPlan:
     """Time the task's own examples (cached for the ladder), plan its steps, and show the plan
-    before the ladder spends anything."""
+    before the ladder spends anything. `tunewise plan` and `tunewise run` both plan here, so
+    the run reuses the plan's answers and warm-up adapter."""
 
     def warm_up(strategy: str) -> tuple[float, int]:
         warm = warm_up_spec(settings(strategy), size)
@@ -132,7 +139,7 @@ def plan_ladder(
         measure=partial(measure, run),
     )  # fmt: skip
     size = warm_up_size(timing, run.options.budget)
-    if trains and smallest_training_fits(timing, run.options.budget):
+    if trains_here(run, settings) and smallest_training_fits(timing, run.options.budget):
         timing = with_training_rate(timing, warm_up, size)
     planned = ladder_plan(run.task, timing)
     if isinstance(run.progress, ShowsPlan):

@@ -67,9 +67,10 @@ def plan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details.")] = False,
 ) -> None:
     """Estimate each step of the ladder on this machine before spending anything: a few
-    zero-shot answers and a short warm-up training are timed on the task's own examples
-    (both cached for the run), then each step is priced at its smallest useful size and at
-    full size, with the result that would stop the ladder there."""
+    answers and a short warm-up training (sized to the budget, as `tunewise run` sizes it) are
+    timed on the task's own examples (both cached for the run), then each step is priced at
+    its smallest useful size and at full size, with the result that would stop the ladder
+    there."""
     quiet_libraries(verbose)
     with user_errors(verbose):
         from tunewise.core.budget import parse_budget
@@ -78,7 +79,6 @@ def plan(
         from tunewise.task.loading import load_task
 
         task = load_task(task_file)
-        planned = plan_task(task, RunOptions(model=model, limit=limit))
-        show_plan(
-            console, task.name, planned, parse_budget(budget), task.prices.compute_usd_per_hour
-        )
+        seconds = parse_budget(budget)
+        planned = plan_task(task, RunOptions(model=model, limit=limit, budget=seconds))
+        show_plan(console, task.name, planned, seconds, task.prices.compute_usd_per_hour)
