@@ -23,6 +23,7 @@ from tunewise.deciding.plan import (
 from tunewise.inference.predict import Prediction
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.timing import Timing
+from tunewise.task.config import TextFormat
 
 pytestmark = pytest.mark.usefixtures("contained_environment")
 
@@ -126,11 +127,31 @@ def test_the_warm_up_shrinks_where_40_examples_would_take_over_an_eighth_of_the_
 def test_answering_splits_into_reading_each_prompt_token_and_generating_each_answer() -> None:
     from tunewise.measuring.timing import _answer_line
 
-    # Generating costs 0.4 s an answer whatever the prompt; reading, 1 ms a prompt token.
-    zero, few = measured("zero-shot", 8, 0.5, 100.0), measured("few-shot", 2, 0.8, 400.0)
-    per_answer, per_token = _answer_line(zero, few)
-    assert (per_answer, per_token) == pytest.approx((0.4, 0.001))
+    # The same 2 inputs: 0.5 s each zero-shot (100 tokens), 0.8 s few-shot (400 tokens), so
+    # reading costs 1 ms a token. A wide batch of 24 shares its generating: 0.2 s an answer.
+    zero, few = measured("zero-shot", 2, 0.5, 100.0), measured("few-shot", 2, 0.8, 400.0)
+    wide = measured("zero-shot", 24, 0.3, 100.0)
+    per_answer, per_token = _answer_line(zero, few, wide)
+    assert (per_answer, per_token) == pytest.approx((0.2, 0.001))
     rates = timing(seconds_per_token=per_token, seconds_per_answer=per_answer)
-    assert rates.answers(400.0, 10) == pytest.approx(8.0)  # not 4x zero-shot's 0.5 s
-    # Longer prompts that cost no more: all of it per token, as before.
-    assert _answer_line(zero, measured("few-shot", 2, 0.4, 400.0)) == (0.0, 0.005)
+    assert rates.answers(400.0, 10) == pytest.approx(6.0)  # not 4x zero-shot's 0.3 s
+    # Longer prompts that cost no more: all of it per token, at the wide batch's rate.
+    assert _answer_line(zero, measured("few-shot", 2, 0.4, 400.0), wide) == (0.0, 0.003)
+    # A token price the wide batch cannot carry (its answers cost less than their reading).
+    assert _answer_line(zero, few, measured("zero-shot", 24, 0.05, 100.0)) == (0.0, 0.0005)
+
+
+def test_generation_is_timed_in_one_batch_as_wide_as_the_first_round(
+    scripted: ScriptedBackend, tiny_task: Path
+) -> None:
+    from tunewise.measuring.timing import answers_timed
+    from tunewise.task.loading import load_task
+
+    labels = load_task(tiny_task)
+    writing = labels.contract.model_copy(update={"output_format": TextFormat(type="text")})
+    text = labels.model_copy(update={"contract": writing})
+    scripted.batch_size = 32
+    assert answers_timed(labels, scripted) == 8  # labels are scored an input at a time
+    assert answers_timed(text, scripted) == 24  # the first round's answers, in one batch
+    scripted.batch_size = 16  # an endpoint's concurrency: its own batches
+    assert answers_timed(text, scripted) == 16

@@ -1,7 +1,8 @@
 """A short timing of the task's own examples on this machine, before anything is measured: a few
-zero-shot answers (the first one loads the model, so it is not counted), the prompt lengths of
-each way of answering, and a short warm-up training. `tunewise plan` and `tunewise run` plan
-from it; the answers and the warm-up adapter land in the caches, so the run reuses them."""
+answers zero-shot and few-shot (the first loads the model, so it is not counted), the prompt
+lengths of each way of answering, and a short warm-up training. `tunewise plan` and `tunewise
+run` plan from it; the answers and the warm-up adapter land in the caches, so the run reuses
+them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from statistics import fmean
 
 from tunewise.core.catalog import first_in_ladder, ladder_strategies
 from tunewise.core.specs import CandidateSpec
+from tunewise.evaluation.sequential import FIRST_LOOK
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.models.backend import Backend
 from tunewise.strategies.prepare import prepare_candidate
@@ -18,7 +20,7 @@ from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
 
 WARM_UP_EXAMPLES = 8  # answers timed before a step; they are cached, so the step reuses them
-LONGER_PROMPTS_TIMED = 2  # few-shot answers timed beside them (cached too)
+LONGER_PROMPTS_TIMED = 2  # inputs asked zero-shot and few-shot alike: the price of a token
 WARM_UP_TRAINING = 40  # examples of the short training that times a step 3 or 4
 MIN_WARM_UP_TRAINING = 16  # its fewest, where a tight budget cannot spare 40 (four steps)
 
@@ -62,26 +64,27 @@ def time_answers(
     backend: Backend,
     measure: Measure,
 ) -> Timing:
-    """Time answers on the task's own inputs, zero-shot's and a few of few-shot's longer
-    prompts: a line through the two splits each answer's compute into a part per prompt token
-    (reading it) and a part per answer (generating it). No training rate yet
-    (`with_training_rate` adds it)."""
+    """Time answers on the task's own inputs: the same few inputs zero-shot and with
+    few-shot's longer prompts, in batches of the same width, price each prompt token (reading
+    it); one batch of zero-shot answers as wide as the ladder's rounds then prices the rest of
+    an answer (generating it). No training rate yet (`with_training_rate` adds it)."""
     baseline = settings(first_in_ladder("prompting"))
-    # One answer first loads the model; the next ones time answering alone.
-    for asked in (test[:1], test[1 : WARM_UP_EXAMPLES + 1] or test[:1]):
-        timed = measure(baseline, baseline.strategy, asked)
-    tokens = timed.usage.get("input_tokens_per_request", 0.0)
     few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
-    longer = measure(few, few.strategy, asked[:LONGER_PROMPTS_TIMED])
-    per_answer, per_token = _answer_line(timed, longer)
+    paired = test[1 : LONGER_PROMPTS_TIMED + 1] or test[:1]
+    wide = test[LONGER_PROMPTS_TIMED + 1 :][: answers_timed(task, backend)] or paired
+    measure(baseline, baseline.strategy, test[:1])  # loads the model: not timed
+    short = measure(baseline, baseline.strategy, paired)
+    longer = measure(few, few.strategy, paired)
+    timed = measure(baseline, baseline.strategy, wide)
+    per_answer, per_token = _answer_line(short, longer, timed)
     return Timing(
         seconds_per_token=per_token,
         seconds_per_answer=per_answer,
-        zero_shot_tokens=tokens,
+        zero_shot_tokens=timed.usage.get("input_tokens_per_request", 0.0),
         few_shot_tokens=(
             longer.usage["input_tokens_per_request"]
             if longer.measured
-            else _prompt_tokens(task, few, dataset, asked, backend)
+            else _prompt_tokens(task, few, dataset, paired, backend)
         ),
         rag_tokens=_rag_tokens(task, settings),
         train_seconds_per_example=None,
@@ -92,6 +95,16 @@ def time_answers(
     )
 
 
+def answers_timed(task: Task, backend: Backend) -> int:
+    """How many answers to time: one batch as the ladder's rounds will run it. Generating
+    costs about as much per decoding step for 8 rows as for 24 on a small model, so a batch
+    smaller than the first round's would price each answer several times too high. Labels are
+    scored an input at a time, so a few of them time it."""
+    if task.contract.output_format.type == "label":
+        return WARM_UP_EXAMPLES
+    return max(WARM_UP_EXAMPLES, min(FIRST_LOOK, backend.batch_size))
+
+
 def with_training_rate(timing: Timing, warm_up: WarmUp, size: int = WARM_UP_TRAINING) -> Timing:
     """The timing with the first fine-tuning method's rate from its warm-up training of `size`
     examples (`warm_up` trains that many)."""
@@ -100,16 +113,22 @@ def with_training_rate(timing: Timing, warm_up: WarmUp, size: int = WARM_UP_TRAI
     return replace(timing, train_seconds_per_example=rate, warm_up_examples=size)
 
 
-def _answer_line(short: CandidateResult, long: CandidateResult) -> tuple[float, float]:
-    """(seconds per answer, seconds per prompt token) through the two measurements; all per
-    token where the longer prompts were not measured or did not cost more."""
-    tokens = short.usage.get("input_tokens_per_request", 0.0)
-    seconds = short.compute_seconds_per_request if short.predictions else 0.0
+def _answer_line(
+    short: CandidateResult, long: CandidateResult, wide: CandidateResult
+) -> tuple[float, float]:
+    """(seconds per answer, seconds per prompt token): the token price from the same inputs
+    asked with short and long prompts in equal batches, the rest of `wide`'s answers per
+    answer; all per token where the longer prompts were not measured or did not cost more."""
+    tokens = wide.usage.get("input_tokens_per_request", 0.0)
+    seconds = wide.compute_seconds_per_request if wide.predictions else 0.0
     proportional = (0.0, seconds / max(tokens, 1.0))
-    if not long.measured or not long.predictions:
+    if not (short.predictions and long.measured and long.predictions):
         return proportional
-    more = long.usage.get("input_tokens_per_request", 0.0) - tokens
-    slope = (long.compute_seconds_per_request - seconds) / more if more > 0 else 0.0
+    more = long.usage.get("input_tokens_per_request", 0.0) - short.usage.get(
+        "input_tokens_per_request", 0.0
+    )
+    gained = long.compute_seconds_per_request - short.compute_seconds_per_request
+    slope = gained / more if more > 0 else 0.0
     if slope <= 0 or seconds - slope * tokens < 0:
         return proportional
     return seconds - slope * tokens, slope
