@@ -197,6 +197,21 @@ def test_rag_runs_only_when_the_task_has_documents(task: Task, tmp_path: Path) -
     assert statuses(record)[2] == "run"
 
 
+def test_rag_whose_timing_alone_would_overrun_the_budget_is_not_started(
+    task: Task, tmp_path: Path
+) -> None:
+    # Passages of 8,000 tokens at 10 ms a token: timing 8 RAG answers needs about 640 s, more
+    # than the 100 s the prompting steps leave of 120 s. Nothing of RAG is asked.
+    world = World({"zero-shot": 0.3, "few-shot": 0.4, "rag": 0.8}, per_answer={"few-shot": 0.2})
+    timing = Timing(0.01, 50.0, 300.0, 8000.0, None, 1000, 100)
+    _, record = climb(with_documents(task, tmp_path), world, budget=120.0, test=100,
+                      trainable=False, timing=timing)  # fmt: skip
+    step2 = next(s for s in record.steps if s.step == 2)
+    assert step2.status == "not run: budget" and "about 640 s" in step2.reason
+    assert step2.command == "tunewise run task.yaml --strategies zero-shot,few-shot,rag"
+    assert not [name for name, *_ in world.asked if name.startswith("rag")]
+
+
 def test_lora_that_cannot_fit_is_not_run_with_its_exact_command(task: Task) -> None:
     answers = {"zero-shot": 0.1, "few-shot": 0.1}
     world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.9}, answers, train_per_example=5.0)

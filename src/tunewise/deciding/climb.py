@@ -29,6 +29,7 @@ from tunewise.deciding.training_steps import TITLES, trained_step, training_esti
 from tunewise.deciding.verdict import Recommendation
 from tunewise.inference.predictor import RetrievalUse
 from tunewise.measuring.candidate import CandidateResult, primary_metric
+from tunewise.measuring.timing import WARM_UP_EXAMPLES
 from tunewise.strategies.rag.extractive import answer_mode
 from tunewise.task.data import sample_examples, stratify_by_label
 
@@ -227,6 +228,14 @@ def _rag(ladder: Ladder) -> str | None:
     began = ladder.clock()
     name = strategy.name
     spec = ladder.settings(name)
+    planned = _planned_rag_timing(ladder)
+    if not ladder.fits(planned):  # even timing RAG's answers would overrun the budget
+        ladder.record(
+            2, "RAG", "not run: budget",
+            f"timing RAG's first answers needs about {planned:.0f} s (the plan's estimate)",
+            estimated_seconds=planned, command=ladder.command(strategies_for(name)),
+        )  # fmt: skip
+        return None
     per_answer = ladder.timed_answers(spec, name)
     estimate = len(ladder.test) * per_answer
     if not ladder.fits(estimate):
@@ -257,6 +266,14 @@ def _rag(ladder: Ladder) -> str | None:
         estimated_seconds=estimate,
     )
     return _stop_after(ladder, recommendation, 2)
+
+
+def _planned_rag_timing(ladder: Ladder) -> float:
+    """The plan's estimate of the answers that time RAG (0 where the run was not planned)."""
+    timing = ladder.timing
+    if timing is None or timing.rag_tokens is None:
+        return 0.0
+    return timing.answers(timing.rag_tokens, min(WARM_UP_EXAMPLES, len(ladder.test)))
 
 
 def _reranked(
