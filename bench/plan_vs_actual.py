@@ -1,12 +1,15 @@
 """The plan's estimates against what each step cost, on every shipped example (and any task given).
 
-`tunewise run TASK --limit N --budget B` walks the ladder; results.json's `ladder.plan` keeps, per
-step that ran, `estimated_seconds` (the plan's rates, timed on a few of the task's own answers and
-a 40-example warm-up training, applied to the work the step's candidates did) beside
-`actual_seconds` (the compute they recorded). A task's pinned candidates are left out, so every
-task walks the ladder with each strategy's default settings. Each task runs in turn
-in a fresh `TUNEWISE_HOME` (empty caches: nothing is reused from an earlier run) sharing the
-converted model; the table is the ratio actual / estimate, to be within 2x either way.
+First `tunewise plan TASK` with its defaults is timed, wall clock from the command's start to its
+table (the acceptance: under 60 s per shipped example). Then `tunewise run TASK --limit N
+--budget B` walks the ladder in the same home (it may reuse answers the plan timed: they keep the
+compute they recorded); results.json's `ladder.plan` keeps, per step that ran,
+`estimated_seconds` (the plan's rates, timed on a few of the task's own answers and a warm-up
+training, applied to the work the step's candidates did) beside `actual_seconds` (the compute
+they recorded). A task's pinned candidates are left out, so every task walks the ladder with each
+strategy's default settings. Each task runs in a fresh `TUNEWISE_HOME` (empty caches: nothing is
+reused from an earlier task) sharing the converted model; the table is the ratio actual /
+estimate, to be within 2x either way.
 
     .venv/bin/python bench/plan_vs_actual.py [--limit 48] [--budget 4m] [--out FILE.json]
         [TASK.yaml ...]    # default: every examples/*/task.yaml
@@ -55,6 +58,15 @@ def climbing_copy(task: Path, scratch: Path) -> Path:
     copy = folder / task.name
     copy.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return copy
+
+
+def plan_seconds(task: Path, home: Path) -> float:
+    """Wall seconds of `tunewise plan TASK` with its defaults, as a user would first type it."""
+    env = {**os.environ, "TUNEWISE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    began = time.perf_counter()
+    command = [sys.executable, "-m", "tunewise", "plan", str(task)]
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    return round(time.perf_counter() - began, 1)
 
 
 def run_task(task: Path, limit: int, budget: str, home: Path) -> dict:
@@ -109,18 +121,24 @@ def main() -> None:
         for task in tasks:
             home = Path(scratch) / task.parent.name
             shutil.copytree(template, home, symlinks=True)
-            run = run_task(climbing_copy(task, Path(scratch)), args.limit, args.budget, home)
+            copy = climbing_copy(task, Path(scratch))
+            planned = plan_seconds(copy, home)
+            print(f"{task.parent.name:28} tunewise plan: {planned:.1f} s", flush=True)
+            run = run_task(copy, args.limit, args.budget, home) | {"plan_wall_seconds": planned}
             runs.append(run)
             table.extend(rows(run))
             for row in rows(run):
                 print(f"{row['task']:28} {row['step']:16} estimated {row['estimated']:7.1f} s  "
                       f"actual {row['actual']:7.1f} s  x{row['ratio']}", flush=True)  # fmt: skip
     worst = max((max(r["ratio"], 1 / r["ratio"]) for r in table if r["ratio"] > 0), default=None)
+    slowest_plan = max((r["plan_wall_seconds"] for r in runs), default=None)
     document = {"machine": cpu_name(), "limit": args.limit, "budget": args.budget,
-                "runs": runs, "table": table, "worst_factor": worst}  # fmt: skip
+                "runs": runs, "table": table, "worst_factor": worst,
+                "slowest_plan_seconds": slowest_plan}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\n{document['machine']}; worst factor {worst}; written {args.out}")
+    print(f"\n{document['machine']}; worst factor {worst}; slowest plan {slowest_plan} s; "
+          f"written {args.out}")  # fmt: skip
 
 
 if __name__ == "__main__":
