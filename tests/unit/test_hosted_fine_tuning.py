@@ -381,7 +381,9 @@ def test_the_api_key_is_in_no_written_file(
 def test_the_ladder_fine_tunes_on_the_service_of_an_endpoint_that_can(
     service: FakeService, home: Path, tmp_path: Path
 ) -> None:
-    path = task_file(tmp_path, service, "  []\n")
+    # Nothing pinned: the ladder reaches step 3 itself, with these settings (polls 10 ms apart).
+    opted_in = "  - {strategy: hosted-fine-tuning, opt_in: true, poll_seconds: 0.01}\n"
+    path = task_file(tmp_path, service, opted_in)
     path.write_text(path.read_text().replace("    prices:", "    fine_tuning: true\n    prices:"))
     write_jsonl(path.parent / "data" / "train.jsonl", SENTIMENT_TRAIN * 5)  # past the 50 minimum
     result = run_task(load_task(path), RunOptions(budget=None))
