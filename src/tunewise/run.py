@@ -52,6 +52,7 @@ from tunewise.run_context import (
     judge_model,
     measure,
     plan_ladder,
+    tunes_remotely,
     warm_up_training,
 )
 from tunewise.strategies.prepare import prepare_candidate
@@ -242,12 +243,6 @@ def climb_ladder(run: RunContext) -> Measured:
     record = replace(walk(ladder), plan=checked(planned, ladder.results))
     names = [r.name for r in ladder.results]
     return Measured(ladder.specs, names, ladder.results, ladder.test, record, ladder.curve)
-
-
-def tunes_remotely(task: Task, options: RunOptions) -> bool:
-    """Whether the run's model is a `models:` endpoint whose service fine-tunes."""
-    endpoint = task.models.get(options.model or task.model)
-    return endpoint is not None and endpoint.fine_tuning
 
 
 def measure_pinned(run: RunContext, specs: list[CandidateSpec]) -> Measured:

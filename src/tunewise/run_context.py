@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-from tunewise.core.catalog import first_in_ladder
+from tunewise.core.catalog import first_in_ladder, ladder_strategies
 from tunewise.core.progress import Progress
 from tunewise.core.specs import CandidateSpec, FineTuningOptions
 from tunewise.deciding.ladder import MIN_LADDER_TRAINING, LadderRecord
 from tunewise.deciding.plan import (
+    SERVICE_EPOCHS,
     LadderPlan,
     ShowsPlan,
     ladder_plan,
@@ -124,6 +125,22 @@ def trains_here(run: RunContext, settings: Callable[[str], CandidateSpec]) -> bo
     return isinstance(trainer, LocalModel) and len(run.dataset.train) >= MIN_LADDER_TRAINING
 
 
+def tunes_remotely(task: Task, options: RunOptions) -> bool:
+    """Whether the run's model is a `models:` endpoint whose service fine-tunes."""
+    endpoint = task.models.get(options.model or task.model)
+    return endpoint is not None and endpoint.fine_tuning
+
+
+def service_epochs(run: RunContext, settings: Callable[[str], CandidateSpec]) -> int | None:
+    """The epochs a fine-tuning service's job would train (its "auto" priced as
+    SERVICE_EPOCHS); None where the run's model does not fine-tune on a service."""
+    if not tunes_remotely(run.task, run.options):
+        return None
+    hosted = next((s for s in ladder_strategies("fine-tuning") if s.trains_remotely), None)
+    epochs = getattr(settings(hosted.name), "n_epochs", "auto") if hosted else "auto"
+    return epochs if isinstance(epochs, int) else SERVICE_EPOCHS
+
+
 def plan_ladder(run: RunContext, settings: Callable[[str], CandidateSpec]) -> LadderPlan:
     """Time the task's own examples (cached for the ladder), plan its steps, and show the plan
     before the ladder spends anything. `tunewise plan` and `tunewise run` both plan here, so
@@ -141,7 +158,8 @@ def plan_ladder(run: RunContext, settings: Callable[[str], CandidateSpec]) -> La
     size = warm_up_size(timing, run.options.budget)
     if trains_here(run, settings) and smallest_training_fits(timing, run.options.budget):
         timing = with_training_rate(timing, warm_up, size)
-    planned = ladder_plan(run.task, timing)
+    model = model_for(settings(first_in_ladder("prompting")), run.task, run.options)
+    planned = ladder_plan(run.task, timing, model, service_epochs(run, settings))
     if isinstance(run.progress, ShowsPlan):
         run.progress.planned(planned, run.options.budget)
     return planned

@@ -11,12 +11,15 @@ from conftest import ScriptedBackend
 from typer.testing import CliRunner
 
 from tunewise.cli.main import app
+from tunewise.core.costs import PriceList, TokenPrice
 from tunewise.core.setup import Setup, Training
 from tunewise.deciding.plan import (
     FIXED_SECONDS,
     LadderPlan,
+    PlanPrices,
     checked,
     plan,
+    plan_prices,
     smallest_training_fits,
     warm_up_size,
 )
@@ -48,7 +51,39 @@ def test_each_step_is_priced_small_and_full_from_the_measured_rates() -> None:
     assert tuning.smallest_seconds == pytest.approx(100 * 0.5 + 20 + 24 * 0.1)
     assert tuning.full_seconds == pytest.approx(2000 * 2 * 0.5 + 20 + 300 * 0.1)
     assert "accuracy >= 0.9" in tuning.stops_if
-    assert tuning.usd(3.6) == pytest.approx((tuning.smallest_seconds / 1000, 2.05))
+    assert prompting.smallest_usd is None  # nothing priced
+    # Compute at $3.60 an hour: a tenth of a cent a second.
+    priced = plan(timing(), 0.9, "accuracy", PlanPrices(compute_usd_per_hour=3.6))[1]
+    assert (priced.smallest_usd, priced.full_usd) == pytest.approx(
+        (tuning.smallest_seconds / 1000, 2.05)
+    )
+
+
+def test_an_endpoints_steps_are_priced_by_its_tokens_and_its_service_by_trained_tokens() -> None:
+    # $0.15 / $0.60 per million input / output tokens; fine-tuned $0.30 / $1.20, $3 per million
+    # trained tokens; 100-token prompts, 2-token answers; the service tunes for 3 epochs.
+    rates = timing(train_seconds_per_example=None, output_tokens=2.0)
+    listed = PriceList(
+        compute_usd_per_hour=3.6,  # a local machine's: not the endpoint's answers
+        tokens={"mini": TokenPrice(0.15, 0.60, 3.0), "mini+fine-tuned": TokenPrice(0.30, 1.20)},
+    )
+    prices = plan_prices(listed, "mini", service_epochs=3)
+    prompting, service = plan(rates, 0.9, "accuracy", prices)
+    per_zero, per_few = (100 * 0.15 + 2 * 0.6) / 1e6, (400 * 0.15 + 2 * 0.6) / 1e6
+    assert prompting.smallest_usd == pytest.approx(24 * (per_zero + per_few))
+    assert prompting.full_usd == pytest.approx(300 * (per_zero + per_few) + 120 * per_few)
+    # All 2,000 examples but the 10% validation slice, 102 tokens each, 3 epochs: 550,800
+    # trained tokens at $3 per million, then the fine-tuned model's answers.
+    assert (service.step, service.title) == (3, "fine-tuning")
+    assert "hosted-fine-tuning on the service: 1,800 examples x 3 epochs" in service.runs
+    job, answer = 1800 * 102 * 3 * 3.0 / 1e6, (100 * 0.30 + 2 * 1.2) / 1e6
+    assert service.smallest_usd == pytest.approx(job + 24 * answer)
+    assert service.full_usd == pytest.approx(job + 300 * answer)
+    assert service.smallest_seconds == pytest.approx(24 * 0.1)  # its answers: no training here
+    # A service that does not fine-tune adds no step; a local model's steps cost compute.
+    assert [s.step for s in plan(rates, 0.9, "accuracy", plan_prices(listed, "mini", None))] == [1]
+    local = plan_prices(listed, "local:model", None)
+    assert local.answering is None and local.compute_usd_per_hour == 3.6
 
 
 def test_documents_add_rag_and_the_hybrid_and_no_local_model_drops_training() -> None:

@@ -46,8 +46,7 @@ class BarProgress:
     def planned(self, plan: LadderPlan, budget: float | None) -> None:
         """The ladder's plan, printed above the bars before it spends anything."""
         name = self._task.name if self._task else "the task"
-        price = self._task.prices.compute_usd_per_hour if self._task else None
-        show_plan(self._progress.console, name, plan, budget, price)
+        show_plan(self._progress.console, name, plan, budget)
 
 
 def progress_bars() -> Progress:

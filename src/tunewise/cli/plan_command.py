@@ -21,19 +21,20 @@ def _time(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
-def show_plan(
-    out: Console, name: str, plan: LadderPlan, budget: float | None, price: float | None
-) -> None:
+def _usd(usd: float | None) -> str:
+    return "" if usd is None else f", ${usd:,.4f}" if usd < 1 else f", ${usd:,.2f}"
+
+
+def show_plan(out: Console, name: str, plan: LadderPlan, budget: float | None) -> None:
     """The plan's step table and its totals, with the timing it rests on."""
     table = Table(title=f"{name}: the ladder's plan on this machine")
     for column in ("step", "runs", "smallest useful", "full size", "stops the ladder if"):
         table.add_column(column)
     for step in plan.steps:
-        usd = step.usd(price)
-        cost = f" (${usd[0]:.4f} / ${usd[1]:.4f})" if usd else ""
         table.add_row(
-            f"{step.step}. {step.title}", step.runs, _time(step.smallest_seconds),
-            _time(step.full_seconds) + cost, step.stops_if,
+            f"{step.step}. {step.title}", step.runs,
+            _time(step.smallest_seconds) + _usd(step.smallest_usd),
+            _time(step.full_seconds) + _usd(step.full_usd), step.stops_if,
         )  # fmt: skip
     out.print(table)
     timing = plan.timing
@@ -81,4 +82,4 @@ def plan(
         task = load_task(task_file)
         seconds = parse_budget(budget)
         planned = plan_task(task, RunOptions(model=model, limit=limit, budget=seconds))
-        show_plan(console, task.name, planned, seconds, task.prices.compute_usd_per_hour)
+        show_plan(console, task.name, planned, seconds)

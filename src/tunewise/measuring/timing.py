@@ -43,6 +43,7 @@ class Timing:
     redraws: int = 3  # few-shot's demo draws
     warm_up_examples: int = WARM_UP_TRAINING  # the warm-up training's size
     seconds_per_answer: float = 0.0  # and per answer whatever its prompt (generating it)
+    output_tokens: float = 1.0  # mean tokens of a zero-shot answer (an endpoint prices them)
 
     def answers(self, tokens: float, n: int) -> float:
         """Compute for n answers to prompts of `tokens` tokens."""
@@ -81,6 +82,7 @@ def time_answers(
         seconds_per_token=per_token,
         seconds_per_answer=per_answer,
         zero_shot_tokens=timed.usage.get("input_tokens_per_request", 0.0),
+        output_tokens=timed.usage.get("output_tokens_per_request", 1.0),
         few_shot_tokens=(
             longer.usage["input_tokens_per_request"]
             if longer.measured

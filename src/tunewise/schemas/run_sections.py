@@ -116,6 +116,8 @@ class PlannedStepRecord:
     stops_if: str = ""
     estimated_seconds: float | None = None
     actual_seconds: float | None = None
+    smallest_usd: float | None = None
+    full_usd: float | None = None
 
 
 @dataclass(frozen=True)
