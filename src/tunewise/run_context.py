@@ -3,8 +3,9 @@ the response cache, the documents and the judge; and how one candidate is measur
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from tunewise.core.catalog import first_in_ladder, ladder_strategies
@@ -24,7 +25,12 @@ from tunewise.inference.judge import ModelJudge
 from tunewise.measuring.candidate import CandidateResult, measure_candidate
 from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import model_for
-from tunewise.measuring.timing import time_answers, warm_up_spec, with_training_rate
+from tunewise.measuring.timing import (
+    time_answers,
+    untimed_training_rate,
+    warm_up_spec,
+    with_training_rate,
+)
 from tunewise.models.backend import Backend
 from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
@@ -118,6 +124,10 @@ def warm_up_training(run: RunContext, spec: FineTuningOptions, name: str) -> tup
     return training.seconds, training.examples * spec.epochs
 
 
+MIN_PLAN_WARM_UP = 8  # a smaller warm-up training times its setup more than its steps
+WARM_UP_SETUP_SECONDS = 8.0  # a warm-up's model copy, tokenizing and saving, beside its steps
+
+
 def trains_here(run: RunContext, settings: Callable[[str], CandidateSpec]) -> bool:
     """Whether the ladder's fine-tuning steps train on this machine: a local model, and
     enough training examples for a ladder to fine-tune."""
@@ -141,10 +151,17 @@ def service_epochs(run: RunContext, settings: Callable[[str], CandidateSpec]) ->
     return epochs if isinstance(epochs, int) else SERVICE_EPOCHS
 
 
-def plan_ladder(run: RunContext, settings: Callable[[str], CandidateSpec]) -> LadderPlan:
+def plan_ladder(
+    run: RunContext, settings: Callable[[str], CandidateSpec], within: float | None = None
+) -> LadderPlan:
     """Time the task's own examples (cached for the ladder), plan its steps, and show the plan
     before the ladder spends anything. `tunewise plan` and `tunewise run` both plan here, so
-    the run reuses the plan's answers and warm-up adapter."""
+    the run reuses the plan's answers and warm-up adapter.
+
+    `within`: seconds the timing may take (`tunewise plan`'s promise to answer quickly): the
+    wide batch and the warm-up shrink to fit, and a warm-up under MIN_PLAN_WARM_UP examples is
+    not trained (training is then priced at about three forward passes an example)."""
+    deadline = None if within is None else time.perf_counter() + within
 
     def warm_up(strategy: str) -> tuple[float, int]:
         warm = warm_up_spec(settings(strategy), size)
@@ -153,11 +170,19 @@ def plan_ladder(run: RunContext, settings: Callable[[str], CandidateSpec]) -> La
     timing = time_answers(
         run.task, run.dataset, run.test, settings,
         backend=run.backends.for_spec(settings(first_in_ladder("prompting"))),
-        measure=partial(measure, run),
+        measure=partial(measure, run), deadline=deadline,
     )  # fmt: skip
     size = warm_up_size(timing, run.options.budget)
     if trains_here(run, settings) and smallest_training_fits(timing, run.options.budget):
-        timing = with_training_rate(timing, warm_up, size)
+        if deadline is not None:
+            left = deadline - time.perf_counter() - WARM_UP_SETUP_SECONDS
+            size = min(size, int(left / max(untimed_training_rate(timing), 1e-9)))
+        if size >= MIN_PLAN_WARM_UP:
+            timing = with_training_rate(timing, warm_up, size)
+        else:
+            timing = replace(
+                timing, train_seconds_per_example=untimed_training_rate(timing), warm_up_examples=0
+            )
     model = model_for(settings(first_in_ladder("prompting")), run.task, run.options)
     planned = ladder_plan(run.task, timing, model, service_epochs(run, settings))
     if isinstance(run.progress, ShowsPlan):

@@ -190,3 +190,40 @@ def test_generation_is_timed_in_one_batch_as_wide_as_the_first_round(
     assert answers_timed(text, scripted) == 24  # the first round's answers, in one batch
     scripted.batch_size = 16  # an endpoint's concurrency: its own batches
     assert answers_timed(text, scripted) == 16
+
+
+def test_a_deadline_narrows_the_wide_batch_and_the_pair_prices_answers_without_it(
+    scripted: ScriptedBackend, tiny_task: Path
+) -> None:
+    import time
+
+    from tunewise.measuring.selection import ladder_settings
+    from tunewise.measuring.timing import time_answers
+    from tunewise.run import RunOptions, load_data
+    from tunewise.task.data import Example
+    from tunewise.task.loading import load_task
+
+    task = load_task(tiny_task)
+    dataset, _ = load_data(task, RunOptions())
+    test = [Example(f"t{i}", f"text {i}", "positive", f"x:{i}") for i in range(20)]
+    asked: list[tuple[str, int]] = []
+
+    def measure(spec: object, name: str, examples: list[object]) -> CandidateResult:
+        asked.append((name, len(examples)))
+        tokens = 400.0 if name == "few-shot" else 100.0
+        return measured(name, len(examples), 1.0, tokens)  # a second an answer
+
+    def timed(deadline: float | None) -> Timing:
+        asked.clear()
+        return time_answers(task, dataset, test, ladder_settings(task), backend=scripted,
+                            measure=measure, deadline=deadline)  # fmt: skip
+
+    timed(None)
+    assert asked == [("zero-shot", 1), ("zero-shot", 2), ("few-shot", 2), ("zero-shot", 8)]
+    # 7 s left: half of it answers 3 more at the pair's second an answer.
+    timed(time.perf_counter() + 7.0)
+    assert asked[-1] == ("zero-shot", 3)
+    # No time left: the pair alone prices an answer.
+    rates = timed(time.perf_counter())
+    assert asked == [("zero-shot", 1), ("zero-shot", 2), ("few-shot", 2)]
+    assert rates.seconds_per_token * 100 + rates.seconds_per_answer == pytest.approx(1.0)

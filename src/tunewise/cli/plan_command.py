@@ -41,11 +41,19 @@ def show_plan(out: Console, name: str, plan: LadderPlan, budget: float | None) -
     smallest = sum(s.smallest_seconds for s in plan.steps)
     full = sum(s.full_seconds for s in plan.steps)
     room = "no budget" if budget is None else f"a budget of {_time(budget)}"
-    training = (
-        f", {timing.train_seconds_per_example:.2f} s per training example."
-        if timing.train_seconds_per_example is not None
-        else "; no training timed: fine-tuning cannot run here, or not within the budget."
-    )
+    if timing.train_seconds_per_example is None:
+        training = "; no training timed: fine-tuning cannot run here, or not within the budget."
+    elif timing.warm_up_examples == 0:
+        training = (
+            f", {timing.train_seconds_per_example:.2f} s per training example (about three "
+            "forward passes: no warm-up training fitted the plan's time; `tunewise run` times "
+            "one)."
+        )
+    else:
+        training = (
+            f", {timing.train_seconds_per_example:.2f} s per training example (a "
+            f"{timing.warm_up_examples}-example warm-up)."
+        )
     out.print(
         f"Every step at its smallest useful size: about {_time(smallest)}; all at full size: "
         f"about {_time(full)}; with {room}. Timed on {timing.test_examples:,} test and "

@@ -20,7 +20,12 @@ from tunewise.core.costs import PriceList, TokenPrice
 from tunewise.deciding.from_results import price_list
 from tunewise.evaluation.sequential import FIRST_LOOK
 from tunewise.measuring.candidate import CandidateResult, primary_metric
-from tunewise.measuring.timing import MIN_WARM_UP_TRAINING, WARM_UP_TRAINING, Timing
+from tunewise.measuring.timing import (
+    MIN_WARM_UP_TRAINING,
+    WARM_UP_TRAINING,
+    Timing,
+    untimed_training_rate,
+)
 from tunewise.task.config import Task
 
 REDRAW_EXAMPLES = 60  # few-shot's demo re-draws answer this many examples per extra draw
@@ -252,7 +257,7 @@ def smallest_training_fits(timing: Timing, budget: float | None) -> bool:
     has timed it (about three forward passes per example): else no warm-up is spent on it."""
     if budget is None:
         return True
-    per_example = 3 * timing.seconds_per_token * timing.zero_shot_tokens
+    per_example = untimed_training_rate(timing)
     smallest = min(MIN_TRAIN_SUBSAMPLE, timing.train_examples)
     return smallest * per_example + FIXED_SECONDS <= budget
 
@@ -265,7 +270,7 @@ def warm_up_size(timing: Timing, budget: float | None) -> int:
     than an eighth of the budget at about three forward passes an example."""
     if budget is None:
         return WARM_UP_TRAINING
-    per_example = 3 * timing.seconds_per_token * timing.zero_shot_tokens
+    per_example = untimed_training_rate(timing)
     affordable = math.floor(WARM_UP_SHARE * budget / max(per_example, 1e-9))
     return max(MIN_WARM_UP_TRAINING, min(WARM_UP_TRAINING, affordable))
 

@@ -6,6 +6,7 @@ them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from statistics import fmean
@@ -64,11 +65,15 @@ def time_answers(
     *,
     backend: Backend,
     measure: Measure,
+    deadline: float | None = None,
 ) -> Timing:
     """Time answers on the task's own inputs: the same few inputs zero-shot and with
     few-shot's longer prompts, in batches of the same width, price each prompt token (reading
     it); one batch of zero-shot answers as wide as the ladder's rounds then prices the rest of
-    an answer (generating it). No training rate yet (`with_training_rate` adds it)."""
+    an answer (generating it). No training rate yet (`with_training_rate` adds it).
+
+    `deadline` (a `time.perf_counter()` value): the wide batch narrows to what half the time
+    left can answer, and is skipped below 2 answers (the pair prices an answer instead)."""
     baseline = settings(first_in_ladder("prompting"))
     few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
     paired = test[1 : LONGER_PROMPTS_TIMED + 1] or test[:1]
@@ -76,7 +81,10 @@ def time_answers(
     measure(baseline, baseline.strategy, test[:1])  # loads the model: not timed
     short = measure(baseline, baseline.strategy, paired)
     longer = measure(few, few.strategy, paired)
-    timed = measure(baseline, baseline.strategy, wide)
+    if deadline is not None and short.predictions:
+        affordable = (deadline - time.perf_counter()) / 2 / short.compute_seconds_per_request
+        wide = wide[: max(0, int(affordable))]
+    timed = measure(baseline, baseline.strategy, wide) if len(wide) >= 2 else short
     per_answer, per_token = _answer_line(short, longer, timed)
     return Timing(
         seconds_per_token=per_token,
@@ -113,6 +121,12 @@ def with_training_rate(timing: Timing, warm_up: WarmUp, size: int = WARM_UP_TRAI
     seconds, examples = warm_up(first_in_ladder("fine-tuning"))
     rate = seconds / max(1, examples)
     return replace(timing, train_seconds_per_example=rate, warm_up_examples=size)
+
+
+def untimed_training_rate(timing: Timing) -> float:
+    """Seconds per training example before any training was timed: about three forward passes
+    of a zero-shot prompt (forward, backward)."""
+    return 3 * timing.seconds_per_token * timing.zero_shot_tokens
 
 
 def _answer_line(
