@@ -192,7 +192,7 @@ def test_generation_is_timed_in_one_batch_as_wide_as_the_first_round(
     assert answers_timed(text, scripted) == 16
 
 
-def test_a_deadline_narrows_the_wide_batch_and_the_pair_prices_answers_without_it(
+def test_a_deadline_narrows_the_timing_and_the_few_shot_pair_is_asked_once_if_it_fits(
     scripted: ScriptedBackend, tiny_task: Path
 ) -> None:
     import time
@@ -207,9 +207,12 @@ def test_a_deadline_narrows_the_wide_batch_and_the_pair_prices_answers_without_i
     dataset, _ = load_data(task, RunOptions())
     test = [Example(f"t{i}", f"text {i}", "positive", f"x:{i}") for i in range(20)]
     asked: list[tuple[str, int]] = []
+    draws: list[int] = []
 
     def measure(spec: object, name: str, examples: list[object]) -> CandidateResult:
         asked.append((name, len(examples)))
+        if name == "few-shot":
+            draws.append(getattr(spec, "redraws", 0))
         tokens = 400.0 if name == "few-shot" else 100.0
         return measured(name, len(examples), 1.0, tokens)  # a second an answer
 
@@ -218,12 +221,15 @@ def test_a_deadline_narrows_the_wide_batch_and_the_pair_prices_answers_without_i
         return time_answers(task, dataset, test, ladder_settings(task), backend=scripted,
                             measure=measure, deadline=deadline)  # fmt: skip
 
-    timed(None)
+    rates = timed(None)
     assert asked == [("zero-shot", 1), ("zero-shot", 2), ("few-shot", 2), ("zero-shot", 8)]
+    assert draws == [1] and rates.redraws == 3  # timed on its first draw; the plan keeps 3
+    assert timed(time.perf_counter() + 1000) == rates
     # 7 s left: half of it answers 3 more at the pair's second an answer.
     timed(time.perf_counter() + 7.0)
     assert asked[-1] == ("zero-shot", 3)
-    # No time left: the pair alone prices an answer.
+    # No time left: the zero-shot pair alone prices every answer, per prompt token.
     rates = timed(time.perf_counter())
-    assert asked == [("zero-shot", 1), ("zero-shot", 2), ("few-shot", 2)]
-    assert rates.seconds_per_token * 100 + rates.seconds_per_answer == pytest.approx(1.0)
+    assert asked == [("zero-shot", 1), ("zero-shot", 2)]
+    assert (rates.seconds_per_answer, rates.seconds_per_token) == pytest.approx((0.0, 0.01))
+    assert rates.few_shot_tokens > rates.zero_shot_tokens  # counted, not asked

@@ -72,15 +72,28 @@ def time_answers(
     it); one batch of zero-shot answers as wide as the ladder's rounds then prices the rest of
     an answer (generating it). No training rate yet (`with_training_rate` adds it).
 
-    `deadline` (a `time.perf_counter()` value): the wide batch narrows to what half the time
-    left can answer, and is skipped below 2 answers (the pair prices an answer instead)."""
+    `deadline` (a `time.perf_counter()` value): the few-shot pair is asked only where the time
+    left affords it at the zero-shot pair's cost per prompt token (else every answer is priced
+    per token), and the wide batch narrows to what half the time left can answer, skipped below
+    2 answers (the pair prices an answer instead)."""
     baseline = settings(first_in_ladder("prompting"))
     few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
+    # Its first draw times it: re-draws are the ladder's to run.
+    first_draw = few.model_copy(update={"redraws": 1}) if hasattr(few, "redraws") else few
     paired = test[1 : LONGER_PROMPTS_TIMED + 1] or test[:1]
     wide = test[LONGER_PROMPTS_TIMED + 1 :][: answers_timed(task, backend)] or paired
     measure(baseline, baseline.strategy, test[:1])  # loads the model: not timed
     short = measure(baseline, baseline.strategy, paired)
-    longer = measure(few, few.strategy, paired)
+    longer = None
+    if deadline is None or _affords(
+        deadline, short, _prompt_tokens(task, few, dataset, paired, backend)
+    ):
+        longer = measure(first_draw, few.strategy, paired)
+    few_tokens = (
+        longer.usage["input_tokens_per_request"]
+        if longer is not None and longer.measured
+        else _prompt_tokens(task, few, dataset, paired, backend)
+    )
     if deadline is not None and short.predictions:
         affordable = (deadline - time.perf_counter()) / 2 / short.compute_seconds_per_request
         wide = wide[: max(0, int(affordable))]
@@ -91,11 +104,7 @@ def time_answers(
         seconds_per_answer=per_answer,
         zero_shot_tokens=timed.usage.get("input_tokens_per_request", 0.0),
         output_tokens=timed.usage.get("output_tokens_per_request", 1.0),
-        few_shot_tokens=(
-            longer.usage["input_tokens_per_request"]
-            if longer.measured
-            else _prompt_tokens(task, few, dataset, paired, backend)
-        ),
+        few_shot_tokens=few_tokens,
         rag_tokens=_rag_tokens(task, settings),
         train_seconds_per_example=None,
         train_examples=len(dataset.train),
@@ -129,8 +138,20 @@ def untimed_training_rate(timing: Timing) -> float:
     return 3 * timing.seconds_per_token * timing.zero_shot_tokens
 
 
+def _affords(deadline: float, short: CandidateResult, tokens: float) -> bool:
+    """Whether the time left affords the pair again with prompts of `tokens` tokens, at the
+    zero-shot pair's cost per prompt token (an upper bound: generating costs no more)."""
+    if not short.predictions:
+        return True
+    per_token = short.compute_seconds_per_request / max(
+        short.usage.get("input_tokens_per_request", 1.0), 1.0
+    )
+    needed = per_token * tokens * len(short.predictions)
+    return time.perf_counter() + needed <= deadline
+
+
 def _answer_line(
-    short: CandidateResult, long: CandidateResult, wide: CandidateResult
+    short: CandidateResult, long: CandidateResult | None, wide: CandidateResult
 ) -> tuple[float, float]:
     """(seconds per answer, seconds per prompt token): the token price from the same inputs
     asked with short and long prompts in equal batches, the rest of `wide`'s answers per
@@ -138,7 +159,7 @@ def _answer_line(
     tokens = wide.usage.get("input_tokens_per_request", 0.0)
     seconds = wide.compute_seconds_per_request if wide.predictions else 0.0
     proportional = (0.0, seconds / max(tokens, 1.0))
-    if not (short.predictions and long.measured and long.predictions):
+    if long is None or not (short.predictions and long.measured and long.predictions):
         return proportional
     more = long.usage.get("input_tokens_per_request", 0.0) - short.usage.get(
         "input_tokens_per_request", 0.0
