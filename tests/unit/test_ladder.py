@@ -212,6 +212,27 @@ def test_rag_whose_timing_alone_would_overrun_the_budget_is_not_started(
     assert not [name for name, *_ in world.asked if name.startswith("rag")]
 
 
+def test_answers_measured_at_once_still_keep_to_the_budget(task: Task) -> None:
+    # Answers not scored one by one (the World's answers are not drawn): each candidate answers
+    # the whole sample at once. The plan: zero-shot 0.1 s an answer, few-shot 0.4 s.
+    world = World({"zero-shot": 0.3, "few-shot": 0.4}, per_answer={"few-shot": 0.4})
+    timing = Timing(0.001, 100.0, 400.0, None, None, 1000, 100)
+    # 70 s: few-shot's 97 answers (39 s) fit after zero-shot's 10 s; its 2 x 60 re-drawn
+    # answers (48 s more) do not, so it is measured on one draw and the cut is recorded.
+    ladder, record = climb(task, world, budget=70.0, test=100, trainable=False, timing=timing)
+    assert len(ladder.test) == 97  # the smallest sample: 97 answers of each take over half
+    cuts = {(r.setting, r.candidate): (r.before, r.after) for r in record.reductions}
+    assert cuts[("redraws", "few-shot")] == (3, 1)
+    assert [n for name, n, *_ in world.asked if name == "few-shot"] == [97]
+    # 35 s: not even few-shot's first answers fit what zero-shot leaves.
+    world = World({"zero-shot": 0.3, "few-shot": 0.4}, per_answer={"few-shot": 0.4})
+    _, record = climb(task, world, budget=35.0, test=100, trainable=False, timing=timing)
+    step = next(s for s in record.steps if s.title == "few-shot")
+    assert step.status == "not run: budget" and "first 97 answers need about 39 s" in step.reason
+    assert step.command == "tunewise run task.yaml --strategies zero-shot,few-shot"
+    assert "few-shot" not in [name for name, *_ in world.asked]
+
+
 def test_lora_that_cannot_fit_is_not_run_with_its_exact_command(task: Task) -> None:
     answers = {"zero-shot": 0.1, "few-shot": 0.1}
     world = World({"zero-shot": 0.3, "few-shot": 0.4, "lora": 0.9}, answers, train_per_example=5.0)
