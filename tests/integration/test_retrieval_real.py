@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,22 @@ def news_task(tmp_path: Path) -> Path:
 def test_rag_beats_closed_book_on_unseen_news_questions(
     news_task: Path, converted_home: Path, tmp_path: Path
 ) -> None:
+    # First answers, unrepaired: the small model's sentences overrun max_chars either way, and
+    # two rounds of repair (2.5 times the first answers' generation) repaired 5 of 58 at 40. On
+    # these 32 (AMD EPYC, AVX2) rag's token F1 is 0.18 (CI low 0.13), closed-book's 0.03 (CI
+    # high 0.05).
+    pinned = (
+        "  - {strategy: zero-shot, max_repairs: 0}\n  - {strategy: rag, top_k: 1, max_repairs: 0}\n"
+    )
+    news_task.write_text(news_task.read_text().split("candidates:")[0] + "candidates:\n" + pinned)
     home = fresh_home(converted_home, tmp_path)
     out = tmp_path / "runs"
-    result = tunewise("run", str(news_task), "--limit", "40", "--out", str(out), home=home)
+    result = tunewise("run", str(news_task), "--limit", "32", "--out", str(out), home=home)
     assert result.returncode == 0, result.stderr
     assert_decision_matches(results_of(out))
     candidates = by_name(results_of(out))
     closed, rag = candidates["zero-shot"]["metrics"], candidates["rag"]["metrics"]
-    assert rag["token_f1"]["n"] == 40
+    assert rag["token_f1"]["n"] == 32
     # Retrieval is measured against each question's gold doc_id.
     assert rag["recall@5"]["value"] >= 0.8 and "recall@5" not in closed
     # RAG wins by a margin outside both confidence intervals.
@@ -178,6 +187,25 @@ def test_hybrid_trains_on_the_prompts_it_is_served_with(
     assert first[-1]["role"] == "assistant"
 
 
+@pytest.fixture(scope="module")
+def tokenizer_read_once() -> Iterator[None]:
+    """In an empty home `tunewise run` checks the task with the embedded model's tokenizer read
+    from its GGUF file (about 15 s on 2 CPU cores) before it reads the documents; the cases
+    below share the first case's real tokenizer."""
+    import tunewise.checks as checks
+
+    read, loaded = checks.load_tokenizer, {}
+
+    def once(spec: str, models: Any) -> Any:
+        if spec not in loaded:
+            loaded[spec] = read(spec, models)
+        return loaded[spec]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checks, "load_tokenizer", once)
+        yield
+
+
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
     [
@@ -193,6 +221,7 @@ def test_bad_documents_are_named(
     news_task: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    tokenizer_read_once: None,
 ) -> None:
     """The CLI in-process (the same handler a fresh process runs), so the three cases share
     one import of the stack."""
