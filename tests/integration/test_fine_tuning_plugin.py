@@ -17,7 +17,7 @@ INTENTS = Path(__file__).resolve().parents[1] / "fixtures" / "support-intents"
 CANDIDATES = (
     "candidates:\n"
     "  - {strategy: zero-shot}\n"
-    "  - {strategy: ia3, max_train_examples: 40, epochs: 1, evaluations_per_epoch: 1}\n"
+    "  - {strategy: ia3, max_train_examples: 20, epochs: 1, evaluations_per_epoch: 1}\n"
 )
 
 
@@ -29,7 +29,7 @@ def test_a_plugin_method_trains_curves_and_exports(
     (folder / "task.yaml").write_text((INTENTS / "task.yaml").read_text() + CANDIDATES)
     home, out = fresh_home(converted_home, tmp_path), tmp_path / "runs"
     done = tunewise(
-        "run", str(folder / "task.yaml"), "--limit", "20", "--learning-curve", "20",
+        "run", str(folder / "task.yaml"), "--limit", "20", "--learning-curve", "10",
         "--out", str(out), home=home,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -43,7 +43,7 @@ def test_a_plugin_method_trains_curves_and_exports(
     assert 0 < training["trainable_parameters"] < 100_000
     assert ia3["metrics"]["accuracy"]["n"] == 20
     assert results["learning_curve"]["candidate"] == "ia3"
-    assert [p["examples"] for p in results["learning_curve"]["points"]] == [20, 40]
+    assert [p["examples"] for p in results["learning_curve"]["points"]] == [10, 20]
     assert results["recommendation"]["next_step"]["action"]
     for fmt in ("adapter", "openai-jsonl"):
         exported = tunewise("export", str(run_dir), "--candidate", "ia3", "--format", fmt,
