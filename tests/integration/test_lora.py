@@ -45,10 +45,16 @@ def lora_entry(run_dir: Path) -> dict:
     return entry
 
 
-def test_lora_trains_is_reused_and_exports(
+def test_lora_trains_resumes_after_a_kill_is_reused_and_exports(
     lora_task: Path, converted_home: Path, tmp_path: Path
 ) -> None:
+    """One training: `tunewise train` killed (kill -9) after its first checkpoint, then `tunewise
+    run` resumes it from that checkpoint and measures the adapter; a second run reuses it; the
+    adapter exports, and its merged model answers as the adapter does."""
     home = fresh_home(converted_home, tmp_path)
+    step = kill_after_a_checkpoint(["train", str(lora_task)], home)
+    assert not any(p for p in home.glob("adapters/*") if not p.name.endswith(".work"))
+
     out = tmp_path / "runs"
     first = tunewise("run", str(lora_task), "--limit", "20", "--out", str(out), home=home)
     assert first.returncode == 0, first.stderr
@@ -57,6 +63,8 @@ def test_lora_trains_is_reused_and_exports(
     training = entry["setup"]["training"]
     steps = -(-training["examples"] // 4)
     assert training["cached"] is False and training["steps"] == steps
+    assert training["resumed_from_step"] >= step > 0
+    assert not list(home.glob("adapters/*.work"))
     assert training["examples"] + training["validation_examples"] == 40
     assert training["validation_examples"] > 0
     every = steps // 2  # evaluations_per_epoch: 2, plus one at the last step
@@ -116,11 +124,9 @@ def checkpoints(home: Path) -> list[int]:
     return [int(name) for name in names if name.isdigit()]
 
 
-def test_training_killed_mid_way_resumes_from_its_checkpoint(
-    lora_task: Path, converted_home: Path, tmp_path: Path
-) -> None:
-    home = fresh_home(converted_home, tmp_path)
-    args = ["train", str(lora_task)]
+def kill_after_a_checkpoint(args: list[str], home: Path) -> int:
+    """Start the command as its own process and SIGKILL it once a checkpoint is complete;
+    returns the checkpoint's step."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tunewise", *args],
         env=environment(home),
@@ -132,13 +138,4 @@ def test_training_killed_mid_way_resumes_from_its_checkpoint(
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    step = max(checkpoints(home))
-    assert not any(p for p in home.glob("adapters/*") if not p.name.endswith(".work"))
-
-    resumed = tunewise(*args, home=home)
-    assert resumed.returncode == 0, resumed.stderr
-    (adapter,) = [p for p in home.glob("adapters/*") if p.is_dir()]
-    record = json.loads((adapter / "training.json").read_text())
-    assert record["resumed_from_step"] >= step > 0
-    assert record["steps"] == -(-record["examples"] // 4)
-    assert not list(home.glob("adapters/*.work"))
+    return max(checkpoints(home))
