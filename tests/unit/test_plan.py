@@ -228,8 +228,11 @@ def test_a_deadline_narrows_the_timing_and_the_few_shot_pair_is_asked_once_if_it
     # 7 s left: half of it answers 3 more at the pair's second an answer.
     timed(time.perf_counter() + 7.0)
     assert asked[-1] == ("zero-shot", 3)
-    # No time left: the zero-shot pair alone prices every answer, per prompt token.
+    # 3 s left: the zero-shot pair (2 s) fits; what it leaves answers no wide batch.
+    timed(time.perf_counter() + 3.0)
+    assert asked[:2] == [("zero-shot", 1), ("zero-shot", 2)] and ("zero-shot", 8) not in asked
+    # No time left: the first answer alone prices every answer, per prompt token.
     rates = timed(time.perf_counter())
-    assert asked == [("zero-shot", 1), ("zero-shot", 2)]
+    assert asked == [("zero-shot", 1)]
     assert (rates.seconds_per_answer, rates.seconds_per_token) == pytest.approx((0.0, 0.01))
     assert rates.few_shot_tokens > rates.zero_shot_tokens  # counted, not asked

@@ -72,39 +72,59 @@ def time_answers(
     it); one batch of zero-shot answers as wide as the ladder's rounds then prices the rest of
     an answer (generating it). No training rate yet (`with_training_rate` adds it).
 
-    `deadline` (a `time.perf_counter()` value): the few-shot pair is asked only where the time
-    left affords it at the zero-shot pair's cost per prompt token (else every answer is priced
-    per token), and the wide batch narrows to what half the time left can answer, skipped below
-    2 answers (the pair prices an answer instead)."""
+    `deadline` (a `time.perf_counter()` value): each part is asked only where the time left
+    affords it at the cost per prompt token measured so far: the zero-shot pair (else the first
+    answer prices every answer, its load included), then the few-shot pair (else every answer
+    is priced per token); the wide batch narrows to what half the time left can answer, skipped
+    below 2 answers (the pair prices an answer instead)."""
     baseline = settings(first_in_ladder("prompting"))
     few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
     # Its first draw times it: re-draws are the ladder's to run.
     first_draw = few.model_copy(update={"redraws": 1}) if hasattr(few, "redraws") else few
     paired = test[1 : LONGER_PROMPTS_TIMED + 1] or test[:1]
     wide = test[LONGER_PROMPTS_TIMED + 1 :][: answers_timed(task, backend)] or paired
-    measure(baseline, baseline.strategy, test[:1])  # loads the model: not timed
+    loaded = measure(baseline, baseline.strategy, test[:1])  # loads the model: not timed
+    if deadline is not None and not _affords(deadline, loaded, _tokens(loaded), len(paired)):
+        # Answers so long that even the pair does not fit: the first prices them, its load
+        # included (an upper bound).
+        return _timing(task, dataset, test, settings, backend, few, loaded, None, loaded, paired)
     short = measure(baseline, baseline.strategy, paired)
     longer = None
     if deadline is None or _affords(
         deadline, short, _prompt_tokens(task, few, dataset, paired, backend)
     ):
         longer = measure(first_draw, few.strategy, paired)
-    few_tokens = (
-        longer.usage["input_tokens_per_request"]
-        if longer is not None and longer.measured
-        else _prompt_tokens(task, few, dataset, paired, backend)
-    )
     if deadline is not None and short.predictions:
         affordable = (deadline - time.perf_counter()) / 2 / short.compute_seconds_per_request
         wide = wide[: max(0, int(affordable))]
     timed = measure(baseline, baseline.strategy, wide) if len(wide) >= 2 else short
+    return _timing(task, dataset, test, settings, backend, few, short, longer, timed, paired)
+
+
+def _timing(
+    task: Task,
+    dataset: Dataset,
+    test: Sequence[Example],
+    settings: Callable[[str], CandidateSpec],
+    backend: Backend,
+    few: CandidateSpec,
+    short: CandidateResult,
+    longer: CandidateResult | None,
+    timed: CandidateResult,
+    paired: Sequence[Example],
+) -> Timing:
+    """The timing the measured answers give."""
     per_answer, per_token = _answer_line(short, longer, timed)
     return Timing(
         seconds_per_token=per_token,
         seconds_per_answer=per_answer,
-        zero_shot_tokens=timed.usage.get("input_tokens_per_request", 0.0),
+        zero_shot_tokens=_tokens(timed),
         output_tokens=timed.usage.get("output_tokens_per_request", 1.0),
-        few_shot_tokens=few_tokens,
+        few_shot_tokens=(
+            _tokens(longer)
+            if longer is not None and longer.measured
+            else _prompt_tokens(task, few, dataset, paired, backend)
+        ),
         rag_tokens=_rag_tokens(task, settings),
         train_seconds_per_example=None,
         train_examples=len(dataset.train),
@@ -112,6 +132,10 @@ def time_answers(
         epochs=getattr(settings(first_in_ladder("fine-tuning")), "epochs", 1),
         redraws=getattr(few, "redraws", 1),
     )
+
+
+def _tokens(result: CandidateResult) -> float:
+    return result.usage.get("input_tokens_per_request", 0.0)
 
 
 def answers_timed(task: Task, backend: Backend) -> int:
@@ -138,15 +162,14 @@ def untimed_training_rate(timing: Timing) -> float:
     return 3 * timing.seconds_per_token * timing.zero_shot_tokens
 
 
-def _affords(deadline: float, short: CandidateResult, tokens: float) -> bool:
-    """Whether the time left affords the pair again with prompts of `tokens` tokens, at the
-    zero-shot pair's cost per prompt token (an upper bound: generating costs no more)."""
-    if not short.predictions:
+def _affords(deadline: float, asked: CandidateResult, tokens: float, answers: int = 0) -> bool:
+    """Whether the time left affords `answers` (default: as many as `asked`) with prompts of
+    `tokens` tokens, at `asked`'s cost per prompt token (an upper bound where the prompts are
+    longer: generating costs no more)."""
+    if not asked.predictions:
         return True
-    per_token = short.compute_seconds_per_request / max(
-        short.usage.get("input_tokens_per_request", 1.0), 1.0
-    )
-    needed = per_token * tokens * len(short.predictions)
+    per_token = asked.compute_seconds_per_request / max(_tokens(asked), 1.0)
+    needed = per_token * tokens * (answers or len(asked.predictions))
     return time.perf_counter() + needed <= deadline
 
 
