@@ -159,8 +159,9 @@ def plan_ladder(
     the run reuses the plan's answers and warm-up adapter.
 
     `within`: seconds the timing may take (`tunewise plan`'s promise to answer quickly): the
-    wide batch and the warm-up shrink to fit, and a warm-up under MIN_PLAN_WARM_UP examples is
-    not trained (training is then priced at about three forward passes an example)."""
+    wide batch and the warm-up shrink to fit, and a warm-up under MIN_PLAN_WARM_UP examples, or
+    one the budget could not afford, is not trained (training is then priced at about three
+    forward passes an example, and the plan still shows the training steps)."""
     deadline = None if within is None else time.perf_counter() + within
 
     def warm_up(strategy: str) -> tuple[float, int]:
@@ -173,13 +174,14 @@ def plan_ladder(
         measure=partial(measure, run), deadline=deadline,
     )  # fmt: skip
     size = warm_up_size(timing, run.options.budget)
-    if trains_here(run, settings) and smallest_training_fits(timing, run.options.budget):
+    fits = smallest_training_fits(timing, run.options.budget)
+    if trains_here(run, settings) and (fits or deadline is not None):
         if deadline is not None:
             left = deadline - time.perf_counter() - WARM_UP_SETUP_SECONDS
             size = min(size, int(left / max(untimed_training_rate(timing), 1e-9)))
-        if size >= MIN_PLAN_WARM_UP:
+        if fits and size >= MIN_PLAN_WARM_UP:
             timing = with_training_rate(timing, warm_up, size)
-        else:
+        else:  # `tunewise plan` still shows steps 3 and 4, priced without a warm-up
             timing = replace(
                 timing, train_seconds_per_example=untimed_training_rate(timing), warm_up_examples=0
             )
