@@ -175,13 +175,16 @@ def plan_ladder(
     )  # fmt: skip
     size = warm_up_size(timing, run.options.budget)
     fits = smallest_training_fits(timing, run.options.budget)
-    if trains_here(run, settings) and (fits or deadline is not None):
+    # Without a warm-up, training is priced from reading a prompt: only where the timing
+    # priced reading apart from generating (else long answers would inflate it many times).
+    priced = deadline is not None and timing.seconds_per_answer > 0
+    if trains_here(run, settings) and (fits or priced):
         if deadline is not None:
             left = deadline - time.perf_counter() - WARM_UP_SETUP_SECONDS
             size = min(size, int(left / max(untimed_training_rate(timing), 1e-9)))
         if fits and size >= MIN_PLAN_WARM_UP:
             timing = with_training_rate(timing, warm_up, size)
-        else:  # `tunewise plan` still shows steps 3 and 4, priced without a warm-up
+        elif priced:  # `tunewise plan` still shows steps 3 and 4, priced without a warm-up
             timing = replace(
                 timing, train_seconds_per_example=untimed_training_rate(timing), warm_up_examples=0
             )

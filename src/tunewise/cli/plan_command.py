@@ -42,7 +42,10 @@ def show_plan(out: Console, name: str, plan: LadderPlan, budget: float | None) -
     full = sum(s.full_seconds for s in plan.steps)
     room = "no budget" if budget is None else f"a budget of {_time(budget)}"
     if timing.train_seconds_per_example is None:
-        training = "; no training timed: fine-tuning cannot run here, or not within the budget."
+        training = (
+            "; no training timed: fine-tuning cannot run here, or not within the budget or the "
+            "plan's time (`tunewise run` times a warm-up where the budget allows one)."
+        )
     elif timing.warm_up_examples == 0:
         training = (
             f", {timing.train_seconds_per_example:.2f} s per training example (about three "
