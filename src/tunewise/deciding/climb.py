@@ -24,11 +24,10 @@ from tunewise.deciding.ladder import (
     strategies_for,
     verdict_text,
 )
-from tunewise.deciding.plan import REDRAW_EXAMPLES
+from tunewise.deciding.prompting_rounds import measure_prompting, no_room, seconds_per_answer
 from tunewise.deciding.room_for_training import gives_way_to_training
 from tunewise.deciding.training_steps import TITLES, trained_step, training_estimate
 from tunewise.deciding.verdict import Recommendation
-from tunewise.evaluation.sequential import looks
 from tunewise.inference.predictor import RetrievalUse
 from tunewise.measuring.candidate import CandidateResult, primary_metric
 from tunewise.measuring.timing import WARM_UP_EXAMPLES
@@ -91,12 +90,12 @@ def _prompting(ladder: Ladder) -> str | None:
     _fit_test(ladder, per_answer)
     for strategy in walked:
         if strategy is not baseline and (
-            gives_way_to_training(ladder, strategy) or _no_room(ladder, strategy)
+            gives_way_to_training(ladder, strategy) or no_room(ladder, strategy)
         ):
             continue
-        result = _measure_prompting(ladder, strategy)
+        result = measure_prompting(ladder, strategy)
         # Over the whole round, not the first few answers: those carry the first calls' warm-up.
-        ladder.per_answer[strategy.name] = _seconds_per_answer(result, ladder)
+        ladder.per_answer[strategy.name] = seconds_per_answer(result, ladder)
     recommendation = ladder.decision()
     reason = verdict_text(recommendation, 1)
     names = tuple(r.name for r in ladder.results)
@@ -107,72 +106,6 @@ def _prompting(ladder: Ladder) -> str | None:
             if strategy.ladder == "if-it-fits":
                 searched |= _if_it_fits(ladder, strategy, per_answer=ladder.per_answer[names[-1]])
     return _stop_after(ladder, ladder.decision() if searched else recommendation, 1)
-
-
-def _measure_prompting(ladder: Ladder, strategy: Strategy) -> CandidateResult:
-    """A prompting strategy; measured in rounds, its demo re-draws (the `redraws` hook) run
-    only when it ends close enough to the target for its fragility to matter, not when its
-    interval is already clear below it, and only when they fit what is left of the budget."""
-    spec = ladder.settings(strategy.name)
-    draws = getattr(spec, "redraws", 1)
-    if strategy.hook("redraws") is None or draws <= 1:
-        return ladder.run(spec, strategy.name)
-    one_draw = spec.model_copy(update={"redraws": 1})
-    if ladder.scores is None:  # answered at once, its re-draws with it, where they fit
-        n = len(ladder.test)
-        fits = _redraws_fit(ladder, draws, n, _planned_per_answer(ladder, strategy), n)
-        if not fits:
-            ladder.reduce(1, strategy.name, "redraws", draws, 1)
-        return ladder.run(spec if fits else one_draw, strategy.name)
-    result = ladder.run(one_draw, strategy.name)
-    far = result.sequential is not None and result.sequential.reason == "below the target"
-    if far or not result.measured:
-        return result
-    if not _redraws_fit(
-        ladder, draws, len(result.predictions), _seconds_per_answer(result, ladder)
-    ):
-        ladder.reduce(1, strategy.name, "redraws", draws, 1)
-        return result
-    return ladder.with_extras(spec)
-
-
-def _redraws_fit(
-    ladder: Ladder, draws: int, examples: int, per_answer: float | None, answered: int = 0
-) -> bool:
-    """Whether the demo re-draws (and `answered` answers beside them) fit what is left."""
-    if ladder.budget is None or per_answer is None:
-        return True
-    redrawn = min(REDRAW_EXAMPLES, examples) * (draws - 1)
-    return ladder.fits((redrawn + answered) * per_answer)
-
-
-def _planned_per_answer(ladder: Ladder, strategy: Strategy) -> float | None:
-    """The plan's seconds per answer of a prompting strategy (None: not planned)."""
-    timing = ladder.timing
-    if timing is None:
-        return None
-    tokens = timing.few_shot_tokens if strategy.ladder == "measured" else timing.zero_shot_tokens
-    return timing.answers(tokens, 1)
-
-
-def _no_room(ladder: Ladder, strategy: Strategy) -> bool:
-    """Whether a prompting strategy after the baseline cannot start: its first answers (its
-    first round, or the whole sample where answers are not scored one by one) would overrun
-    what is left of the budget at the plan's rates. If so it is recorded as not run, with its
-    estimate and the command that measures it anyway."""
-    if ladder.budget is None or ladder.timing is None:
-        return False
-    n = len(ladder.test) if ladder.scores is None else looks(len(ladder.test))[0]
-    cost = n * (_planned_per_answer(ladder, strategy) or 0.0)
-    if ladder.fits(cost):
-        return False
-    why = (
-        f"its first {n} answers need about {cost:.0f} s, more than the {ladder.left():.0f} s "
-        "left of the budget"
-    )
-    command = ladder.command(strategies_for(strategy.name))
-    ladder.record(1, strategy.name, "not run: budget", why, estimated_seconds=cost, command=command)
-    return True
 
 
 def _fit_test(ladder: Ladder, per_answer: float) -> None:
@@ -195,13 +128,6 @@ def _fit_test(ladder: Ladder, per_answer: float) -> None:
     stratify = stratify_by_label(task.contract.output_format)
     ladder.test = sample_examples(ladder.test, fitted, task.seed, stratify)
     ladder.reduce(1, "all", "test_examples", n, fitted)
-
-
-def _seconds_per_answer(result: CandidateResult, ladder: Ladder) -> float:
-    """Measured compute per answer, else the baseline's warm-up figure."""
-    if result.measured and result.predictions:
-        return max(result.compute_seconds_per_request, 1e-4)
-    return ladder.per_answer.get(ladder.baseline, 0.0)
 
 
 def _if_it_fits(ladder: Ladder, strategy: Strategy, per_answer: float) -> bool:
