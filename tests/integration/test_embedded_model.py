@@ -179,27 +179,29 @@ def test_unseen_seven_label_task_runs_and_rerun_is_served_from_cache(
     (run_dir,) = out.iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     by_name = {c["name"]: c for c in results["candidates"]}
-    assert set(by_name) == {"zero-shot", "few-shot"}
+    assert set(by_name) == {"zero-shot"}
     assert_decision_matches(results)
     ladder = results["ladder"]
     assert ladder["reductions"][0]["setting"] == "test_examples"
+    # Few-shot's first round (seven labels' demos in every prompt) does not fit what zero-shot
+    # leaves of 30 s: recorded as not run, with its estimate and command, not measured anyway.
+    (few_shot,) = [s for s in ladder["steps"] if s["title"] == "few-shot"]
+    assert few_shot["status"] == "not run: budget" and "first 24 answers" in few_shot["reason"]
+    assert few_shot["command"] == f"tunewise run {INTENTS} --strategies zero-shot,few-shot"
     (step3,) = [s for s in ladder["steps"] if s["step"] == 3]
     assert step3["status"] == "not run: budget"
     assert step3["command"] == f"tunewise run {INTENTS} --strategies zero-shot,few-shot,lora"
     assert results["recommendation"]["next_step"]["command"] == step3["command"]
     assert "not run: budget" in first.stdout and step3["command"].split()[-1] in first.stdout
-    # Far below the 0.8 target, few-shot is settled in an early round of the 97, its interval
+    assert ladder["compute_seconds"] <= 30
+    # Far below the 0.8 target, zero-shot is settled in an early round of the 97, its interval
     # the sequential one (valid under the looks) and clear below the target.
-    few = by_name["few-shot"]["metrics"]["accuracy"]
-    rounds = by_name["few-shot"]["sequential"]
+    zero = by_name["zero-shot"]["metrics"]["accuracy"]
+    rounds = by_name["zero-shot"]["sequential"]
     assert results["data"]["test_examples"] == rounds["planned"] == 97
-    assert (few["n"], rounds["reason"]) == (rounds["n"], "below the target") and few["n"] < 97
-    assert few["ci_high"] < 0.8 and rounds["confidence"] == 1 - 0.05 / rounds["looks"]
-    assert few["value"] > 2 / 7, f"few-shot should be well above chance (1/7): {few}"
-    assert (
-        by_name["few-shot"]["usage"]["input_tokens_per_request"]
-        > (by_name["zero-shot"]["usage"]["input_tokens_per_request"])
-    )
+    assert (zero["n"], rounds["reason"]) == (rounds["n"], "below the target") and zero["n"] < 97
+    assert zero["ci_high"] < 0.8 and rounds["confidence"] == 1 - 0.05 / rounds["looks"]
+    assert zero["value"] > 2 / 7, f"zero-shot should be well above chance (1/7): {zero}"
 
     second = tunewise(*args, home=home)
     assert second.returncode == 0, second.stderr
