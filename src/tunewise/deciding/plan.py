@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
-from tunewise.core.catalog import first_in_ladder, ladder_strategies, strategy_named
+from tunewise.core.catalog import Strategy, first_in_ladder, ladder_strategies, strategy_named
 from tunewise.core.costs import PriceList, TokenPrice
 from tunewise.deciding.from_results import price_list
 from tunewise.evaluation.sequential import FIRST_LOOK
@@ -73,9 +73,7 @@ class PlanPrices:
             per_answer = tokens * price.input_per_million
             per_answer += timing.output_tokens * price.output_per_million
             return n * per_answer / 1e6
-        if self.compute_usd_per_hour is None:
-            return None
-        return timing.answers(tokens, n) * self.compute_usd_per_hour / 3600
+        return self.compute(timing.answers(tokens, n))
 
     def compute(self, seconds: float) -> float | None:
         rate = self.compute_usd_per_hour
@@ -131,6 +129,13 @@ def plan(
             if tokens is not None and name is not None:
                 steps.append(_on_service(timing, prices, step, name, tokens, goal))
     return steps
+
+
+def planned_per_answer(timing: Timing, strategy: Strategy) -> float:
+    """Seconds per answer of a prompting strategy after the baseline at the plan's rates: a
+    measured one (few-shot) at few-shot's prompt length, any other at zero-shot's."""
+    tokens = timing.few_shot_tokens if strategy.ladder == "measured" else timing.zero_shot_tokens
+    return timing.answers(tokens, 1)
 
 
 def _total(*parts: float | None) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tunewise.core.catalog import Strategy
 from tunewise.deciding.ladder import Ladder, strategies_for
-from tunewise.deciding.plan import REDRAW_EXAMPLES
+from tunewise.deciding.plan import REDRAW_EXAMPLES, planned_per_answer
 from tunewise.evaluation.sequential import looks
 from tunewise.measuring.candidate import CandidateResult
 
@@ -47,11 +47,7 @@ def _redraws_fit(
 
 def _planned_per_answer(ladder: Ladder, strategy: Strategy) -> float | None:
     """The plan's seconds per answer of a prompting strategy (None: not planned)."""
-    timing = ladder.timing
-    if timing is None:
-        return None
-    tokens = timing.few_shot_tokens if strategy.ladder == "measured" else timing.zero_shot_tokens
-    return timing.answers(tokens, 1)
+    return None if ladder.timing is None else planned_per_answer(ladder.timing, strategy)
 
 
 def no_room(ladder: Ladder, strategy: Strategy) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tunewise.core.catalog import Strategy
 from tunewise.deciding.ladder import Ladder, strategies_for
-from tunewise.deciding.plan import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE
+from tunewise.deciding.plan import FIXED_SECONDS, MIN_TRAIN_SUBSAMPLE, planned_per_answer
 from tunewise.deciding.training_steps import CURVE_SPREAD, RESERVED_LOOKS
 from tunewise.evaluation.sequential import looks
 
@@ -25,8 +25,7 @@ def gives_way_to_training(ladder: Ladder, strategy: Strategy) -> bool:
     if not ladder.results or not far:
         return False
     rounds = looks(len(ladder.test))[:RESERVED_LOOKS][-1]
-    tokens = timing.few_shot_tokens if strategy.ladder == "measured" else timing.zero_shot_tokens
-    cost = timing.answers(tokens, rounds)
+    cost = rounds * planned_per_answer(timing, strategy)
     warm_up = timing.warm_up_examples
     smallest = min(MIN_TRAIN_SUBSAMPLE, CURVE_SPREAD * warm_up, ladder.train_examples)
     examples = smallest + warm_up

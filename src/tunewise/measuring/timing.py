@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from statistics import fmean
 
 from tunewise.core.catalog import first_in_ladder, ladder_strategies
@@ -83,22 +84,22 @@ def time_answers(
     first_draw = few.model_copy(update={"redraws": 1}) if hasattr(few, "redraws") else few
     paired = test[1 : LONGER_PROMPTS_TIMED + 1] or test[:1]
     wide = test[LONGER_PROMPTS_TIMED + 1 :][: answers_timed(task, backend)] or paired
+    # Few-shot's prompt length, counted (not asked) where its answers are not measured.
+    few_tokens = cache(lambda: _prompt_tokens(task, few, dataset, paired, backend))
     loaded = measure(baseline, baseline.strategy, test[:1])  # loads the model: not timed
     if deadline is not None and not _affords(deadline, loaded, _tokens(loaded), len(paired)):
         # Answers so long that even the pair does not fit: the first prices them, its load
         # included (an upper bound).
-        return _timing(task, dataset, test, settings, backend, few, loaded, None, loaded, paired)
+        return _timing(task, dataset, test, settings, few, few_tokens, loaded, None, loaded)
     short = measure(baseline, baseline.strategy, paired)
     longer = None
-    if deadline is None or _affords(
-        deadline, short, _prompt_tokens(task, few, dataset, paired, backend)
-    ):
+    if deadline is None or _affords(deadline, short, few_tokens()):
         longer = measure(first_draw, few.strategy, paired)
     if deadline is not None and short.predictions:
         affordable = (deadline - time.perf_counter()) / 2 / short.compute_seconds_per_request
         wide = wide[: max(0, int(affordable))]
     timed = measure(baseline, baseline.strategy, wide) if len(wide) >= 2 else short
-    return _timing(task, dataset, test, settings, backend, few, short, longer, timed, paired)
+    return _timing(task, dataset, test, settings, few, few_tokens, short, longer, timed)
 
 
 def _timing(
@@ -106,12 +107,11 @@ def _timing(
     dataset: Dataset,
     test: Sequence[Example],
     settings: Callable[[str], CandidateSpec],
-    backend: Backend,
     few: CandidateSpec,
+    few_tokens: Callable[[], float],
     short: CandidateResult,
     longer: CandidateResult | None,
     timed: CandidateResult,
-    paired: Sequence[Example],
 ) -> Timing:
     """The timing the measured answers give."""
     per_answer, per_token = _answer_line(short, longer, timed)
@@ -120,11 +120,7 @@ def _timing(
         seconds_per_answer=per_answer,
         zero_shot_tokens=_tokens(timed),
         output_tokens=timed.usage.get("output_tokens_per_request", 1.0),
-        few_shot_tokens=(
-            _tokens(longer)
-            if longer is not None and longer.measured
-            else _prompt_tokens(task, few, dataset, paired, backend)
-        ),
+        few_shot_tokens=_tokens(longer) if longer is not None and longer.measured else few_tokens(),
         rag_tokens=_rag_tokens(task, settings),
         train_seconds_per_example=None,
         train_examples=len(dataset.train),
@@ -179,14 +175,12 @@ def _answer_line(
     """(seconds per answer, seconds per prompt token): the token price from the same inputs
     asked with short and long prompts in equal batches, the rest of `wide`'s answers per
     answer; all per token where the longer prompts were not measured or did not cost more."""
-    tokens = wide.usage.get("input_tokens_per_request", 0.0)
+    tokens = _tokens(wide)
     seconds = wide.compute_seconds_per_request if wide.predictions else 0.0
     proportional = (0.0, seconds / max(tokens, 1.0))
     if long is None or not (short.predictions and long.measured and long.predictions):
         return proportional
-    more = long.usage.get("input_tokens_per_request", 0.0) - short.usage.get(
-        "input_tokens_per_request", 0.0
-    )
+    more = _tokens(long) - _tokens(short)
     gained = long.compute_seconds_per_request - short.compute_seconds_per_request
     slope = gained / more if more > 0 else 0.0
     if slope <= 0 or seconds - slope * tokens < 0:
