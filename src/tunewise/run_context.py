@@ -27,8 +27,10 @@ from tunewise.measuring.learning_curve import CurveFit
 from tunewise.measuring.selection import model_for
 from tunewise.measuring.timing import (
     time_answers,
+    timed_pair,
     untimed_training_rate,
     warm_up_spec,
+    with_reading_rate,
     with_training_rate,
 )
 from tunewise.models.backend import Backend
@@ -168,27 +170,29 @@ def plan_ladder(
         warm = warm_up_spec(settings(strategy), size)
         return warm_up_training(run, warm, f"{strategy} warm-up")
 
+    baseline = settings(first_in_ladder("prompting"))
+    answering = run.backends.for_spec(baseline)
     timing = time_answers(
         run.task, run.dataset, run.test, settings,
-        backend=run.backends.for_spec(settings(first_in_ladder("prompting"))),
-        measure=partial(measure, run), deadline=deadline,
+        backend=answering, measure=partial(measure, run), deadline=deadline,
     )  # fmt: skip
+    here = trains_here(run, settings)
+    if here:  # training is first priced from reading a prompt, never from generating an answer
+        pair = timed_pair(run.test)
+        timing = with_reading_rate(timing, run.task, baseline, run.dataset, pair, answering)
     size = warm_up_size(timing, run.options.budget)
     fits = smallest_training_fits(timing, run.options.budget)
-    # Without a warm-up, training is priced from reading a prompt: only where the timing
-    # priced reading apart from generating (else long answers would inflate it many times).
-    priced = deadline is not None and timing.seconds_per_answer > 0
-    if trains_here(run, settings) and (fits or priced):
+    if here and (fits or deadline is not None):
         if deadline is not None:
             left = deadline - time.perf_counter() - WARM_UP_SETUP_SECONDS
             size = min(size, int(left / max(untimed_training_rate(timing), 1e-9)))
         if fits and size >= MIN_PLAN_WARM_UP:
             timing = with_training_rate(timing, warm_up, size)
-        elif priced:  # `tunewise plan` still shows steps 3 and 4, priced without a warm-up
+        elif deadline is not None:  # `tunewise plan` still shows steps 3 and 4, priced untimed
             timing = replace(
                 timing, train_seconds_per_example=untimed_training_rate(timing), warm_up_examples=0
             )
-    model = model_for(settings(first_in_ladder("prompting")), run.task, run.options)
+    model = model_for(baseline, run.task, run.options)
     planned = ladder_plan(run.task, timing, model, service_epochs(run, settings))
     if isinstance(run.progress, ShowsPlan):
         run.progress.planned(planned, run.options.budget)

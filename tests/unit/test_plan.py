@@ -144,10 +144,49 @@ def test_each_step_that_ran_carries_the_plans_estimate_of_its_work_beside_its_co
 
 
 def test_no_warm_up_training_is_spent_where_even_the_smallest_training_cannot_fit() -> None:
-    rates = timing()  # 0.1 s per zero-shot answer: about 0.3 s per training example untimed
+    rates = timing()  # 0.1 s to read a prompt: about 0.3 s per training example untimed
     assert smallest_training_fits(rates, None)
-    assert smallest_training_fits(rates, 100 * 0.3 + FIXED_SECONDS)
+    assert smallest_training_fits(rates, 100 * 0.303 + FIXED_SECONDS)
     assert not smallest_training_fits(rates, 30.0)
+
+
+def test_training_is_first_priced_from_reading_a_prompt_never_from_generating_an_answer(
+    scripted: ScriptedBackend, tiny_task: Path
+) -> None:
+    from tunewise.measuring.selection import ladder_settings
+    from tunewise.measuring.timing import untimed_training_rate, with_reading_rate
+    from tunewise.run import RunOptions, load_data
+    from tunewise.task.data import Example
+    from tunewise.task.loading import load_task
+
+    labels = load_task(tiny_task)
+    writing = labels.contract.model_copy(update={"output_format": TextFormat(type="text")})
+    task = labels.model_copy(update={"contract": writing})
+    dataset, _ = load_data(task, RunOptions())
+    pair = [Example(f"t{i}", "a long input " * 30, "its summary", f"x:{i}") for i in range(2)]
+    baseline = ladder_settings(task)("zero-shot")
+    # Whole answers of 60 tokens to 100-token prompts priced at 10 ms a prompt token: three
+    # such "forward passes" would price a training example at 4.8 s.
+    whole = timing(seconds_per_token=0.01, output_tokens=60.0)
+    assert untimed_training_rate(whole) == pytest.approx(4.8)
+    now = [0.0]
+    reads: list[int] = []
+    answer = scripted.generate
+
+    def generate(batch: list[object], max_new_tokens: int, sampling: object = None) -> object:
+        reads.append(max_new_tokens)
+        now[0] += 0.001 * sum(scripted.count_tokens(m) for m in batch)  # reading: 1 ms a token
+        return answer(batch, max_new_tokens, sampling)  # type: ignore[arg-type]
+
+    scripted.generate = generate  # type: ignore[method-assign]
+    read = with_reading_rate(whole, task, baseline, dataset, pair, scripted, lambda: now[0])
+    assert reads == [1, 1]  # one untimed forward pass (it may load the model), one timed
+    assert read.seconds_per_read_token == pytest.approx(0.001)
+    assert untimed_training_rate(read) == pytest.approx(3 * 0.001 * 160)
+    # Where reading was priced apart from generating, that price stands and nothing is asked.
+    apart = timing(seconds_per_answer=0.2)
+    assert with_reading_rate(apart, task, baseline, dataset, pair, scripted) == apart
+    assert reads == [1, 1]
 
 
 def test_the_warm_up_shrinks_where_40_examples_would_take_over_an_eighth_of_the_budget() -> None:

@@ -16,7 +16,7 @@ from tunewise.core.catalog import first_in_ladder, ladder_strategies
 from tunewise.core.specs import CandidateSpec
 from tunewise.evaluation.sequential import FIRST_LOOK
 from tunewise.measuring.candidate import CandidateResult
-from tunewise.models.backend import Backend
+from tunewise.models.backend import Backend, Message
 from tunewise.strategies.prepare import prepare_candidate
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
@@ -46,6 +46,9 @@ class Timing:
     warm_up_examples: int = WARM_UP_TRAINING  # the warm-up training's size
     seconds_per_answer: float = 0.0  # and per answer whatever its prompt (generating it)
     output_tokens: float = 1.0  # mean tokens of a zero-shot answer (an endpoint prices them)
+    # Reading alone (one forward pass, no answer generated) per prompt token; None: not timed
+    # apart, where seconds_per_token is reading already (or the model does not train here).
+    seconds_per_read_token: float | None = None
 
     def answers(self, tokens: float, n: int) -> float:
         """Compute for n answers to prompts of `tokens` tokens."""
@@ -82,7 +85,7 @@ def time_answers(
     few = settings(next(s.name for s in ladder_strategies("prompting") if s.ladder == "measured"))
     # Its first draw times it: re-draws are the ladder's to run.
     first_draw = few.model_copy(update={"redraws": 1}) if hasattr(few, "redraws") else few
-    paired = test[1 : LONGER_PROMPTS_TIMED + 1] or test[:1]
+    paired = timed_pair(test)
     wide = test[LONGER_PROMPTS_TIMED + 1 :][: answers_timed(task, backend)] or paired
     # Few-shot's prompt length, counted (not asked) where its answers are not measured.
     few_tokens = cache(lambda: _prompt_tokens(task, few, dataset, paired, backend))
@@ -100,6 +103,11 @@ def time_answers(
         wide = wide[: max(0, int(affordable))]
     timed = measure(baseline, baseline.strategy, wide) if len(wide) >= 2 else short
     return _timing(task, dataset, test, settings, few, few_tokens, short, longer, timed)
+
+
+def timed_pair(test: Sequence[Example]) -> Sequence[Example]:
+    """The inputs asked zero-shot and few-shot alike (the first loads the model)."""
+    return test[1 : LONGER_PROMPTS_TIMED + 1] or test[:1]
 
 
 def _timing(
@@ -154,8 +162,33 @@ def with_training_rate(timing: Timing, warm_up: WarmUp, size: int = WARM_UP_TRAI
 
 def untimed_training_rate(timing: Timing) -> float:
     """Seconds per training example before any training was timed: about three forward passes
-    of a zero-shot prompt (forward, backward)."""
-    return 3 * timing.seconds_per_token * timing.zero_shot_tokens
+    (forward, backward) over a zero-shot prompt and its answer, at the price of reading a
+    token: never of generating one, which would price long answers many times too high."""
+    per_token = timing.seconds_per_read_token or timing.seconds_per_token
+    return 3 * per_token * (timing.zero_shot_tokens + timing.output_tokens)
+
+
+def with_reading_rate(
+    timing: Timing,
+    task: Task,
+    spec: CandidateSpec,
+    dataset: Dataset,
+    examples: Sequence[Example],
+    backend: Backend,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Timing:
+    """The timing with reading priced apart where it was not (every answer priced per prompt
+    token, generating included): one forward pass over a few zero-shot prompts, asking for a
+    single token, after an untimed one. Where reading was priced apart it stands as is."""
+    if timing.seconds_per_answer > 0 or not examples:
+        return timing
+    prompts = _requests(task, spec, dataset, examples, backend)
+    backend.generate(prompts[:1], 1)  # loads the model where every answer came from the cache
+    started = clock()
+    backend.generate(prompts, 1)
+    seconds = clock() - started
+    tokens = sum(backend.count_tokens(messages) for messages in prompts)
+    return replace(timing, seconds_per_read_token=seconds / max(tokens, 1))
 
 
 def _affords(deadline: float, asked: CandidateResult, tokens: float, answers: int = 0) -> bool:
@@ -192,8 +225,15 @@ def _prompt_tokens(
     task: Task, spec: CandidateSpec, dataset: Dataset, asked: Sequence[Example], backend: Backend
 ) -> float:
     """Mean prompt tokens of a prompting strategy's requests for the timed inputs."""
+    return fmean(backend.count_tokens(m) for m in _requests(task, spec, dataset, asked, backend))
+
+
+def _requests(
+    task: Task, spec: CandidateSpec, dataset: Dataset, asked: Sequence[Example], backend: Backend
+) -> list[list[Message]]:
+    """The conversations a prompting strategy sends for these inputs."""
     predictor = prepare_candidate(task, spec, train=dataset.train, backend=backend, name="plan")
-    return fmean(backend.count_tokens(predictor.request(e).messages) for e in asked)
+    return [list(predictor.request(e).messages) for e in asked]
 
 
 def _rag_tokens(task: Task, settings: Callable[[str], CandidateSpec]) -> float | None:
