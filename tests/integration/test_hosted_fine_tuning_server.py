@@ -62,6 +62,13 @@ def start_server(home: Path, data: Path, port: int) -> subprocess.Popen[str]:
         time.sleep(0.3)
 
 
+def ctrl_c_as_a_terminal_has_it() -> None:
+    """SIGINT's default action in the client: a suite started in the background by a shell
+    without job control inherits SIGINT ignored, and so would the client, which would then
+    never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def task_file(tmp_path: Path, url: str) -> Path:
     folder = tmp_path / "task"
     shutil.copytree(INTENTS / "data", folder / "data")
@@ -93,8 +100,9 @@ def test_a_hosted_candidate_trains_on_the_server_re_attaches_and_matches_lora(
         command = [sys.executable, "-m", "tunewise", "run", str(task), "--limit", "24",
                    "--strategies", "hosted-fine-tuning", "--out", str(out)]  # fmt: skip
         client = subprocess.Popen(
-            command, env={**environment(home), KEY_ENV: KEY}, stderr=subprocess.PIPE, text=True
-        )
+            command, env={**environment(home), KEY_ENV: KEY}, stderr=subprocess.PIPE, text=True,
+            preexec_fn=ctrl_c_as_a_terminal_has_it,
+        )  # fmt: skip
         deadline = time.monotonic() + 300
         while not job_ids(home):
             assert client.poll() is None, client.stderr.read() if client.stderr else ""
