@@ -26,8 +26,11 @@ browser:
 	  && { $(APT) install chromium || { $(APT) update && $(APT) install chromium; }; } >/dev/null; } \
 	  || echo "chromium not installed: the browser test of the report will be skipped"
 
+# Unit tests are single-threaded Python: two workers. Integration tests run the model on every
+# core, and some time a budget, so they run one at a time. Both parts run; either failing fails.
 test: $(STAMP) browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" -n 2; unit=$$?; \
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m integration && exit $$unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,9 @@
 """hosted-fine-tuning through `tunewise fine-tuning-server` on loopback (the embedded model):
-a client killed mid-poll prints the job and its cancel line, the re-run re-attaches (the server
-holds one job, not two), and the service's fine-tuned model measures as a local lora candidate
-with the same hyperparameters on the same data does, within the confidence intervals."""
+a client killed mid-poll prints the job and its cancel line; the server, killed -9 mid-job and
+restarted, completes the job from its checkpoint; the re-run re-attaches (the server holds one
+job, not two), and the service's fine-tuned model measures as a local lora candidate with the
+same hyperparameters on the same data does, within the confidence intervals; through the
+official openai client the `ft:` model answers with logprobs and chooses among labels."""
 
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from helpers import environment, fresh_home, tunewise
 
-# Two trainings of the embedded model (the server's and lora's) and two model loads.
+# Two trainings of the embedded model (the server's and lora's) and three model loads.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +50,7 @@ def start_server(home: Path, data: Path, port: int) -> subprocess.Popen[str]:
     command = [
         sys.executable, "-m", "tunewise", "fine-tuning-server", "--model", BASE,
         "--port", str(port), "--api-key-env", KEY_ENV, "--data-dir", str(data),
+        "--checkpoint-every", "2",
     ]  # fmt: skip
     server = subprocess.Popen(
         command, env={**environment(home), KEY_ENV: KEY}, stderr=subprocess.PIPE, text=True
@@ -79,6 +84,46 @@ def task_file(tmp_path: Path, url: str) -> Path:
     text = (INTENTS / "task.yaml").read_text() + models + "candidates:\n" + LORA + HOSTED
     (folder / "task.yaml").write_text(text)
     return folder / "task.yaml"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 300.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+    return found
+
+
+def events(service: openai.OpenAI, job: str) -> list[Any]:
+    return list(service.fine_tuning.jobs.list_events(job, limit=100))
+
+
+def finished(service: openai.OpenAI, job: str) -> Any:
+    found = service.fine_tuning.jobs.retrieve(job)
+    return found if found.status in ("succeeded", "failed", "cancelled") else None
+
+
+def answers_with_logprobs_and_among_labels(service: openai.OpenAI, model: str, task: Path) -> None:
+    """The fine-tuned model's chat completions: tokens with their top logprobs, a choice among
+    the labels (`guided_choice`); the base model answers beside it."""
+    rows = [json.loads(line) for line in (task / "data" / "train.jsonl").open()]
+    labels = sorted({row["output"] for row in rows})
+    question = [{"role": "user", "content": rows[30]["input"]}]
+    reply = service.chat.completions.create(
+        model=model, messages=question, logprobs=True, top_logprobs=3, max_tokens=12
+    )  # fmt: skip
+    choice = reply.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    assert all(len(t.top_logprobs) == 3 for t in choice.logprobs.content)
+    assert all(t.logprob <= 0 for t in choice.logprobs.content)
+    chosen = service.chat.completions.create(
+        model=model, messages=question, logprobs=True, top_logprobs=7,
+        extra_body={"guided_choice": labels},
+    )  # fmt: skip
+    assert chosen.choices[0].message.content in labels
+    base = service.chat.completions.create(model=BASE, messages=question, max_tokens=4)
+    assert base.usage is not None and base.usage.prompt_tokens > 0
 
 
 def job_ids(home: Path) -> list[str]:
@@ -115,13 +160,26 @@ def test_a_hosted_candidate_trains_on_the_server_re_attaches_and_matches_lora(
         assert f"fine-tuning job {job} keeps running" in said
         assert f"curl -X POST {url}/fine_tuning/jobs/{job}/cancel" in said and KEY not in said
 
-        # The job trains on (alone: two trainings at once on a small machine crawl); the re-run
-        # re-attaches to it by the id on disk, and measures lora beside it.
+        # The job trains on (alone: two trainings at once on a small machine crawl). The server
+        # is killed -9 after a checkpoint; restarted, it resumes the job from there.
         service = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0)
-        deadline = time.monotonic() + 900
-        while service.fine_tuning.jobs.retrieve(job).status not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline, "the server's job did not finish"
-            time.sleep(1)
+        wait_for(
+            lambda: any(e.message.startswith("Checkpoint created") for e in events(service, job))
+        )
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        server = start_server(home, tmp_path / "server-data", port)
+        done = wait_for(lambda: finished(service, job), timeout=900)
+        assert done.status == "succeeded", done.error
+        said = [e.message for e in events(service, job)]
+        assert "Resuming the fine-tuning job after a server restart" in said
+        resumed = [m for m in said if m.startswith("Resumed from the checkpoint at step ")]
+        assert resumed and int(resumed[0].rsplit(" ", 1)[1]) >= 2
+        assert service.fine_tuning.jobs.checkpoints.list(job).data
+        assert done.fine_tuned_model in [m.id for m in service.models.list()]
+        answers_with_logprobs_and_among_labels(service, done.fine_tuned_model, INTENTS)
+
+        # The re-run re-attaches to the job by the id on disk, and measures lora beside it.
         monkeypatch.setenv(KEY_ENV, KEY)
         done = tunewise("run", str(task), "--limit", "24", "--out", str(out), home=home)
         assert done.returncode == 0, done.stderr
@@ -129,6 +187,7 @@ def test_a_hosted_candidate_trains_on_the_server_re_attaches_and_matches_lora(
     finally:
         server.terminate()
         server.wait(timeout=60)
+    assert KEY not in (server.stderr.read() if server.stderr else "")
 
     run_dir = max(out.iterdir(), key=lambda p: p.name)
     results = json.loads((run_dir / "results.json").read_text())
