@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.checks import check_task
-from tunewise.core.catalog import first_in_ladder, names_where
+from tunewise.core.catalog import names_where
 from tunewise.core.progress import Progress, SilentProgress
 from tunewise.core.specs import CandidateSpec
 from tunewise.core.version import __version__
@@ -40,7 +40,6 @@ from tunewise.measuring.selection import (
     pinned,
     suggested_command,
 )
-from tunewise.models.local import LocalModel
 from tunewise.models.registry import load_backend
 from tunewise.options import RunOptions
 from tunewise.retrieval.knowledge import Knowledge, load_knowledge
@@ -52,6 +51,7 @@ from tunewise.run_context import (
     judge_model,
     measure,
     plan_ladder,
+    trains_locally,
     tunes_remotely,
     warm_up_training,
 )
@@ -222,12 +222,11 @@ def climb_ladder(run: RunContext) -> Measured:
     """The default run: the four steps, as far as the budget and the gap take it."""
     task, options = run.task, run.options
     settings = ladder_settings(task)
-    trainer = run.backends.for_spec(settings(first_in_ladder("fine-tuning")))
     ladder = Ladder(
         task=task,
         test=run.test,
         train_examples=len(run.dataset.train),
-        trainable=isinstance(trainer, LocalModel),
+        trainable=trains_locally(run, settings),
         tunes_remotely=tunes_remotely(task, options),
         measure=partial(measure, run),
         decide=lambda measured: decide_from(task, run.dataset, measured),

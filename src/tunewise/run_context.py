@@ -130,11 +130,16 @@ MIN_PLAN_WARM_UP = 8  # a smaller warm-up training times its setup more than its
 WARM_UP_SETUP_SECONDS = 8.0  # a warm-up's model copy, tokenizing and saving, beside its steps
 
 
+def trains_locally(run: RunContext, settings: Callable[[str], CandidateSpec]) -> bool:
+    """Whether the ladder's fine-tuning method has a local model to train."""
+    trainer = run.backends.for_spec(settings(first_in_ladder("fine-tuning")))
+    return isinstance(trainer, LocalModel)
+
+
 def trains_here(run: RunContext, settings: Callable[[str], CandidateSpec]) -> bool:
     """Whether the ladder's fine-tuning steps train on this machine: a local model, and
     enough training examples for a ladder to fine-tune."""
-    trainer = run.backends.for_spec(settings(first_in_ladder("fine-tuning")))
-    return isinstance(trainer, LocalModel) and len(run.dataset.train) >= MIN_LADDER_TRAINING
+    return trains_locally(run, settings) and len(run.dataset.train) >= MIN_LADDER_TRAINING
 
 
 def tunes_remotely(task: Task, options: RunOptions) -> bool:

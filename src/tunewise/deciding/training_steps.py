@@ -21,7 +21,7 @@ from tunewise.evaluation.sequential import looks
 from tunewise.evaluation.stats import MetricValue
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.learning_curve import CurvePoint, estimate_examples, forecast
-from tunewise.measuring.timing import WARM_UP_TRAINING, warm_up_spec
+from tunewise.measuring.timing import WARM_UP_TRAINING, untimed_training_rate, warm_up_spec
 
 TITLES = {2: "RAG", 3: "fine-tuning", 4: "hybrid"}
 CURVE_TRAINING = 1.75  # a subsample's training plus a half and a quarter of it, for the curve
@@ -44,10 +44,23 @@ def training_estimate(
     ladder: Ladder, examples: int, epochs: int, factor: float = 1.0, name: str | None = None
 ) -> float:
     """Seconds per training example from the warm-up of `name` (else of any method warmed up),
-    else, before any warm-up, three forward passes' worth per example and epoch."""
+    else from the plan's timing (its warm-up, else three forward passes at the price of reading
+    a token), else three of the baseline's answers per example and epoch."""
     rate = ladder.per_answer.get(f"train:{name}", ladder.per_answer.get("train"))
-    per_example = rate if rate is not None else 3 * ladder.per_answer.get(ladder.baseline, 0.0)
+    per_example = rate if rate is not None else _planned_training_rate(ladder)
     return examples * epochs * per_example * factor + FIXED_SECONDS
+
+
+def _planned_training_rate(ladder: Ladder) -> float:
+    """Seconds per training example before the ladder's own warm-up: the plan's rate, never
+    three whole answers where the plan priced reading (on a task with long generated answers,
+    that would price training many times too high and leave step 3 out)."""
+    timing = ladder.timing
+    if timing is None:
+        return 3 * ladder.per_answer.get(ladder.baseline, 0.0)
+    if timing.train_seconds_per_example is not None:
+        return timing.train_seconds_per_example
+    return untimed_training_rate(timing)
 
 
 def trained_step(
