@@ -228,9 +228,10 @@ def test_repair_requests_show_as_their_own_progress_stage(
     (tmp_path / "task.yaml").write_text(TASK, encoding="utf-8")
     log = StageLog()
     run_task(load_task(tmp_path / "task.yaml"), RunOptions(), log)
-    # 5 invalid answers, up to 2 rounds each; one round fixed them all.
+    # 5 invalid answers, up to 2 rounds each; one round fixed them all, and the bar ends full
+    # (the 5 requests the second round spared count as done, not as still to come).
     assert log.stages["zero-shot"] == [5, 5]
-    assert log.stages["zero-shot repairs"] == [10, 5]
+    assert log.stages["zero-shot repairs"] == [10, 10]
     assert "no-repair repairs" not in log.stages  # max_repairs: 0
 
 

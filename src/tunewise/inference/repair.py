@@ -116,6 +116,8 @@ def repair(
         for (i, _), answer in zip(failing, answers, strict=True):
             current[i] = _merged(current[i], answer)
         sent.extend(answers)
+    # Repaired answers are not asked again: the bar ends full, not at the requests it spared.
+    advance(invalid_before * max_repairs - len(sent))
     repaired = invalid_before - len(_failing(current, output_format))
     return current, _record(max_repairs, invalid_before, repaired, sent)
 
