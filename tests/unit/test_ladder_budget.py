@@ -69,6 +69,9 @@ def test_lora_that_cannot_fit_is_not_run_with_its_exact_command(task: Task) -> N
     assert step3.status == "not run: budget"
     assert step3.command == "tunewise run task.yaml --strategies zero-shot,few-shot,lora"
     assert step3.estimated_seconds is not None and step3.estimated_seconds > 120
+    # The smallest useful training is quoted beside the full one the command runs.
+    assert "at its smallest useful size (100 x 1)" in step3.reason
+    assert "for all 1000 examples x 2 epochs" in step3.reason
     recommendation = ladder.decision()
     following = next_step(
         recommendation, record, None, measured={}, target=task.target, train_examples=1000,

@@ -120,18 +120,25 @@ def _fit_training(
     n = min(ladder.train_examples, spec.max_train_examples or ladder.train_examples)
     answering = answering_estimate(ladder, factor)
 
-    def left_out(estimate: float) -> None:
-        why = f"{gate}; about {estimate:.0f} s needed, {max(ladder.left(), 0):.0f} s left"
-        ladder.record(
-            step, TITLES[step], "not run: budget", why, estimated_seconds=estimate,
-            command=ladder.command(strategies_for(name)),
-        )  # fmt: skip
-
     def estimate(examples: int, epochs: int) -> float:
         return training_estimate(ladder, examples, epochs, factor, name)
 
     least_with_warm_up = CURVE_SPREAD * _warm_up_examples(ladder)  # with the warm-up's point
-    smallest = estimate(min(MIN_TRAIN_SUBSAMPLE, least_with_warm_up, n), 1) + answering
+    least = min(MIN_TRAIN_SUBSAMPLE, least_with_warm_up, n)
+    smallest = estimate(least, 1) + answering
+
+    def left_out(full: float) -> None:
+        # Both sizes: the smallest useful training answers the question, the full one is what
+        # the command (the step pinned, at the task's settings) runs.
+        sizes = f"about {full:.0f} s for all {n} examples x {spec.epochs} epochs"
+        if smallest < full:
+            sizes = f"about {smallest:.0f} s at its smallest useful size ({least} x 1), " + sizes
+        why = f"{gate}; {sizes}; {max(ladder.left(), 0):.0f} s left"
+        ladder.record(
+            step, TITLES[step], "not run: budget", why, estimated_seconds=full,
+            command=ladder.command(strategies_for(name)),
+        )  # fmt: skip
+
     if ladder.budget is not None and "train" not in ladder.per_answer and not ladder.fits(smallest):
         left_out(estimate(n, spec.epochs) + answering)
         return None
@@ -157,8 +164,8 @@ def _fit_training(
             examples, curve = curved, "three sizes"
         elif _warm_up_is_a_point(ladder, name, spec) and least_with_warm_up <= warmed < n:
             examples, curve = warmed, "warm-up"
-        least = least_with_warm_up if curve == "warm-up" else MIN_TRAIN_SUBSAMPLE
-        if examples < min(least, n):
+        fewest = least_with_warm_up if curve == "warm-up" else MIN_TRAIN_SUBSAMPLE
+        if examples < min(fewest, n):
             left_out(full)
             return None
         if spec.epochs > 1:
