@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import TEXT_TASK
 from simulated_ladder import World, climb, statuses, with_documents
 
 from tunewise.core.budget import parse_budget
 from tunewise.deciding.ladder import min_test_examples
 from tunewise.deciding.next_step import next_step
+from tunewise.deciding.plan import FIXED_SECONDS
 from tunewise.errors import TunewiseError
 from tunewise.measuring.selection import suggested_command
 from tunewise.measuring.timing import Timing
@@ -293,3 +295,24 @@ def test_step_3_is_priced_by_the_plans_warm_up_not_by_long_generated_answers(tas
     assert statuses(record)[3] == "run"
     assert "lora" in [r.name for r in ladder.results]
     assert record.compute_seconds <= 600 * 1.05
+
+
+def test_the_trained_reader_is_priced_at_what_rags_answers_cost_against_the_baseline(
+    tmp_path: Path,
+) -> None:
+    # RAG's answers cost 5x zero-shot's here (long passages): the hybrid, trained and answering
+    # with them, is priced at 5x the short prompt's training and answers, not at the floor 2x.
+    (tmp_path / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
+    text = with_documents(load_task(tmp_path / "task.yaml"), tmp_path)
+    quality = {"zero-shot": 0.1, "few-shot": 0.12, "rag": 0.05, "lora": 0.08, "hybrid": 0.6}
+
+    def step_4_estimate(rag_seconds: float) -> float:
+        per_answer = {"zero-shot": 2.0, "few-shot": 2.0, "rag": rag_seconds, "hybrid": 2.0}
+        world = World(quality, per_answer, metric="token_f1", recall_at_5=0.9)
+        _, record = climb(text, world, test=48)
+        step4 = next(s for s in record.steps if s.step == 4)
+        assert step4.status == "run" and step4.estimated_seconds is not None
+        return step4.estimated_seconds
+
+    floor, measured = step_4_estimate(2.0), step_4_estimate(10.0)
+    assert measured - FIXED_SECONDS == pytest.approx((floor - FIXED_SECONDS) * 5 / 2)

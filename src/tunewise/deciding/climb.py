@@ -39,6 +39,7 @@ from tunewise.task.data import sample_examples, stratify_by_label
 RERANK_DEPTH = 10
 RERANK_COST = 3.0
 READER_RECALL = 0.6  # retrieval finds this share of gold documents: the reading is what misses
+PASSAGES_FACTOR = 2.0  # a hybrid's answer or training example, at least, against the short prompt's
 FAMILY_OF_STEP = {2: "retrieval", 3: "fine-tuning", 4: "hybrid"}
 
 
@@ -335,11 +336,9 @@ def _hybrid(ladder: Ladder) -> str | None:
         if not all(helps):
             which = "RAG" if not helps[0] else "LoRA"
             ladder.record(
-                4,
-                "hybrid",
-                "skipped",
+                4, "hybrid", "skipped",
                 f"{which} does not beat prompting, so combining it cannot be justified",
-            )
+            )  # fmt: skip
             return None
         gate = "RAG and LoRA each beat prompting"
     assert rag is not None
@@ -349,10 +348,20 @@ def _hybrid(ladder: Ladder) -> str | None:
         use = rag.retrieval or RetrievalUse()
         inherited = {"answer": use.answer, "rerank": use.rerank}
         update = {k: v for k, v in inherited.items() if k not in spec.model_fields_set}
-        stopped = trained_step(ladder, 4, strategy, gate, spec.model_copy(update=update), 2.0)
+        chosen = spec.model_copy(update=update)
+        stopped = trained_step(ladder, 4, strategy, gate, chosen, _passages_factor(ladder, rag))
         if stopped is not None:
             return stopped
     return None
+
+
+def _passages_factor(ladder: Ladder, rag: CandidateResult) -> float:
+    """What a hybrid's answer and training example cost against the short prompt's: the RAG
+    candidate's measured compute per answer against the baseline's (passages lengthen both),
+    at least PASSAGES_FACTOR."""
+    baseline = ladder.per_answer.get(ladder.baseline, 0.0)
+    measured = rag.compute_seconds_per_request / baseline if baseline > 0 else 0.0
+    return max(PASSAGES_FACTOR, measured)
 
 
 def _reader_gate(rag: CandidateResult) -> str | None:

@@ -128,16 +128,10 @@ def _fit_training(
     smallest = estimate(least, 1) + answering
 
     def left_out(full: float) -> None:
-        # Both sizes: the smallest useful training answers the question, the full one is what
-        # the command (the step pinned, at the task's settings) runs.
-        sizes = f"about {full:.0f} s for all {n} examples x {spec.epochs} epochs"
-        if smallest < full:
-            sizes = f"about {smallest:.0f} s at its smallest useful size ({least} x 1), " + sizes
+        sizes = _sizes(smallest, least, full, n, spec.epochs)
         why = f"{gate}; {sizes}; {max(ladder.left(), 0):.0f} s left"
-        ladder.record(
-            step, TITLES[step], "not run: budget", why, estimated_seconds=full,
-            command=ladder.command(strategies_for(name)),
-        )  # fmt: skip
+        ladder.record(step, TITLES[step], "not run: budget", why, estimated_seconds=full,
+                      command=ladder.command(strategies_for(name)))  # fmt: skip
 
     if ladder.budget is not None and "train" not in ladder.per_answer and not ladder.fits(smallest):
         left_out(estimate(n, spec.epochs) + answering)
@@ -179,6 +173,15 @@ def _fit_training(
         return fitted, trainings + 3 * answering, curve
     warm_up_answers = answering if curve == "warm-up" else 0.0
     return fitted, estimate(examples, epochs) + answering + warm_up_answers, curve
+
+
+def _sizes(smallest: float, least: int, full: float, n: int, epochs: int) -> str:
+    """Both sizes' times: the smallest useful training answers the question; the full one is
+    what the step's command (pinned, at the task's settings) runs."""
+    sizes = f"about {full:.0f} s for all {n} examples x {epochs} epochs"
+    if smallest < full:
+        return f"about {smallest:.0f} s at its smallest useful size ({least} x 1), " + sizes
+    return sizes
 
 
 def _warm_up_is_a_point(ladder: Ladder, name: str, spec: FineTuningOptions) -> bool:
