@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conftest import TEXT_TASK
+
 from tunewise.core.setup import Setup, Training
 from tunewise.core.specs import CandidateSpec, FineTuningOptions, RetrievalOptions
 from tunewise.deciding.climb import walk
@@ -22,6 +24,7 @@ from tunewise.measuring.timing import Timing
 from tunewise.run import RunOptions
 from tunewise.task.config import Task
 from tunewise.task.data import Dataset, Example
+from tunewise.task.loading import load_task
 
 LABELS = ("positive", "negative", "neutral")
 
@@ -109,6 +112,17 @@ def examples(n: int, prefix: str) -> list[Example]:
 
 def with_documents(task: Task, tmp_path: Path) -> Task:
     return task.model_copy(update={"data": task.data.model_copy(update={"documents": tmp_path})})
+
+
+# A question-answering task whose retrieval finds the documents but whose small model cannot
+# read them: closed-book LoRA cannot know the facts, the hybrid (a trained reader) can.
+READER_QUALITY = {"zero-shot": 0.1, "few-shot": 0.12, "rag": 0.05, "lora": 0.08, "hybrid": 0.6}
+
+
+def qa_task(tmp_path: Path) -> Task:
+    """A generated-answer task (token F1) with documents."""
+    (tmp_path / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
+    return with_documents(load_task(tmp_path / "task.yaml"), tmp_path)
 
 
 def climb(

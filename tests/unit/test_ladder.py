@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEXT_TASK
-from simulated_ladder import World, climb, statuses, with_documents
+from simulated_ladder import READER_QUALITY, World, climb, qa_task, statuses, with_documents
 
 from tunewise.deciding.next_step import next_step
 from tunewise.measuring.selection import suggested_command
@@ -161,9 +161,7 @@ def test_retrieval_that_finds_but_answers_that_miss_get_the_trained_reader(
     # A question-answering task: closed-book LoRA cannot know the facts and RAG's small model
     # cannot read the passages it is given, though retrieval finds the right document 90% of
     # the time. The hybrid, trained on the retrieving prompts, is step 4's candidate anyway.
-    (tmp_path / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
-    text = with_documents(load_task(tmp_path / "task.yaml"), tmp_path)
-    quality = {"zero-shot": 0.1, "few-shot": 0.12, "rag": 0.05, "lora": 0.08, "hybrid": 0.6}
+    text, quality = qa_task(tmp_path), READER_QUALITY
     _, record = climb(text, World(quality, metric="token_f1", recall_at_5=0.9))
     step4 = next(s for s in record.steps if s.step == 4)
     assert step4.status == "run" and step4.candidates == ("hybrid",)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TEXT_TASK
-from simulated_ladder import World, climb, statuses, with_documents
+from simulated_ladder import READER_QUALITY, World, climb, qa_task, statuses, with_documents
 
 from tunewise.core.budget import parse_budget
 from tunewise.deciding.ladder import min_test_examples
@@ -302,9 +301,7 @@ def test_the_trained_reader_is_priced_at_what_rags_answers_cost_against_the_base
 ) -> None:
     # RAG's answers cost 5x zero-shot's here (long passages): the hybrid, trained and answering
     # with them, is priced at 5x the short prompt's training and answers, not at the floor 2x.
-    (tmp_path / "task.yaml").write_text(TEXT_TASK, encoding="utf-8")
-    text = with_documents(load_task(tmp_path / "task.yaml"), tmp_path)
-    quality = {"zero-shot": 0.1, "few-shot": 0.12, "rag": 0.05, "lora": 0.08, "hybrid": 0.6}
+    text, quality = qa_task(tmp_path), READER_QUALITY
 
     def step_4_estimate(rag_seconds: float) -> float:
         per_answer = {"zero-shot": 2.0, "few-shot": 2.0, "rag": rag_seconds, "hybrid": 2.0}
