@@ -182,7 +182,9 @@ def plan_ladder(
         backend=answering, measure=partial(measure, run), deadline=deadline,
     )  # fmt: skip
     here = trains_here(run, settings)
-    if here:  # training is first priced from reading a prompt, never from generating an answer
+    # Training is first priced from reading a prompt, never from generating an answer; only a
+    # budget or `tunewise plan`'s deadline uses that price (else the warm-up trains at 40).
+    if here and (run.options.budget is not None or deadline is not None):
         pair = timed_pair(run.test)
         timing = with_reading_rate(timing, run.task, baseline, run.dataset, pair, answering)
     size = warm_up_size(timing, run.options.budget)

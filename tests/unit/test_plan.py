@@ -26,7 +26,7 @@ from tunewise.deciding.plan import (
 from tunewise.inference.predict import Prediction
 from tunewise.measuring.candidate import CandidateResult
 from tunewise.measuring.timing import Timing
-from tunewise.task.config import TextFormat
+from tunewise.task.config import Task, TextFormat
 
 pytestmark = pytest.mark.usefixtures("contained_environment")
 
@@ -38,6 +38,12 @@ def timing(**changes: object) -> Timing:
         "test_examples": 300, "epochs": 2, "redraws": 3,
     }  # fmt: skip
     return Timing(**(values | changes))  # type: ignore[arg-type]
+
+
+def as_text_task(task: Task) -> Task:
+    """The same task with generated (free-text) answers."""
+    writing = task.contract.model_copy(update={"output_format": TextFormat(type="text")})
+    return task.model_copy(update={"contract": writing})
 
 
 def test_each_step_is_priced_small_and_full_from_the_measured_rates() -> None:
@@ -159,9 +165,7 @@ def test_training_is_first_priced_from_reading_a_prompt_never_from_generating_an
     from tunewise.task.data import Example
     from tunewise.task.loading import load_task
 
-    labels = load_task(tiny_task)
-    writing = labels.contract.model_copy(update={"output_format": TextFormat(type="text")})
-    task = labels.model_copy(update={"contract": writing})
+    task = as_text_task(load_task(tiny_task))
     dataset, _ = load_data(task, RunOptions())
     pair = [Example(f"t{i}", "a long input " * 30, "its summary", f"x:{i}") for i in range(2)]
     baseline = ladder_settings(task)("zero-shot")
@@ -222,8 +226,7 @@ def test_generation_is_timed_in_one_batch_as_wide_as_the_first_round(
     from tunewise.task.loading import load_task
 
     labels = load_task(tiny_task)
-    writing = labels.contract.model_copy(update={"output_format": TextFormat(type="text")})
-    text = labels.model_copy(update={"contract": writing})
+    text = as_text_task(labels)
     scripted.batch_size = 32
     assert answers_timed(labels, scripted) == 8  # labels are scored an input at a time
     assert answers_timed(text, scripted) == 24  # the first round's answers, in one batch

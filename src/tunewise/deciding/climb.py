@@ -24,6 +24,7 @@ from tunewise.deciding.ladder import (
     strategies_for,
     verdict_text,
 )
+from tunewise.deciding.plan import PASSAGES_FACTOR
 from tunewise.deciding.prompting_rounds import measure_prompting, no_room, seconds_per_answer
 from tunewise.deciding.room_for_training import gives_way_to_training
 from tunewise.deciding.training_steps import TITLES, trained_step, training_estimate
@@ -39,7 +40,6 @@ from tunewise.task.data import sample_examples, stratify_by_label
 RERANK_DEPTH = 10
 RERANK_COST = 3.0
 READER_RECALL = 0.6  # retrieval finds this share of gold documents: the reading is what misses
-PASSAGES_FACTOR = 2.0  # a hybrid's answer or training example, at least, against the short prompt's
 FAMILY_OF_STEP = {2: "retrieval", 3: "fine-tuning", 4: "hybrid"}
 
 

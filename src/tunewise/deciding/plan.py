@@ -30,6 +30,9 @@ from tunewise.task.config import Task
 
 REDRAW_EXAMPLES = 60  # few-shot's demo re-draws answer this many examples per extra draw
 MIN_TRAIN_SUBSAMPLE = 100  # a smaller fine-tuning subsample says little about the full set
+# A hybrid's answer or training example, at least, against the short prompt's (the ladder
+# prices step 4 at RAG's measured cost against the baseline's where that is more).
+PASSAGES_FACTOR = 2.0
 FIXED_SECONDS = 20.0  # per trained candidate: base model and adapter loads, validation passes
 SERVICE_EPOCHS = 3  # a service job's epochs when its n_epochs is "auto" (the service decides)
 SERVICE_VALIDATION = 0.1  # the share of train a service job holds out (hosted-fine-tuning's)
@@ -122,7 +125,7 @@ def plan(
         steps.append(_trained(timing, prices, 3, "fine-tuning", tuned, zero, goal))
         if rag is not None:
             both = first_in_ladder("hybrid")
-            steps.append(_trained(timing, prices, 4, "hybrid", both, rag, goal, 2.0))
+            steps.append(_trained(timing, prices, 4, "hybrid", both, rag, goal, PASSAGES_FACTOR))
     elif prices.service_epochs is not None:
         for step, family, tokens in ((3, "fine-tuning", zero), (4, "hybrid", rag)):
             name = next((s.name for s in ladder_strategies(family) if s.trains_remotely), None)
